@@ -1,0 +1,2 @@
+// Package tools pins the etcd server the test environment builds.
+package tools
