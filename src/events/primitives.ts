@@ -1,0 +1,45 @@
+// Shared io-ts codecs for the values that appear inside events and topic messages.
+// Pure. These codecs are the single source of truth for the wire format; types derive from them.
+import * as t from 'io-ts';
+
+/** A Kubernetes label selector, as in metav1.LabelSelector (kept verbatim from the API object). */
+export const LabelSelectorRequirement = t.intersection([
+  t.type({
+    key: t.string,
+    operator: t.keyof({ In: null, NotIn: null, Exists: null, DoesNotExist: null }),
+  }),
+  t.partial({ values: t.array(t.string) }),
+]);
+export type LabelSelectorRequirement = t.TypeOf<typeof LabelSelectorRequirement>;
+
+export const LabelSelector = t.partial({
+  matchLabels: t.record(t.string, t.string),
+  matchExpressions: t.array(LabelSelectorRequirement),
+});
+export type LabelSelector = t.TypeOf<typeof LabelSelector>;
+
+export const Labels = t.record(t.string, t.string);
+export type Labels = t.TypeOf<typeof Labels>;
+
+/** The kinds the watcher publishes. Liveness events name the Node they are about. */
+export const ObjectKind = t.keyof({
+  StaticEgressIP: null,
+  ClusterStaticEgressIP: null,
+  StaticEgressIPPool: null,
+  Service: null,
+  EndpointSlice: null,
+  Pod: null,
+  Node: null,
+  Namespace: null,
+});
+export type ObjectKind = t.TypeOf<typeof ObjectKind>;
+
+/**
+ * The Kubernetes object an event is about. uid and resourceVersion are absent only for facts
+ * that do not come from an API object version (liveness, list markers).
+ */
+export const ObjectRef = t.intersection([
+  t.type({ kind: ObjectKind, name: t.string }),
+  t.partial({ namespace: t.string, uid: t.string, resourceVersion: t.string }),
+]);
+export type ObjectRef = t.TypeOf<typeof ObjectRef>;
