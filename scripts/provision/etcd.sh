@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Step: the etcd server behind the test kube-apiserver, built from tools/etcd (version pinned in
+# its go.mod; Debian's etcd 3.4 is too old for Kubernetes 1.34). Skips itself when go.mod/go.sum
+# are unchanged and the binary exists. Records ETCD_BIN in .cache/env.
+source "$(dirname "$0")/lib.sh"
+
+mod="$REPO_ROOT/tools/etcd"
+bin="$CACHE_DIR/bin/etcd"
+version=$(awk '$1 == "require" && $2 == "go.etcd.io/etcd/server/v3" { print $3 }' "$mod/go.mod")
+
+step_begin etcd "etcd $version from the Go module proxy (tools/etcd)"
+# The script is an input too: changing the build flags below must rebuild.
+hash=$(inputs_hash "$mod/go.mod" "$mod/go.sum" "${BASH_SOURCE[0]}")
+if stamp_ok etcd "$hash" && [ -x "$bin" ]; then
+  env_set ETCD_BIN "$bin"
+  step_end "up to date: $bin"
+  exit 0
+fi
+command -v go >/dev/null || die "go not found; the packages step installs golang-go"
+cd "$mod"
+# -mod=readonly: the committed go.sum is complete, so a build never edits the repo and a
+# tampered or missing checksum fails instead of being silently re-resolved.
+say "go build (log: $CACHE_DIR/logs/etcd-build.log)"
+run_logged etcd-build env CGO_ENABLED=0 GOFLAGS='-mod=readonly -buildvcs=false' \
+  go build -trimpath -ldflags='-s -w' -o "$bin" go.etcd.io/etcd/server/v3
+stamp_set etcd "$hash"
+env_set ETCD_BIN "$bin"
+step_end "$("$bin" --version | head -n 1)"
