@@ -1,0 +1,324 @@
+// Reads this node's desired state from kseip.node-rules.v1. Effectful: owns one kafkajs consumer
+// (in a group of its own) and one admin client; the catch-up and generation rules are the pure
+// follower in ./node-rules-follower.ts.
+//
+// Why a group per process with a custom assigner: kafkajs has no manual partition assignment, and
+// an agent needs exactly the partition its key lands on. The producer (projector) uses kafkajs'
+// default partitioner (murmur2 of the key, modulo the partition count), so computeNodePartition
+// runs that very partitioner. The group is unique per agent process (`kseip-agent-<node>-<boot>`):
+// a restarted agent then never waits for the coordinator to expire the killed process's
+// membership (up to a session timeout) before it gets its partition. Nothing is committed: the
+// topic is compacted, every start reads the partition from the beginning anyway, and a re-join
+// after a broker restart simply re-reads (the follower ignores what it already delivered).
+//
+// Records of other nodes' keys are skipped without decoding. Records of this node that do not
+// decode go to the dead-letter topic and are otherwise ignored; the consumer never stops on them.
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  AssignerProtocol,
+  Partitioners,
+  type Admin,
+  type Consumer,
+  type EachBatchPayload,
+  type Kafka,
+  type PartitionAssigner,
+  type PartitionMetadata,
+} from 'kafkajs';
+import { decodeNodeRules, type NodeRules } from '../events/node-rules.ts';
+import { TOPICS } from '../events/topics.ts';
+import type { DeadLetterSink } from '../lib/dead-letter.ts';
+import type { Logger } from '../lib/log.ts';
+import {
+  evolveFollower,
+  isCaughtUp,
+  startFollower,
+  type FollowerInput,
+  type FollowerState,
+} from './node-rules-follower.ts';
+
+/** The partition kafkajs' default partitioner (the projector's) puts `node`'s records in. */
+export function computeNodePartition(node: string, partitions: number): number {
+  const partitionMetadata: PartitionMetadata[] = Array.from({ length: partitions }, (_, partitionId) => ({
+    partitionId,
+    leader: 0,
+    partitionErrorCode: 0,
+    replicas: [0],
+    isr: [0],
+  }));
+  return Partitioners.DefaultPartitioner()({
+    topic: TOPICS.nodeRules,
+    partitionMetadata,
+    message: { key: node, value: null },
+  });
+}
+
+const ASSIGNER_NAME = 'KseipSinglePartitionAssigner';
+
+/** Gives every member of the group exactly `partition` of `topic` (one member in practice). */
+export function singlePartitionAssigner(topic: string, partition: number): PartitionAssigner {
+  return () => ({
+    name: ASSIGNER_NAME,
+    version: 0,
+    assign({ members }) {
+      return Promise.resolve(
+        members.map(({ memberId }) => ({
+          memberId,
+          memberAssignment: AssignerProtocol.MemberAssignment.encode({
+            version: 0,
+            assignment: { [topic]: [partition] },
+            userData: Buffer.alloc(0),
+          }),
+        })),
+      );
+    },
+    protocol({ topics }) {
+      return {
+        name: ASSIGNER_NAME,
+        metadata: AssignerProtocol.MemberMetadata.encode({ version: 0, topics, userData: Buffer.alloc(0) }),
+      };
+    },
+  });
+}
+
+export interface NodeRulesConsumerOptions {
+  kafka: Kafka;
+  node: string;
+  /** Partition count the projector produces with; the broker's actual count wins if they differ. */
+  partitions: number;
+  topic?: string;
+  /** Called with every full desired state to apply: once after catch-up, then on each newer one. */
+  onDesired: (rules: NodeRules) => void;
+  deadLetter: DeadLetterSink;
+  log: Logger;
+  /** Consumer group; default unique per process (see the header). */
+  groupId?: string;
+}
+
+/** What the agent needs from its feed of desired state (a fake implements it in unit tests). */
+export interface NodeRulesFeed {
+  /** Resolves once the consumer runs (retrying until the broker answers); not when caught up. */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  caughtUp(): boolean;
+  /** Highest generation seen in any record for this node, delivered or not. */
+  latestSeenGeneration(): number | undefined;
+  /** The last delivered desired state. */
+  current(): NodeRules | undefined;
+  /**
+   * Resolves once everything written to the partition before this call has been read (and so
+   * delivered, if newer). Used before a fenced gateway takes its egress IPs back, so it acts on
+   * what the projector decided while it was cut off, not on what it knew before.
+   */
+  syncToEnd(signal?: AbortSignal): Promise<void>;
+}
+
+export interface NodeRulesConsumer extends NodeRulesFeed {
+  /** The partition this node's key lives in (known after start). */
+  partition(): number | undefined;
+}
+
+export function createNodeRulesConsumer(opts: NodeRulesConsumerOptions): NodeRulesConsumer {
+  const { kafka, node, log } = opts;
+  const topic = opts.topic ?? TOPICS.nodeRules;
+  const groupId = opts.groupId ?? `kseip-agent-${node}-${randomUUID().slice(0, 8)}`;
+  const lifetime = new AbortController();
+
+  let admin: Admin | undefined;
+  let consumer: Consumer | undefined;
+  let partition: number | undefined;
+  let follower: FollowerState | undefined;
+  let delivered: NodeRules | undefined;
+  /** Highest offset known read (inclusive); -1 before anything. */
+  let consumedThrough = -1n;
+  let waiters: { target: bigint; resolve: () => void }[] = [];
+  let restarting = false;
+
+  function deliver(rules: NodeRules): void {
+    delivered = rules;
+    opts.onDesired(rules);
+  }
+
+  function step(input: FollowerInput): void {
+    if (follower === undefined) return;
+    const wasCaughtUp = isCaughtUp(follower);
+    const next = evolveFollower(follower, input);
+    follower = next.state;
+    if (!wasCaughtUp && isCaughtUp(next.state))
+      log.info({ node, partition, topic }, 'caught up with node-rules');
+    if (next.deliver !== undefined) deliver(next.deliver);
+  }
+
+  function positionReached(offset: bigint): void {
+    if (offset > consumedThrough) consumedThrough = offset;
+    step({ type: 'PositionReached', offset });
+    const ready = waiters.filter((w) => consumedThrough >= w.target - 1n);
+    waiters = waiters.filter((w) => consumedThrough < w.target - 1n);
+    for (const w of ready) w.resolve();
+  }
+
+  function eachBatch({ batch }: EachBatchPayload): Promise<void> {
+    for (const message of batch.messages) {
+      if (message.key === null || message.key.toString('utf8') !== node) continue;
+      const offset = BigInt(message.offset);
+      if (message.value === null) {
+        step({ type: 'RecordRead', record: { offset, rules: null } });
+        continue;
+      }
+      const decoded = decodeNodeRules(message.value);
+      const rules = decoded._tag === 'Right' && decoded.right.node === node ? decoded.right : undefined;
+      if (rules === undefined) {
+        opts.deadLetter.send({
+          sourceTopic: topic,
+          partition: batch.partition,
+          offset: message.offset,
+          key: message.key,
+          value: message.value,
+          reason:
+            decoded._tag === 'Left'
+              ? decoded.left.reason
+              : `record keyed ${JSON.stringify(node)} is for node ${JSON.stringify(decoded.right.node)}`,
+        });
+        continue;
+      }
+      step({ type: 'RecordRead', record: { offset, rules } });
+    }
+    return Promise.resolve();
+  }
+
+  async function resolvePartition(a: Admin): Promise<number> {
+    const metadata = await a.fetchTopicMetadata({ topics: [topic] });
+    const actual = metadata.topics[0]?.partitions.length ?? 0;
+    if (actual === 0) throw new Error(`topic ${topic} has no partitions (does it exist?)`);
+    if (actual !== opts.partitions) {
+      log.warn(
+        { topic, configured: opts.partitions, actual },
+        "node-rules partition count differs from configuration; using the broker's, which the producer uses too",
+      );
+    }
+    return computeNodePartition(node, actual);
+  }
+
+  async function fetchEnd(a: Admin, p: number): Promise<{ low: bigint; high: bigint }> {
+    const offsets = await a.fetchTopicOffsets(topic);
+    const mine = offsets.find((o) => o.partition === p);
+    if (mine === undefined) throw new Error(`no offsets for ${topic}/${p}`);
+    return { low: BigInt(mine.low), high: BigInt(mine.high) };
+  }
+
+  async function runConsumer(p: number): Promise<void> {
+    const c = kafka.consumer({
+      groupId,
+      partitionAssigners: [singlePartitionAssigner(topic, p)],
+      allowAutoTopicCreation: false,
+      // Short long-polls so stop() and new records are prompt; the partition is small anyway.
+      maxWaitTimeInMs: 250,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1_000,
+      retry: { retries: 10, initialRetryTime: 100, maxRetryTime: 2_000 },
+    });
+    consumer = c;
+    // Batch events also fire for batches that held only transaction markers (which eachBatch
+    // never sees): the projector writes transactionally, so the end offset can be a marker.
+    c.on(c.events.END_BATCH_PROCESS, ({ payload }) => {
+      if (payload.topic === topic && payload.partition === p) positionReached(BigInt(payload.lastOffset));
+    });
+    c.on(c.events.CRASH, ({ payload }) => {
+      log.warn({ err: payload.error, restart: payload.restart, groupId }, 'node-rules consumer crashed');
+      if (!payload.restart) void restartConsumer(p);
+    });
+    await c.connect();
+    await c.subscribe({ topic, fromBeginning: true });
+    await c.run({ autoCommit: false, eachBatchAutoResolve: true, eachBatch });
+  }
+
+  /** kafkajs gives up on non-retriable errors; a fresh consumer is the way back. */
+  async function restartConsumer(p: number): Promise<void> {
+    if (restarting || lifetime.signal.aborted) return;
+    restarting = true;
+    try {
+      await consumer?.disconnect().catch(() => undefined);
+      for (let backoff = 200; !lifetime.signal.aborted; backoff = Math.min(backoff * 2, 5_000)) {
+        await sleep(backoff, undefined, { signal: lifetime.signal }).catch(() => undefined);
+        if (lifetime.signal.aborted) return;
+        try {
+          await runConsumer(p);
+          return;
+        } catch (err) {
+          log.warn({ err, backoff }, 'node-rules consumer restart failed; retrying');
+          await consumer?.disconnect().catch(() => undefined);
+        }
+      }
+    } finally {
+      restarting = false;
+    }
+  }
+
+  /** The first successful look fixes the partition and the catch-up target; retries keep them. */
+  async function initialize(a: Admin): Promise<number> {
+    if (partition !== undefined && follower !== undefined) return partition;
+    const p = await resolvePartition(a);
+    const { low, high } = await fetchEnd(a, p);
+    partition = p;
+    log.info({ node, topic, partition: p, groupId, low: String(low), high: String(high) }, 'catching up');
+    const started = startFollower(node, low, high);
+    follower = started.state;
+    if (high <= low) consumedThrough = high - 1n;
+    if (started.deliver !== undefined) {
+      log.info({ node, partition: p, topic }, 'caught up with node-rules (partition empty)');
+      deliver(started.deliver);
+    }
+    return p;
+  }
+
+  return {
+    partition: () => partition,
+    caughtUp: () => follower !== undefined && isCaughtUp(follower),
+    latestSeenGeneration: () => follower?.latestGeneration,
+    current: () => delivered,
+
+    async start() {
+      for (let backoff = 100; ; backoff = Math.min(backoff * 2, 5_000)) {
+        lifetime.signal.throwIfAborted();
+        try {
+          admin ??= kafka.admin({ retry: { retries: 3, initialRetryTime: 100 } });
+          await admin.connect();
+          await runConsumer(await initialize(admin));
+          return;
+        } catch (err) {
+          if (lifetime.signal.aborted) throw err;
+          log.warn({ err, backoff }, 'node-rules consumer could not start; retrying');
+          await consumer?.disconnect().catch(() => undefined);
+          consumer = undefined;
+          await sleep(backoff, undefined, { signal: lifetime.signal }).catch(() => undefined);
+        }
+      }
+    },
+
+    async syncToEnd(signal) {
+      const p = partition;
+      if (admin === undefined || p === undefined) throw new Error('node-rules consumer not started');
+      const { high } = await fetchEnd(admin, p);
+      if (consumedThrough >= high - 1n) return;
+      signal?.throwIfAborted();
+      await new Promise<void>((resolve, reject) => {
+        const waiter = { target: high, resolve };
+        waiters.push(waiter);
+        signal?.addEventListener(
+          'abort',
+          () => {
+            waiters = waiters.filter((w) => w !== waiter);
+            reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+          },
+          { once: true },
+        );
+      });
+    },
+
+    async stop() {
+      lifetime.abort();
+      await consumer?.disconnect().catch((err: unknown) => log.warn({ err }, 'consumer disconnect failed'));
+      await admin?.disconnect().catch((err: unknown) => log.warn({ err }, 'admin disconnect failed'));
+    },
+  };
+}
