@@ -1,0 +1,266 @@
+// The node agent's dataplane: renders a NodeRules into kernel state (one nftables table, VXLAN
+// devices, routing tables/rules, neighbour/fdb entries, egress-IP addresses) and applies it
+// idempotently, inside the given network namespace. Effectful; owns exactly the objects named
+// by dataplane-model.ts and nothing else.
+//
+// Apply order (add before remove; traffic is never without a path):
+//   1. ip batch: create missing devices (down), sysctl rp_filter=2 on them, then
+//      ip batch: up/mtu/mac, neighbours, routes, rules, addresses; bridge batch: fdb entries
+//   2. one `nft -f` transaction: sets, elements, chains (atomic)
+//   3. bridge/ip batch: remove what is no longer desired
+//   4. gratuitous ARP for newly acquired egress IPs (in the background)
+// Unchanged desired state writes nothing. After a failed apply the next attempt re-reads the
+// kernel and rewrites every set and chain in one transaction (full resync), with backoff.
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import type { NodeRules } from '../events/node-rules.ts';
+import {
+  addressLabel,
+  computeKernelState,
+  computeMarkLayout,
+  EMPTY_KERNEL_STATE,
+  type DataplaneConfig,
+  type DataplaneModelError,
+  type KernelState,
+} from './dataplane-model.ts';
+import { computeIpPlan, isEmptyIpPlan, type IpPlan } from './ip-transaction.ts';
+import { createKernelRunner, runChecked, type KernelRunner } from './kernel-exec.ts';
+import { readKernelState, type KernelSnapshot, type Ownership } from './kernel-read.ts';
+import { computeNftTransaction, renderNftTransaction, type NftOp } from './nft-transaction.ts';
+
+export type { DataplaneConfig } from './dataplane-model.ts';
+export { DEFAULT_DATAPLANE_CONFIG } from './dataplane-model.ts';
+
+export interface ApplyResult {
+  changed: boolean;
+  durationMs: number;
+}
+
+export interface Dataplane {
+  /** Full desired state; unchanged state writes nothing. */
+  reconcile(desired: NodeRules): Promise<ApplyResult>;
+  /** True if the kernel no longer matches the last applied state (then the caller reconciles). */
+  checkDrift(): Promise<boolean>;
+  /** Self-fencing: drop held egress IPs now. Reconcile again only once allowed to hold them. */
+  withdrawEgressIPs(): Promise<void>;
+  /** Leave nothing of ours behind. */
+  removeAll(): Promise<void>;
+  /** Resolves once every gratuitous ARP announcement started so far has finished. */
+  settled(): Promise<void>;
+  /** Kernel write commands run so far (ip/bridge batches, nft transactions, sysctl writes). */
+  kernelWrites(): number;
+}
+
+/** The desired state could not be computed: retrying the same input cannot help. */
+export class DataplaneModelFailure extends Error {
+  readonly retriable = false;
+  readonly detail: DataplaneModelError;
+  constructor(detail: DataplaneModelError) {
+    super(`${detail._tag}: ${detail.reason}`);
+    this.name = 'DataplaneModelFailure';
+    this.detail = detail;
+  }
+}
+
+export interface DataplaneDeps {
+  readonly runner?: KernelRunner;
+  /** Attempts per apply (the first included) and the first backoff; doubled each retry. */
+  readonly attempts?: number;
+  readonly backoffMs?: number;
+  /** Gratuitous ARP: count and spacing. The kernel ignores neighbour updates within locktime
+   *  (1 s) of the previous one, so a few announcements spread over a second are needed. */
+  readonly garpCount?: number;
+  readonly garpIntervalSec?: number;
+}
+
+/** States compare by rule ids, never by rule text (the kernel cannot give the text back). */
+function comparable(state: KernelState): string {
+  return JSON.stringify({
+    ...state,
+    nft:
+      state.nft === undefined
+        ? undefined
+        : {
+            sets: state.nft.sets,
+            chains: state.nft.chains.map((c) => ({ ...c, rules: c.rules.map((r) => r.id) })),
+          },
+  });
+}
+
+export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: DataplaneDeps = {}): Dataplane {
+  const runner = deps.runner ?? createKernelRunner(cfg.netns);
+  const attempts = deps.attempts ?? 4;
+  const backoffMs = deps.backoffMs ?? 100;
+  const garpCount = deps.garpCount ?? 3;
+  const garpIntervalSec = deps.garpIntervalSec ?? 0.5;
+  const layout = computeMarkLayout(cfg.markMask);
+  const label = addressLabel(cfg.uplink);
+  if (layout._tag === 'Left') throw new DataplaneModelFailure(layout.left);
+  if (label._tag === 'Left') throw new DataplaneModelFailure(label.left);
+  const own: Ownership = {
+    uplink: cfg.uplink,
+    label: label.right,
+    rulePriority: cfg.rulePriority,
+    tableBase: cfg.tableBase,
+    maxSlot: layout.right.maxSlot,
+  };
+
+  /** What we last wrote (or found to be true); undefined until the first apply. */
+  let applied: { state: KernelState; uplinkMtu: number } | undefined;
+  /** The kernel is not trusted to equal `applied`: read it before the next diff, resync fully. */
+  let dirty = true;
+  let full = false;
+  const announcements = new Set<Promise<void>>();
+  /** Serialises every operation: the runtime may call checkDrift while a reconcile runs. */
+  let queue: Promise<unknown> = Promise.resolve();
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+    const next = queue.then(fn, fn);
+    queue = next.catch(() => undefined);
+    return next;
+  };
+
+  const read = (): Promise<KernelSnapshot> => readKernelState(runner, own);
+
+  async function applyPlan(ip: IpPlan, nftOps: readonly NftOp[]): Promise<void> {
+    const nftText = renderNftTransaction(nftOps);
+    if (ip.createLinks.length > 0) await ipBatch(ip.createLinks);
+    if (ip.sysctls.length > 0) {
+      await runChecked(
+        runner,
+        'sysctl',
+        ['-q', '-w', ...ip.sysctls.map((s) => `${s.key}=${s.value}`)],
+        { write: true },
+      );
+    }
+    if (ip.adds.length > 0) await ipBatch(ip.adds);
+    if (ip.fdbAdds.length > 0) await bridgeBatch(ip.fdbAdds);
+    if (nftText !== '') await runChecked(runner, 'nft', ['-f', '-'], { input: nftText, write: true });
+    if (ip.fdbRemoves.length > 0) await bridgeBatch(ip.fdbRemoves);
+    if (ip.removes.length > 0) await ipBatch(ip.removes);
+  }
+
+  const ipBatch = (lines: readonly string[]): Promise<string> =>
+    runChecked(runner, 'ip', ['-batch', '-'], { input: lines.join('\n') + '\n', write: true });
+  const bridgeBatch = (lines: readonly string[]): Promise<string> =>
+    runChecked(runner, 'bridge', ['-batch', '-'], { input: lines.join('\n') + '\n', write: true });
+
+  function announce(ips: readonly string[]): void {
+    for (const ip of ips) {
+      // Unsolicited ARP replies with the egress IP as sender: an upstream neighbour entry for it
+      // moves to our MAC. arping exits non-zero because nobody answers; that is normal.
+      const args = ['-q', '-U', '-P', '-S', ip, '-i', cfg.uplink, '-c', String(garpCount), '-W', String(garpIntervalSec), ip];
+      const p = runner
+        .run('arping', args, { timeoutMs: 10_000 })
+        .then((r) => {
+          if (/permission|no such device|cannot|error/i.test(r.stderr)) {
+            log.warn({ egressIP: ip, stderr: r.stderr.trim() }, 'gratuitous ARP failed');
+          } else {
+            log.debug({ egressIP: ip }, 'gratuitous ARP sent');
+          }
+        })
+        .catch((err: unknown) => log.warn({ egressIP: ip, err }, 'gratuitous ARP failed'))
+        .finally(() => announcements.delete(p));
+      announcements.add(p);
+    }
+  }
+
+  /** Brings the kernel to `target`, re-reading and resyncing fully on failure, with backoff. */
+  async function converge(target: (uplinkMtu: number) => KernelState): Promise<boolean> {
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      try {
+        let current: KernelSnapshot;
+        if (dirty || applied === undefined) current = await read();
+        else current = { state: applied.state, uplinkMtu: applied.uplinkMtu };
+        const desired = target(current.uplinkMtu);
+        const resync = full;
+        const plan = computeIpPlan(desired, current.state);
+        const nftOps = computeNftTransaction(desired.nft, current.state.nft, resync);
+        const changed = !isEmptyIpPlan(plan) || nftOps.length > 0;
+        if (changed) {
+          await applyPlan(plan, nftOps);
+          announce(plan.acquired);
+        }
+        applied = { state: desired, uplinkMtu: current.uplinkMtu };
+        dirty = false;
+        full = false;
+        return changed;
+      } catch (err) {
+        if (err instanceof DataplaneModelFailure) throw err;
+        lastError = err;
+        dirty = true;
+        full = true;
+        log.warn({ err, attempt, attempts }, 'dataplane apply failed; next attempt resyncs fully');
+        if (attempt < attempts) await sleep(backoffMs * 2 ** (attempt - 1));
+      }
+    }
+    throw lastError;
+  }
+
+  function desiredFrom(rules: NodeRules): (uplinkMtu: number) => KernelState {
+    return (uplinkMtu) => {
+      const computed = computeKernelState(cfg, rules, uplinkMtu);
+      if (computed._tag === 'Left') throw new DataplaneModelFailure(computed.left);
+      if (computed.right.skipped.length > 0) {
+        log.warn({ node: rules.node, skipped: computed.right.skipped }, 'skipped values the dataplane cannot apply');
+      }
+      return computed.right.state;
+    };
+  }
+
+  return {
+    reconcile: (desired) =>
+      serial(async () => {
+        const started = performance.now();
+        // The cheap path: same input as last time and nothing suspicious since → no reads, no writes.
+        if (!dirty && applied !== undefined) {
+          const computed = computeKernelState(cfg, desired, applied.uplinkMtu);
+          if (computed._tag === 'Right' && comparable(computed.right.state) === comparable(applied.state)) {
+            return { changed: false, durationMs: performance.now() - started };
+          }
+        }
+        const changed = await converge(desiredFrom(desired));
+        const durationMs = performance.now() - started;
+        if (changed) log.info({ node: desired.node, generation: desired.generation, durationMs }, 'dataplane applied');
+        return { changed, durationMs };
+      }),
+
+    checkDrift: () =>
+      serial(async () => {
+        if (applied === undefined) return dirty;
+        const now = await read();
+        const drifted =
+          now.uplinkMtu !== applied.uplinkMtu || comparable(now.state) !== comparable(applied.state);
+        if (drifted) {
+          dirty = true;
+          log.warn({ uplinkMtu: now.uplinkMtu }, 'dataplane drift: kernel state differs from the last apply');
+        }
+        return drifted;
+      }),
+
+    withdrawEgressIPs: () =>
+      serial(async () => {
+        // Read the kernel, not our memory: after a restart we may hold addresses we never wrote.
+        const now = await read();
+        const lines = now.state.addresses.map((a) => `address del ${a.ip.includes('/') ? a.ip : `${a.ip}/32`} dev ${a.dev}`);
+        if (lines.length > 0) await ipBatch(lines);
+        log.warn({ withdrawn: now.state.addresses.map((a) => a.ip) }, 'egress IPs withdrawn');
+        // The withdrawal is the new truth: a drift check must not bring the addresses back.
+        if (applied !== undefined) applied = { ...applied, state: { ...applied.state, addresses: [] } };
+      }),
+
+    removeAll: () =>
+      serial(async () => {
+        await Promise.all(announcements);
+        dirty = true;
+        await converge(() => EMPTY_KERNEL_STATE);
+        log.info('dataplane removed');
+      }),
+
+    settled: async () => {
+      while (announcements.size > 0) await Promise.all(announcements);
+    },
+
+    kernelWrites: () => runner.writes,
+  };
+}
