@@ -14,6 +14,7 @@ import {
   option,
   type ConfigOf,
 } from '../lib/config.ts';
+import { DEFAULT_DATAPLANE_CONFIG } from './dataplane-model.ts';
 
 export const agentConfigSpec = {
   nodeName: option({
@@ -47,36 +48,36 @@ export const agentConfigSpec = {
     flag: '--mark-mask',
     env: 'KSEIP_MARK_MASK',
     codec: intFromString(1, 0xffffffff),
-    default: 0x00ff0000,
-    doc: 'the packet-mark bits this agent may use (contiguous, e.g. 0x00ff0000); other bits are never touched',
+    default: DEFAULT_DATAPLANE_CONFIG.markMask,
+    doc: 'the packet-mark bits this agent may use (contiguous, e.g. 0x0fff0000); other bits are never touched',
   }),
   tableBase: option({
     flag: '--table-base',
     env: 'KSEIP_TABLE_BASE',
     codec: intFromString(1, 0xfffffeff),
-    default: 7400,
+    default: DEFAULT_DATAPLANE_CONFIG.tableBase,
     doc: 'routing table of slot s is table-base + s',
   }),
   rulePriority: option({
     flag: '--rule-priority',
     env: 'KSEIP_RULE_PRIORITY',
     codec: intFromString(1, 32765),
-    default: 7400,
+    default: DEFAULT_DATAPLANE_CONFIG.rulePriority,
     doc: 'priority of our ip rules; must sort before the main table (32766)',
   }),
   vniBase: option({
     flag: '--vni-base',
     env: 'KSEIP_VNI_BASE',
     codec: intFromString(1, 16_777_000),
-    default: 7_400_000,
+    default: DEFAULT_DATAPLANE_CONFIG.vniBase,
     doc: 'VXLAN VNI of slot s is vni-base + s',
   }),
   vxlanPort: option({
     flag: '--vxlan-port',
     env: 'KSEIP_VXLAN_PORT',
     codec: PortFromString,
-    default: 4789,
-    doc: 'UDP port of our VXLAN tunnels',
+    default: DEFAULT_DATAPLANE_CONFIG.vxlanPort,
+    doc: "UDP port of our VXLAN tunnels; must differ from the CNI's (flannel 8472, Calico 4789)",
   }),
   neverSteer: option({
     flag: '--never-steer',

@@ -43,6 +43,14 @@ export const LINK_PREFIX = 'kseip-v';
 export const TUNNEL_NEXT_HOP = '169.254.42.1';
 /** VXLAN encapsulation: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
 export const VXLAN_OVERHEAD = 50;
+/**
+ * The address of every gateway tunnel device. The kernel's reverse-path check fails for ANY
+ * rp_filter mode other than 0 on a device without an IPv4 address (fib_validate_source jumps to
+ * "last resort" and rejects), and 0 only counts if net.ipv4.conf.all.rp_filter is 0 too, which we
+ * must never change. With an address, loose mode (2) on the device passes. It must differ from
+ * TUNNEL_NEXT_HOP: an on-link next hop that is a local address is rejected.
+ */
+export const TUNNEL_DEVICE_ADDRESS = '169.254.42.2';
 /** IPv4 20 + TCP 20 header bytes: MSS = MTU - 40. */
 const TCP_IP_HEADERS = 40;
 /** Our NAT chain runs before the CNI's (srcnat = 100): the first NAT chain that binds a flow wins. */
@@ -129,6 +137,9 @@ export interface FdbSpec {
 }
 
 export interface AddressSpec {
+  /** `egress`: a held egress IP on the uplink (announced by gratuitous ARP when acquired);
+   *  `tunnel`: the link-local address a gateway's tunnel device needs for reverse-path checks. */
+  readonly kind: 'egress' | 'tunnel';
   readonly ip: string;
   readonly dev: string;
   readonly label: string;
@@ -383,7 +394,7 @@ export const routeKey = (r: RouteSpec): string => `${r.table} ${r.dst}`;
 export const ruleKey = (r: RuleSpec): string => `${r.priority} ${hex(r.mark)}/${hex(r.mask)} ${r.table}`;
 export const neighKey = (n: NeighSpec): string => `${n.dev} ${n.ip}`;
 export const fdbKey = (f: FdbSpec): string => `${f.dev} ${f.mac}`;
-export const addressKey = (a: AddressSpec): string => a.ip;
+export const addressKey = (a: AddressSpec): string => `${a.dev} ${a.ip}`;
 export const sysctlKey = (s: SysctlSpec): string => s.key;
 
 export function rpFilterKey(dev: string): string {
@@ -596,9 +607,13 @@ export function computeKernelState(
     const egressIP = held.get(slot) ?? '';
     links.push(link(slot, gatewayMac(slot)));
     // Loose reverse-path filtering on our device only: the inner source is a remote pod whose
-    // route does not point at the tunnel. Effective value is max(all, dev), so 2 always wins.
+    // route does not point at the tunnel. Effective value is max(all, dev), so 2 always wins
+    // over 1; it needs the device to have an address (TUNNEL_DEVICE_ADDRESS).
     sysctls.push({ key: rpFilterKey(linkName(slot)), value: '2' });
-    addresses.push({ ip: egressIP, dev: cfg.uplink, label });
+    addresses.push(
+      { kind: 'egress', ip: egressIP, dev: cfg.uplink, label },
+      { kind: 'tunnel', ip: TUNNEL_DEVICE_ADDRESS, dev: linkName(slot), label: linkName(slot) },
+    );
   }
 
   const empty = plans.length === 0 && heldSlots.length === 0;

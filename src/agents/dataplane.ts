@@ -23,7 +23,7 @@ import {
   type DataplaneModelError,
   type KernelState,
 } from './dataplane-model.ts';
-import { computeIpPlan, isEmptyIpPlan, type IpPlan } from './ip-transaction.ts';
+import { computeIpPlan, isEmptyIpPlan, renderAddress, type IpPlan } from './ip-transaction.ts';
 import { createKernelRunner, runChecked, type KernelRunner } from './kernel-exec.ts';
 import { readKernelState, type KernelSnapshot, type Ownership } from './kernel-read.ts';
 import { computeNftTransaction, renderNftTransaction, type NftOp } from './nft-transaction.ts';
@@ -242,11 +242,14 @@ export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: Datapla
       serial(async () => {
         // Read the kernel, not our memory: after a restart we may hold addresses we never wrote.
         const now = await read();
-        const lines = now.state.addresses.map((a) => `address del ${a.ip.includes('/') ? a.ip : `${a.ip}/32`} dev ${a.dev}`);
-        if (lines.length > 0) await ipBatch(lines);
-        log.warn({ withdrawn: now.state.addresses.map((a) => a.ip) }, 'egress IPs withdrawn');
+        const held = now.state.addresses.filter((a) => a.kind === 'egress');
+        if (held.length > 0) await ipBatch(held.map((a) => renderAddress('del', a)));
+        log.warn({ withdrawn: held.map((a) => a.ip) }, 'egress IPs withdrawn');
         // The withdrawal is the new truth: a drift check must not bring the addresses back.
-        if (applied !== undefined) applied = { ...applied, state: { ...applied.state, addresses: [] } };
+        if (applied !== undefined) {
+          const addresses = applied.state.addresses.filter((a) => a.kind !== 'egress');
+          applied = { ...applied, state: { ...applied.state, addresses } };
+        }
       }),
 
     removeAll: () =>

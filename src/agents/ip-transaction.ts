@@ -79,8 +79,10 @@ export function renderRule(verb: 'add' | 'del', r: RuleSpec): string {
   return `rule ${verb} priority ${r.priority} fwmark ${hex(r.mark)}/${hex(r.mask)} lookup ${r.table}`;
 }
 
-function renderAddress(verb: 'replace' | 'del', a: AddressSpec): string {
-  return `address ${verb} ${a.ip}/32 dev ${a.dev}${verb === 'replace' ? ` label ${a.label}` : ''}`;
+export function renderAddress(verb: 'replace' | 'del', a: AddressSpec): string {
+  const prefix = a.ip.includes('/') ? '' : '/32';
+  const extra = verb === 'replace' ? (a.kind === 'tunnel' ? ' scope link' : ` label ${a.label}`) : '';
+  return `address ${verb} ${a.ip}${prefix} dev ${a.dev}${extra}`;
 }
 
 export function computeIpPlan(desired: KernelState, current: KernelState): IpPlan {
@@ -136,7 +138,7 @@ export function computeIpPlan(desired: KernelState, current: KernelState): IpPla
   for (const d of desired.addresses) {
     const c = curAddresses.get(addressKey(d));
     if (!sameJson(c, d)) adds.push(renderAddress('replace', d));
-    if (c === undefined) acquired.push(d.ip);
+    if (c === undefined && d.kind === 'egress') acquired.push(d.ip);
   }
 
   const fdbAdds: string[] = [];
@@ -172,7 +174,9 @@ export function computeIpPlan(desired: KernelState, current: KernelState): IpPla
   }
   for (const c of current.links) if (!desiredLinks.has(c.name)) removes.push(`link del ${c.name}`);
   const desiredAddresses = index(desired.addresses, addressKey);
-  for (const c of current.addresses) if (!desiredAddresses.has(addressKey(c))) removes.push(renderAddress('del', c));
+  for (const c of current.addresses) {
+    if (!desiredAddresses.has(addressKey(c)) && !linkGoes(c.dev)) removes.push(renderAddress('del', c));
+  }
 
   return { createLinks, sysctls, adds, fdbAdds, fdbRemoves, removes, acquired };
 }

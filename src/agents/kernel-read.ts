@@ -145,19 +145,32 @@ export function parseLinks(text: string): VxlanLink[] {
   return links;
 }
 
-/** `ip -j addr show dev <uplink>` → the uplink's MTU and the egress IPs we hold on it. */
-export function parseUplink(text: string, own: Ownership): { mtu: number; addresses: AddressSpec[] } {
-  const [dev] = parseArray(text);
-  if (!isObject(dev)) return { mtu: -1, addresses: [] };
-  const infos = Array.isArray(dev.addr_info) ? dev.addr_info : [];
+/** `ip -j addr show` → the uplink's MTU, the egress IPs we hold on it (our label) and the
+ *  addresses of our tunnel devices (every address there is ours). */
+export function parseAddresses(text: string, own: Ownership): { uplinkMtu: number; addresses: AddressSpec[] } {
+  let uplinkMtu = -1;
   const addresses: AddressSpec[] = [];
-  for (const a of infos) {
-    if (!isObject(a) || a.family !== 'inet' || a.label !== own.label) continue;
-    // Our label on another prefix length is still ours: read it as-is so it gets removed.
-    const ip = str(a.local) ?? '';
-    addresses.push({ ip: a.prefixlen === 32 ? ip : `${ip}/${num(a.prefixlen) ?? '?'}`, dev: own.uplink, label: own.label });
+  for (const dev of parseArray(text)) {
+    if (!isObject(dev)) continue;
+    const name = str(dev.ifname) ?? '';
+    const tunnel = parseSlotOfLink(name) !== undefined;
+    if (name === own.uplink) uplinkMtu = num(dev.mtu) ?? -1;
+    else if (!tunnel) continue;
+    const infos = Array.isArray(dev.addr_info) ? dev.addr_info : [];
+    for (const a of infos) {
+      if (!isObject(a) || a.family !== 'inet') continue;
+      if (!tunnel && a.label !== own.label) continue;
+      // Another prefix length is still ours: read it as-is so that it gets replaced.
+      const ip = str(a.local) ?? '';
+      addresses.push({
+        kind: tunnel ? 'tunnel' : 'egress',
+        ip: a.prefixlen === 32 ? ip : `${ip}/${num(a.prefixlen) ?? '?'}`,
+        dev: name,
+        label: tunnel ? name : own.label,
+      });
+    }
   }
-  return { mtu: num(dev.mtu) ?? -1, addresses };
+  return { uplinkMtu, addresses };
 }
 
 function parseHexOrNumber(v: unknown): number | undefined {
@@ -241,10 +254,10 @@ export interface KernelSnapshot {
 /** Reads everything of ours (seven reads in parallel, then the sysctls of our links). */
 export async function readKernelState(runner: KernelRunner, own: Ownership): Promise<KernelSnapshot> {
   const nft = runner.run('nft', ['-j', 'list', 'table', NFT_FAMILY, NFT_TABLE]);
-  const [nftResult, links, uplink, rules, routes, neigh, fdb] = await Promise.all([
+  const [nftResult, links, addrs, rules, routes, neigh, fdb] = await Promise.all([
     nft,
     runChecked(runner, 'ip', ['-j', '-d', 'link', 'show', 'type', 'vxlan']),
-    runChecked(runner, 'ip', ['-j', 'addr', 'show', 'dev', own.uplink]),
+    runChecked(runner, 'ip', ['-j', 'addr', 'show']),
     runChecked(runner, 'ip', ['-j', 'rule', 'show']),
     runChecked(runner, 'ip', ['-j', 'route', 'show', 'table', 'all']),
     runChecked(runner, 'ip', ['-j', 'neigh', 'show', 'nud', 'permanent']),
@@ -260,9 +273,9 @@ export async function readKernelState(runner: KernelRunner, own: Ownership): Pro
     const out = await runChecked(runner, 'sysctl', ourLinks.map((l) => rpFilterKey(l.name)));
     sysctls = parseSysctls(out);
   }
-  const up = parseUplink(uplink, own);
+  const up = parseAddresses(addrs, own);
   return {
-    uplinkMtu: up.mtu,
+    uplinkMtu: up.uplinkMtu,
     state: sortKernelState({
       nft: parseNftTable(nftResult.code === 0 ? nftResult.stdout : undefined),
       links: ourLinks,

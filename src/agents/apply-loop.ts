@@ -1,0 +1,255 @@
+// The agent's one door to the dataplane: a single-flight loop that serialises every dataplane
+// call (apply, drift check, egress-IP withdrawal) so they never overlap. Effectful: owns the
+// dataplane calls and the retry timer; time only through the injected Clock.
+//
+// - Coalescing: desire() only records the latest desired state. While an apply runs, any number
+//   of newer states collapse into one: the next apply uses whatever is latest then. The
+//   dataplane always gets a FULL state, so skipping intermediate ones loses nothing.
+// - Failure: the state is re-applied after a backoff (doubling, capped) — the dataplane re-reads
+//   the kernel after a failure, so the retry is a full resync. A newer desired state does not
+//   wait for the backoff: it may be the fix. An error marked `retriable: false` (the state
+//   cannot be rendered) is not retried; the loop waits for the next desired state.
+// - Fencing: while fenced every apply carries the desired state WITHOUT its egress IPs, and the
+//   withdrawal itself jumps the queue (it runs as soon as an in-flight call returns).
+import type { NodeRules } from '../events/node-rules.ts';
+import type { Clock, TimerHandle } from '../lib/clock.ts';
+import type { Logger } from '../lib/log.ts';
+import type { Dataplane } from './dataplane.ts';
+
+export type AgentDataplane = Pick<Dataplane, 'reconcile' | 'checkDrift' | 'withdrawEgressIPs' | 'removeAll'>;
+
+export type ApplyReason = 'startup' | 'update' | 'drift' | 'fence';
+
+export interface ApplyOutcome {
+  /** The state handed to the dataplane (egress IPs stripped while fenced). */
+  readonly applied: NodeRules;
+  readonly reason: ApplyReason;
+  readonly ok: boolean;
+  readonly changed: boolean;
+  readonly durationMs: number;
+  readonly error?: unknown;
+  readonly fenced: boolean;
+}
+
+export interface ApplyLoopOptions {
+  dataplane: AgentDataplane;
+  clock: Clock;
+  log: Logger;
+  onOutcome?: (outcome: ApplyOutcome) => void;
+  /** A drift check found the kernel changed behind our back (a repair apply follows). */
+  onDrift?: () => void;
+  onWithdraw?: (ok: boolean, error?: unknown) => void;
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+export interface ApplyLoop {
+  desire(rules: NodeRules, reason: ApplyReason): void;
+  /** Asks for a drift check (skipped while an apply is pending or backing off). */
+  checkDrift(): void;
+  /** Withdraw egress IPs now and strip them from every apply until unfence(). */
+  fence(): void;
+  /**
+   * Allows egress IPs again and re-applies the latest full state; resolves after an unfenced
+   * apply succeeded (at once if there is no desired state yet).
+   */
+  unfence(): Promise<void>;
+  /** Resolves when nothing runs and nothing is due (a backoff wait counts as idle). */
+  idle(): Promise<void>;
+  /** Stops taking work; resolves once the in-flight call returned. */
+  stop(): Promise<void>;
+  /** undefined before the first apply. */
+  lastApplyOk(): boolean | undefined;
+  /** Generation of the last successfully applied state. */
+  appliedGeneration(): number | undefined;
+}
+
+/** The desired state minus the gateway role: what a fenced node may hold. */
+export function withoutEgressIPs(rules: NodeRules): NodeRules {
+  return rules.egressIPs.length === 0 ? rules : { ...rules, egressIPs: [] };
+}
+
+const isNonRetriable = (err: unknown): boolean =>
+  typeof err === 'object' && err !== null && (err as { retriable?: unknown }).retriable === false;
+
+export function createApplyLoop(opts: ApplyLoopOptions): ApplyLoop {
+  const { dataplane, clock, log } = opts;
+  const initialBackoffMs = opts.initialBackoffMs ?? 100;
+  const maxBackoffMs = opts.maxBackoffMs ?? 10_000;
+
+  let desired: { rules: NodeRules; reason: ApplyReason } | undefined;
+  let dirty = false;
+  let fenced = false;
+  let withdrawPending = false;
+  let driftRequested = false;
+  let running = false;
+  let stopped = false;
+  let backoffMs = initialBackoffMs;
+  let retryTimer: TimerHandle | undefined;
+  let lastOk: boolean | undefined;
+  let appliedGeneration: number | undefined;
+  let unfenceWaiters: (() => void)[] = [];
+  let idleWaiters: (() => void)[] = [];
+  let inFlight: Promise<void> = Promise.resolve();
+
+  const backingOff = (): boolean => retryTimer !== undefined;
+  const due = (): boolean =>
+    !stopped && !backingOff() && (withdrawPending || (desired !== undefined && (dirty || driftRequested)));
+
+  function scheduleRetry(): void {
+    retryTimer?.cancel();
+    const wait = backoffMs;
+    backoffMs = Math.min(backoffMs * 2, maxBackoffMs);
+    retryTimer = clock.setTimeout(() => {
+      retryTimer = undefined;
+      kick();
+    }, wait);
+  }
+
+  function clearRetry(): void {
+    retryTimer?.cancel();
+    retryTimer = undefined;
+  }
+
+  async function withdraw(): Promise<void> {
+    try {
+      await dataplane.withdrawEgressIPs();
+      opts.onWithdraw?.(true);
+    } catch (err) {
+      // Safety-critical: keep trying, on the retry timer, until it works or we are unfenced.
+      log.error({ err }, 'withdrawing egress IPs failed; retrying');
+      opts.onWithdraw?.(false, err);
+      withdrawPending = true;
+      scheduleRetry();
+    }
+  }
+
+  async function apply(target: { rules: NodeRules; reason: ApplyReason }): Promise<void> {
+    const fencedAtStart = fenced;
+    const rules = fencedAtStart ? withoutEgressIPs(target.rules) : target.rules;
+    const started = clock.now();
+    try {
+      const result = await dataplane.reconcile(rules);
+      lastOk = true;
+      appliedGeneration = rules.generation;
+      backoffMs = initialBackoffMs;
+      opts.onOutcome?.({
+        applied: rules,
+        reason: target.reason,
+        ok: true,
+        changed: result.changed,
+        durationMs: clock.now() - started,
+        fenced: fencedAtStart,
+      });
+      if (!fencedAtStart && !fenced) {
+        const waiters = unfenceWaiters;
+        unfenceWaiters = [];
+        for (const w of waiters) w();
+      }
+    } catch (err) {
+      lastOk = false;
+      const retriable = !isNonRetriable(err);
+      log.warn({ err, generation: rules.generation, reason: target.reason, retriable }, 'apply failed');
+      opts.onOutcome?.({
+        applied: rules,
+        reason: target.reason,
+        ok: false,
+        changed: false,
+        durationMs: clock.now() - started,
+        error: err,
+        fenced: fencedAtStart,
+      });
+      // A newer desire() during this apply already set dirty; otherwise retry the same state.
+      if (retriable) {
+        dirty = true;
+        scheduleRetry();
+      }
+    }
+  }
+
+  async function checkDriftNow(): Promise<void> {
+    try {
+      if (await dataplane.checkDrift()) {
+        log.warn({ generation: desired?.rules.generation }, 'dataplane drift detected; repairing');
+        opts.onDrift?.();
+        if (desired !== undefined) desired = { ...desired, reason: 'drift' };
+        dirty = true;
+      }
+    } catch (err) {
+      log.warn({ err }, 'drift check failed');
+    }
+  }
+
+  async function drain(): Promise<void> {
+    running = true;
+    try {
+      while (due()) {
+        if (withdrawPending) {
+          withdrawPending = false;
+          await withdraw();
+        } else if (dirty && desired !== undefined) {
+          dirty = false;
+          driftRequested = false;
+          await apply(desired);
+        } else if (driftRequested) {
+          driftRequested = false;
+          await checkDriftNow();
+        }
+      }
+    } finally {
+      running = false;
+      const waiters = idleWaiters;
+      idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  function kick(): void {
+    if (running || !due()) return;
+    inFlight = drain();
+  }
+
+  return {
+    desire(rules, reason) {
+      if (stopped) return;
+      desired = { rules, reason };
+      dirty = true;
+      clearRetry();
+      kick();
+    },
+    checkDrift() {
+      if (stopped || desired === undefined) return;
+      driftRequested = true;
+      kick();
+    },
+    fence() {
+      if (stopped) return;
+      fenced = true;
+      withdrawPending = true;
+      // The withdrawal must not wait for an apply's backoff.
+      clearRetry();
+      kick();
+    },
+    unfence() {
+      fenced = false;
+      if (desired === undefined || stopped) return Promise.resolve();
+      const done = new Promise<void>((resolve) => unfenceWaiters.push(resolve));
+      desired = { ...desired, reason: 'fence' };
+      dirty = true;
+      clearRetry();
+      kick();
+      return done;
+    },
+    idle() {
+      if (!running && !due()) return Promise.resolve();
+      return new Promise<void>((resolve) => idleWaiters.push(resolve));
+    },
+    async stop() {
+      stopped = true;
+      clearRetry();
+      await inFlight;
+    },
+    lastApplyOk: () => lastOk,
+    appliedGeneration: () => appliedGeneration,
+  };
+}
