@@ -254,7 +254,9 @@ export function normalizeCidrs(texts: readonly string[]): { cidrs: string[]; inv
 }
 
 function compareIpv4Text(a: string, b: string): number {
-  return (parseIpv4(a.split('/')[0] ?? '') ?? 0) - (parseIpv4(b.split('/')[0] ?? '') ?? 0) || a.localeCompare(b);
+  return (
+    (parseIpv4(a.split('/')[0] ?? '') ?? 0) - (parseIpv4(b.split('/')[0] ?? '') ?? 0) || a.localeCompare(b)
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -488,7 +490,10 @@ export function computeKernelState(
 
   const never = normalizeCidrs(cfg.neverSteer);
   if (never.invalid.length > 0) {
-    return left({ _tag: 'InvalidConfig', reason: `neverSteer has invalid CIDRs: ${never.invalid.join(', ')}` });
+    return left({
+      _tag: 'InvalidConfig',
+      reason: `neverSteer has invalid CIDRs: ${never.invalid.join(', ')}`,
+    });
   }
 
   const remote = plans.filter((p) => p.tunnelTo !== undefined);
@@ -529,9 +534,12 @@ export function computeKernelState(
     }
   }
   const snatBySlot = new Map<number, string>(held);
-  for (const p of plans) if (p.tunnelTo === undefined && !snatBySlot.has(p.slot)) snatBySlot.set(p.slot, p.egressIP);
+  for (const p of plans)
+    if (p.tunnelTo === undefined && !snatBySlot.has(p.slot)) snatBySlot.set(p.slot, p.egressIP);
   for (const [slot, egressIP] of [...snatBySlot].sort((a, b) => a[0] - b[0])) {
-    postrouting.push(`meta mark & ${hex(layout.mask)} == ${hex(slotMark(layout, slot))} snat ip to ${egressIP}`);
+    postrouting.push(
+      `meta mark & ${hex(layout.mask)} == ${hex(slotMark(layout, slot))} snat ip to ${egressIP}`,
+    );
   }
   if (remote.length > 0) {
     // Binding the inner packet to its own source makes this the flow's NAT binding, so the

@@ -125,12 +125,9 @@ export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: Datapla
     const nftText = renderNftTransaction(nftOps);
     if (ip.createLinks.length > 0) await ipBatch(ip.createLinks);
     if (ip.sysctls.length > 0) {
-      await runChecked(
-        runner,
-        'sysctl',
-        ['-q', '-w', ...ip.sysctls.map((s) => `${s.key}=${s.value}`)],
-        { write: true },
-      );
+      await runChecked(runner, 'sysctl', ['-q', '-w', ...ip.sysctls.map((s) => `${s.key}=${s.value}`)], {
+        write: true,
+      });
     }
     if (ip.adds.length > 0) await ipBatch(ip.adds);
     if (ip.fdbAdds.length > 0) await bridgeBatch(ip.fdbAdds);
@@ -148,7 +145,20 @@ export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: Datapla
     for (const ip of ips) {
       // Unsolicited ARP replies with the egress IP as sender: an upstream neighbour entry for it
       // moves to our MAC. arping exits non-zero because nobody answers; that is normal.
-      const args = ['-q', '-U', '-P', '-S', ip, '-i', cfg.uplink, '-c', String(garpCount), '-W', String(garpIntervalSec), ip];
+      const args = [
+        '-q',
+        '-U',
+        '-P',
+        '-S',
+        ip,
+        '-i',
+        cfg.uplink,
+        '-c',
+        String(garpCount),
+        '-W',
+        String(garpIntervalSec),
+        ip,
+      ];
       const p = runner
         .run('arping', args, { timeoutMs: 10_000 })
         .then((r) => {
@@ -202,7 +212,10 @@ export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: Datapla
       const computed = computeKernelState(cfg, rules, uplinkMtu);
       if (computed._tag === 'Left') throw new DataplaneModelFailure(computed.left);
       if (computed.right.skipped.length > 0) {
-        log.warn({ node: rules.node, skipped: computed.right.skipped }, 'skipped values the dataplane cannot apply');
+        log.warn(
+          { node: rules.node, skipped: computed.right.skipped },
+          'skipped values the dataplane cannot apply',
+        );
       }
       return computed.right.state;
     };
@@ -221,7 +234,8 @@ export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: Datapla
         }
         const changed = await converge(desiredFrom(desired));
         const durationMs = performance.now() - started;
-        if (changed) log.info({ node: desired.node, generation: desired.generation, durationMs }, 'dataplane applied');
+        if (changed)
+          log.info({ node: desired.node, generation: desired.generation, durationMs }, 'dataplane applied');
         return { changed, durationMs };
       }),
 

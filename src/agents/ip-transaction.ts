@@ -113,7 +113,9 @@ export function computeIpPlan(desired: KernelState, current: KernelState): IpPla
   const survives = (dev: string | undefined): boolean => dev === undefined || !fresh.has(dev);
 
   const curSysctls = index(current.sysctls, sysctlKey);
-  const sysctls = desired.sysctls.filter((s) => fresh.has(devOfSysctl(s)) || curSysctls.get(s.key)?.value !== s.value);
+  const sysctls = desired.sysctls.filter(
+    (s) => fresh.has(devOfSysctl(s)) || curSysctls.get(s.key)?.value !== s.value,
+  );
 
   const curNeigh = index(
     current.neighbours.filter((n) => survives(n.dev)),
@@ -150,16 +152,19 @@ export function computeIpPlan(desired: KernelState, current: KernelState): IpPla
   const desiredFdb = index(desired.fdb, fdbKey);
   for (const d of desired.fdb) {
     // `replace` of a unicast entry moves its remote in place: this is the failover step.
-    if (!sameJson(curFdb.get(fdbKey(d)), d)) fdbAdds.push(`fdb replace ${d.mac} dev ${d.dev} dst ${d.dst} self permanent`);
+    if (!sameJson(curFdb.get(fdbKey(d)), d))
+      fdbAdds.push(`fdb replace ${d.mac} dev ${d.dev} dst ${d.dst} self permanent`);
   }
 
   // Removal: only what survives the re-creations above and is no longer desired.
-  const linkGoes = (dev: string | undefined): boolean => dev !== undefined && !desiredLinks.has(dev);
+  const linkGoes = (dev: string | undefined): boolean =>
+    dev !== undefined && curLinks.has(dev) && !desiredLinks.has(dev);
   const desiredRules = index(desired.rules, ruleKey);
   for (const c of current.rules) if (!desiredRules.has(ruleKey(c))) removes.push(renderRule('del', c));
   const desiredRoutes = index(desired.routes, routeKey);
   for (const c of current.routes) {
-    if (!desiredRoutes.has(routeKey(c)) && survives(c.dev) && !linkGoes(c.dev)) removes.push(renderRoute('del', c));
+    if (!desiredRoutes.has(routeKey(c)) && survives(c.dev) && !linkGoes(c.dev))
+      removes.push(renderRoute('del', c));
   }
   const desiredNeigh = index(desired.neighbours, neighKey);
   for (const c of current.neighbours) {
@@ -190,15 +195,17 @@ function devOfSysctl(s: SysctlSpec): string {
 export function dumpIpPlan(plan: IpPlan): string {
   const section = (title: string, lines: readonly string[]): string[] =>
     lines.length === 0 ? [] : [`# ${title}`, ...lines];
-  return (
-    [
-      ...section('ip: create links', plan.createLinks),
-      ...section('sysctl', plan.sysctls.map((s) => `${s.key}=${s.value}`)),
-      ...section('ip: adds', plan.adds),
-      ...section('bridge: adds', plan.fdbAdds),
-      ...section('bridge: removes', plan.fdbRemoves),
-      ...section('ip: removes', plan.removes),
-      ...section('announce', plan.acquired),
-    ].join('\n') + '\n'
-  );
+  const lines = [
+    ...section('ip: create links', plan.createLinks),
+    ...section(
+      'sysctl',
+      plan.sysctls.map((s) => `${s.key}=${s.value}`),
+    ),
+    ...section('ip: adds', plan.adds),
+    ...section('bridge: adds', plan.fdbAdds),
+    ...section('bridge: removes', plan.fdbRemoves),
+    ...section('ip: removes', plan.removes),
+    ...section('announce', plan.acquired),
+  ];
+  return lines.length === 0 ? '' : lines.join('\n') + '\n';
 }

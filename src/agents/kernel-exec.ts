@@ -64,7 +64,9 @@ export function createKernelRunner(netns: string | undefined): KernelRunner {
         const out: Buffer[] = [];
         const err: Buffer[] = [];
         const timer =
-          options.timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), options.timeoutMs);
+          options.timeoutMs === undefined
+            ? undefined
+            : setTimeout(() => child.kill('SIGKILL'), options.timeoutMs);
         child.stdout.on('data', (b: Buffer) => out.push(b));
         child.stderr.on('data', (b: Buffer) => err.push(b));
         child.on('error', (e) => {

@@ -113,7 +113,7 @@ export function parseNftTable(text: string | undefined): NftState | undefined {
 /** The same order computeKernelState uses: by address value. */
 function sortElements(elements: string[]): string[] {
   const value = (e: string): number => {
-    const parts = (e.split('/')[0] ?? '').split('.').map(Number);
+    const parts = (e.split(/[-/]/)[0] ?? '').split('.').map(Number);
     return parts.length === 4 ? parts.reduce((acc, p) => acc * 256 + p, 0) : Number.MAX_SAFE_INTEGER;
   };
   return elements.sort((a, b) => value(a) - value(b) || (a < b ? -1 : a > b ? 1 : 0));
@@ -147,7 +147,10 @@ export function parseLinks(text: string): VxlanLink[] {
 
 /** `ip -j addr show` → the uplink's MTU, the egress IPs we hold on it (our label) and the
  *  addresses of our tunnel devices (every address there is ours). */
-export function parseAddresses(text: string, own: Ownership): { uplinkMtu: number; addresses: AddressSpec[] } {
+export function parseAddresses(
+  text: string,
+  own: Ownership,
+): { uplinkMtu: number; addresses: AddressSpec[] } {
   let uplinkMtu = -1;
   const addresses: AddressSpec[] = [];
   for (const dev of parseArray(text)) {
@@ -270,7 +273,11 @@ export async function readKernelState(runner: KernelRunner, own: Ownership): Pro
   const ourLinks = parseLinks(links);
   let sysctls: SysctlSpec[] = [];
   if (ourLinks.length > 0) {
-    const out = await runChecked(runner, 'sysctl', ourLinks.map((l) => rpFilterKey(l.name)));
+    const out = await runChecked(
+      runner,
+      'sysctl',
+      ourLinks.map((l) => rpFilterKey(l.name)),
+    );
     sysctls = parseSysctls(out);
   }
   const up = parseAddresses(addrs, own);

@@ -84,8 +84,19 @@ export function computeNftTransaction(
 
   for (const d of desired.chains) {
     const c = curChains.get(d.name);
-    const spec = { op: 'add-chain', chain: d.name, type: d.type, hook: d.hook, priority: d.priority } as const;
-    const rules: NftOp[] = d.rules.map((r) => ({ op: 'add-rule', chain: d.name, text: r.text ?? '', id: r.id }));
+    const spec = {
+      op: 'add-chain',
+      chain: d.name,
+      type: d.type,
+      hook: d.hook,
+      priority: d.priority,
+    } as const;
+    const rules: NftOp[] = d.rules.map((r) => ({
+      op: 'add-rule',
+      chain: d.name,
+      text: r.text ?? '',
+      id: r.id,
+    }));
     if (c === undefined) {
       addObjects.push(spec);
       addRules.push(...rules);
