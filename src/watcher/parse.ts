@@ -321,8 +321,9 @@ function parseRule(
     ['destinations', rule.destinations],
     ['exceptions', rule.exceptions],
   ] as const) {
-    const duplicate = list?.find((x, i) => list.indexOf(x) !== i);
-    if (duplicate !== undefined) at(field, `Duplicate value: ${JSON.stringify(duplicate)}`);
+    const duplicateAt = list?.findIndex((x, i) => list.indexOf(x) !== i) ?? -1;
+    if (duplicateAt >= 0)
+      at(`${field}[${duplicateAt}]`, `Duplicate value: ${JSON.stringify(list?.[duplicateAt])}`);
   }
 
   const destinations = destinationTexts.map(parseCIDR).filter((c): c is Cidr => c !== undefined);
@@ -665,15 +666,15 @@ export function parseObject(kind: ObjectKind, obj: KubernetesObject): Either<Par
     case 'StaticEgressIPPool':
       return parseStaticEgressIPPool(obj);
     case 'Service':
-      return parseService(obj as V1Service);
+      return parseService(obj);
     case 'EndpointSlice':
       return parseEndpointSlice(obj as V1EndpointSlice);
     case 'Pod':
-      return parsePod(obj as V1Pod);
+      return parsePod(obj);
     case 'Node':
-      return parseNode(obj as V1Node);
+      return parseNode(obj);
     case 'Namespace':
-      return parseNamespace(obj as V1Namespace);
+      return parseNamespace(obj);
     default: {
       const _exhaustive: never = kind;
       return _exhaustive;
