@@ -1,0 +1,39 @@
+// The `kseip` command line. Effectful entry point: builds the commander program from the command
+// modules under ./commands/ (one file per command group: events today; replay, audit, explain,
+// verify and export slot in the same way), runs it, and maps failures to exit codes:
+// 2 for usage errors, 1 for anything else, with the reason on stderr.
+import { Command } from 'commander';
+import { registerEventsCommand } from './commands/events.ts';
+import { CliUsageError, processContext } from './context.ts';
+
+const program = new Command('kseip')
+  .description('kube-static-egress-ip: read and check the event log')
+  .option(
+    '--brokers <list>',
+    'Kafka bootstrap brokers (env KSEIP_BROKERS)',
+    process.env.KSEIP_BROKERS ?? '127.0.0.1:9092',
+  )
+  .showHelpAfterError()
+  .exitOverride();
+
+registerEventsCommand(program, processContext);
+
+// A reader piped into `head` closes stdout early; that ends the command, it is no error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
+try {
+  await program.parseAsync(process.argv);
+  process.exit(0);
+} catch (err) {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && code.startsWith('commander.')) {
+    // commander printed the message (or help) itself.
+    const exitCode = (err as { exitCode?: number }).exitCode ?? 2;
+    process.exit(code === 'commander.helpDisplayed' || code === 'commander.version' ? 0 : exitCode);
+  }
+  process.stderr.write(`kseip: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(err instanceof CliUsageError ? 2 : 1);
+}

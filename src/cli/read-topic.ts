@@ -1,0 +1,143 @@
+// Reads a range of a topic for the CLI: every partition from a start position (beginning, last
+// N records, or a timestamp) up to the end offsets seen at start, or on and on with follow.
+// Effectful: owns one admin client and one consumer, both disconnected when done.
+//
+// Why a throwaway consumer group: kafkajs has no manual partition assignment. The group is unique
+// per run and commits nothing, so reading never moves anybody's position and leaves nothing
+// behind but an empty group, which the broker expires.
+import { randomUUID } from 'node:crypto';
+import type { Kafka } from 'kafkajs';
+import type { TopicRecord } from './topic-records.ts';
+
+export type StartAt =
+  | { readonly kind: 'beginning' }
+  /** The last `count` records of each partition. */
+  | { readonly kind: 'last'; readonly count: number }
+  /** The first record at or after this time (ms since the epoch). */
+  | { readonly kind: 'time'; readonly ms: number };
+
+export interface ReadTopicOptions {
+  kafka: Kafka;
+  topic: string;
+  start: StartAt;
+  /** Keep reading new records until `signal` aborts; otherwise stop at the end offsets seen at start. */
+  follow: boolean;
+  /** Stop each partition at the first record newer than this (ms since the epoch). */
+  untilMs?: number;
+  signal?: AbortSignal;
+  /** Called once the topic's partitions are known, before any record. */
+  onStart?: (shape: TopicShape) => void;
+  onRecord: (record: TopicRecord) => void;
+}
+
+export interface TopicShape {
+  partitions: number;
+}
+
+/** Reads as asked; resolves with the topic's shape once done (or once `signal` aborts in follow mode). */
+export async function readTopic(opts: ReadTopicOptions): Promise<TopicShape> {
+  const { kafka, topic } = opts;
+  const admin = kafka.admin();
+  await admin.connect();
+  let offsets: { partition: number; low: string; high: string }[];
+  let startOffsets: Map<number, bigint>;
+  try {
+    const topics = await admin.fetchTopicMetadata({ topics: [topic] }).catch((err: unknown) => {
+      throw new Error(`topic ${topic} cannot be read: ${err instanceof Error ? err.message : String(err)}`);
+    });
+    if (topics.topics[0] === undefined) throw new Error(`topic ${topic} does not exist`);
+    offsets = (await admin.fetchTopicOffsets(topic)).map((o) => ({
+      partition: o.partition,
+      low: o.low,
+      high: o.high,
+    }));
+    startOffsets = new Map();
+    if (opts.start.kind === 'time') {
+      const byTime = await admin.fetchTopicOffsetsByTimestamp(topic, opts.start.ms);
+      for (const o of offsets) {
+        const found = byTime.find((b) => b.partition === o.partition)?.offset;
+        // -1: no record at or after that time, so start at the end.
+        startOffsets.set(o.partition, found === undefined || found === '-1' ? BigInt(o.high) : BigInt(found));
+      }
+    } else {
+      const start = opts.start;
+      for (const o of offsets) {
+        const low = BigInt(o.low);
+        const high = BigInt(o.high);
+        const from =
+          start.kind === 'beginning'
+            ? low
+            : high - BigInt(start.count) > low
+              ? high - BigInt(start.count)
+              : low;
+        startOffsets.set(o.partition, from);
+      }
+    }
+  } finally {
+    await admin.disconnect();
+  }
+  const shape = { partitions: offsets.length };
+  opts.onStart?.(shape);
+  const endOffsets = new Map(offsets.map((o) => [o.partition, BigInt(o.high)]));
+  const open = new Set(
+    offsets
+      .filter((o) => opts.follow || startOffsets.get(o.partition)! < BigInt(o.high))
+      .map((o) => o.partition),
+  );
+  if (open.size === 0 || opts.signal?.aborted) return shape;
+
+  const consumer = kafka.consumer({ groupId: `kseip-cli-${randomUUID()}`, maxWaitTimeInMs: 200 });
+  await consumer.connect();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const finish = (): void => resolve();
+      opts.signal?.addEventListener('abort', finish, { once: true });
+      consumer.on(consumer.events.CRASH, (e) => reject(e.payload.error));
+      consumer
+        .subscribe({ topic, fromBeginning: true })
+        .then(() =>
+          consumer.run({
+            autoCommit: false,
+            eachMessage: async ({ partition, message }) => {
+              if (!open.has(partition)) return;
+              const offset = BigInt(message.offset);
+              if (offset < startOffsets.get(partition)!) return; // before the seek took effect
+              const end = endOffsets.get(partition)!;
+              const tooNew = opts.untilMs !== undefined && Number(message.timestamp) > opts.untilMs;
+              if ((!opts.follow && offset >= end) || tooNew) {
+                open.delete(partition);
+                if (open.size === 0) finish();
+                return;
+              }
+              const headers: Record<string, string> = {};
+              for (const [k, v] of Object.entries(message.headers ?? {})) {
+                if (v !== undefined) headers[k] = Array.isArray(v) ? v.map(String).join(',') : v.toString();
+              }
+              opts.onRecord({
+                topic,
+                partition,
+                offset: message.offset,
+                timestamp: message.timestamp,
+                key: message.key === null ? null : message.key.toString('utf8'),
+                value: message.value,
+                headers,
+              });
+              if (!opts.follow && offset + 1n >= end) {
+                open.delete(partition);
+                if (open.size === 0) finish();
+              }
+              return Promise.resolve();
+            },
+          }),
+        )
+        .then(() => {
+          for (const [partition, offset] of startOffsets)
+            consumer.seek({ topic, partition, offset: String(offset) });
+        })
+        .catch(reject);
+    });
+  } finally {
+    await consumer.disconnect();
+  }
+  return shape;
+}
