@@ -641,7 +641,7 @@ const kinds: readonly Kind[] = [
           ],
         },
         namespaceSelector: labelSelector(
-          'Which namespaces may use egress IPs of this pool, by namespace label. Absent or empty ({}): every namespace. For a ClusterStaticEgressIP, every namespace it selects must be admitted.',
+          'Which namespaces may use egress IPs of this pool, by namespace label. Absent or empty ({}): every namespace. A ClusterStaticEgressIP rule applies only in those of its namespaces that this pool admits.',
         ),
         nodeSelector: labelSelector(
           "Which nodes may hold egress IPs of this pool, by node label. Absent or empty ({}): every node. A rule's gatewaySelector narrows this further.",
