@@ -1,0 +1,156 @@
+// Policy rules: from a normalized spec to a RuleRec, and whether a rule is Accepted (pools).
+// Pure.
+//
+// Pools (docs/api.md): an egress IP is usable only when a StaticEgressIPPool covers it (a CIDR
+// or a first-last range) and admits the policy's namespace; the pool's nodeSelector then limits
+// which nodes may hold it. When several pools qualify, the first by name governs (overlapping
+// pools are a misconfiguration, and a fixed choice keeps the result independent of log order).
+// - StaticEgressIP: the governing pool is the first covering pool whose namespaceSelector
+//   admits the policy's namespace (absent selector: every namespace). None covers the IP:
+//   NoPoolCoversIP. Some cover it, none admits: NamespaceNotPermitted.
+// - ClusterStaticEgressIP: the governing pool is the first covering pool. Its namespaceSelector
+//   still applies, per namespace: the rule's scope is the namespaces that the policy's
+//   namespaceSelector selects AND the pool admits. A cluster admin can thereby not hand a
+//   tenant's reserved IP to another namespace by accident; selection.ts applies the scope.
+import type { EgressRule } from '../events/cluster-events.ts';
+import type { Labels } from '../events/primitives.ts';
+import {
+  computeDestinationSet,
+  parseAddress,
+  parseCidr,
+  rangesCover,
+  type Family,
+  type ParsedAddress,
+  type ParsedCidr,
+} from './addresses.ts';
+import { matchesOptionalSelector } from './labels.ts';
+import { MAX_GATEWAYS, type AcceptReason, type PolicyRec, type PoolRec, type RuleRec } from './model.ts';
+
+export function ruleId(policy: PolicyRec, index: number): string {
+  return policy.namespace === undefined
+    ? `cluster/${policy.name}#${index}`
+    : `${policy.namespace}/${policy.name}#${index}`;
+}
+
+function parseAll(texts: readonly string[]): ParsedCidr[] | undefined {
+  const out: ParsedCidr[] = [];
+  for (const t of texts) {
+    const c = parseCidr(t);
+    if (c === undefined) return undefined;
+    out.push(c);
+  }
+  return out;
+}
+
+function uniqueSorted(cidrs: readonly ParsedCidr[]): string[] {
+  return [...new Set(cidrs.map((c) => c.text))].sort();
+}
+
+export function buildRule(policy: PolicyRec, index: number, spec: EgressRule): RuleRec {
+  const egress: ParsedAddress | undefined = parseAddress(spec.egressIP);
+  const family: Family = egress?.family ?? 4;
+  const dests = parseAll(spec.destinations);
+  const excs = parseAll(spec.exceptions);
+  let invalid: RuleRec['invalid'];
+  if (egress === undefined)
+    invalid = {
+      reason: 'InvalidEgressIP',
+      message: `egress IP ${JSON.stringify(spec.egressIP)} is not an IP address`,
+    };
+  else if (dests === undefined || excs === undefined)
+    invalid = { reason: 'InvalidDestination', message: 'a destination or exception is not a CIDR' };
+  else if (dests.length === 0)
+    invalid = { reason: 'InvalidDestination', message: 'the rule has no destination' };
+  else if (dests.some((d) => d.family !== family) || excs.some((e) => e.family !== family))
+    invalid = {
+      reason: 'InvalidDestination',
+      message: `destinations and exceptions must be of the egress IP's family (IPv${family})`,
+    };
+  const destinations = uniqueSorted(dests ?? []);
+  const exceptions = uniqueSorted(excs ?? []);
+  return {
+    id: ruleId(policy, index),
+    policy,
+    index,
+    spec,
+    invalid,
+    egressIP: egress?.text ?? spec.egressIP,
+    family,
+    destinations,
+    exceptions,
+    destKey: `${destinations.join(',')}!${exceptions.join(',')}`,
+    destSet: computeDestinationSet(family, dests ?? [], excs ?? []),
+    gateways: Math.min(MAX_GATEWAYS, Math.max(1, Math.floor(spec.gateways))) || 1,
+    serviceName: spec.serviceName,
+    podSelector: spec.podSelector,
+    gatewaySelector: spec.gatewaySelector,
+    namespaceSelector: 'namespaceSelector' in policy.p ? policy.p.namespaceSelector : undefined,
+    removed: false,
+    accepted: false,
+    acceptReason: invalid?.reason ?? 'NoPoolCoversIP',
+    acceptMessage: invalid?.message ?? '',
+    pool: undefined,
+    scope: new Set(),
+    selected: new Set(),
+    unprogrammable: 0,
+    winner: false,
+    claimLostTo: undefined,
+    overlapLost: new Map(),
+    overlapCache: new WeakMap(),
+    nodeCounts: new Map(),
+  };
+}
+
+export interface Acceptance {
+  readonly accepted: boolean;
+  readonly reason: AcceptReason;
+  readonly message: string;
+  readonly pool: PoolRec | undefined;
+}
+
+/**
+ * Which pool governs the rule, and whether it is Accepted. `pools` must iterate in name order;
+ * `namespaceLabels` are the labels of a namespaced policy's namespace ({} when unknown).
+ */
+export function computeAcceptance(
+  rule: RuleRec,
+  pools: readonly PoolRec[],
+  namespaceLabels: Labels | undefined,
+): Acceptance {
+  if (rule.invalid !== undefined)
+    return { accepted: false, reason: rule.invalid.reason, message: rule.invalid.message, pool: undefined };
+  const addr = parseAddress(rule.egressIP) as ParsedAddress;
+  let covered = false;
+  for (const pool of pools) {
+    if (!rangesCover(pool.ranges, addr)) continue;
+    covered = true;
+    if (
+      rule.policy.namespace === undefined ||
+      matchesOptionalSelector(pool.p.namespaceSelector, namespaceLabels ?? {})
+    )
+      return {
+        accepted: true,
+        reason: 'Accepted',
+        message: `pool ${pool.name} covers ${rule.egressIP}`,
+        pool,
+      };
+  }
+  return covered
+    ? {
+        accepted: false,
+        reason: 'NamespaceNotPermitted',
+        message: `no pool that covers ${rule.egressIP} admits namespace ${rule.policy.namespace ?? ''}`,
+        pool: undefined,
+      }
+    : {
+        accepted: false,
+        reason: 'NoPoolCoversIP',
+        message: `no StaticEgressIPPool covers ${rule.egressIP}`,
+        pool: undefined,
+      };
+}
+
+/** Pools in name order (the governing-pool tie-break). */
+export function poolsInOrder(pools: ReadonlyMap<string, PoolRec>): PoolRec[] {
+  return [...pools.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}

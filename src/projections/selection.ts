@@ -1,0 +1,320 @@
+// Selected pods per rule, maintained incrementally from object changes. Pure (mutates only the
+// linear state, see model.ts).
+// Which pods a rule selects (docs/api.md):
+// - never a hostNetwork pod or a terminal (Succeeded/Failed) pod;
+// - only pods in the rule's scope: a StaticEgressIP's own namespace; for a ClusterStaticEgressIP
+//   the namespaces its namespaceSelector selects and its governing pool admits (rules.ts);
+// - serviceName: pods the Service's selector matches in that namespace, UNION the pods its
+//   EndpointSlices name (targetRef). The union matters: a pod that turns NotReady may leave the
+//   slice, but while the Service still selects it, it keeps its egress IP, so its traffic never
+//   falls back to the node IP while it is selected. A Service without a selector selects through
+//   hand-made slices only.
+// - podSelector: pods whose labels match (an empty selector selects every pod in scope).
+// - both given (the CRD forbids it): a pod must satisfy both. Neither: nothing.
+// Readiness plays no part. A selected pod without an IP or node counts as "selected but not
+// programmable" (RuleRec.unprogrammable) until it gets them.
+//
+// Incremental: every change re-evaluates only the (rule, pod) pairs it can affect, found
+// through the indexes: pods by namespace, rules by namespace in scope, rules by service name,
+// slice references by service. Nothing rescans all pods or all rules per pod event.
+import { matchesSelector, matchesServiceSelector, matchesOptionalSelector } from './labels.ts';
+import { jsonEqual, type ViewChange } from './cluster-view.ts';
+import { attachRule, detachRule } from './claims.ts';
+import { buildRule, computeAcceptance, poolsInOrder, type Acceptance } from './rules.ts';
+import {
+  addTo,
+  countIn,
+  isProgrammable,
+  removeFrom,
+  type PodRec,
+  type PolicyPayload,
+  type PolicyRec,
+  type PoolRec,
+  type RuleRec,
+  type SliceRec,
+  type State,
+} from './model.ts';
+
+function inScope(rule: RuleRec, namespace: string): boolean {
+  return rule.policy.namespace !== undefined
+    ? rule.policy.namespace === namespace
+    : rule.scope.has(namespace);
+}
+
+/** Whether `rule` selects `pod` in the current view (the definition above). */
+export function selects(state: State, rule: RuleRec, pod: PodRec): boolean {
+  if (rule.invalid !== undefined || rule.removed || pod.deleted) return false;
+  if (pod.p.hostNetwork || pod.p.terminal) return false;
+  if (!inScope(rule, pod.namespace)) return false;
+  if (rule.serviceName === undefined && rule.podSelector === undefined) return false;
+  if (rule.podSelector !== undefined && !matchesSelector(rule.podSelector, pod.p.labels)) return false;
+  if (rule.serviceName !== undefined) {
+    const svcKey = `${pod.namespace}/${rule.serviceName}`;
+    const viaSelector = matchesServiceSelector(state.services.get(svcKey)?.p.selector, pod.p.labels);
+    if (!viaSelector && !(state.sliceRefs.get(svcKey)?.has(pod.name) ?? false)) return false;
+  }
+  return true;
+}
+
+function setSelected(state: State, rule: RuleRec, pod: PodRec, on: boolean): void {
+  if (rule.selected.has(pod) === on) return;
+  const prog = rule.family === 4 ? pod.prog4 : pod.prog6;
+  if (on) {
+    rule.selected.add(pod);
+    pod.selectedBy.add(rule);
+    if (!prog) rule.unprogrammable++;
+  } else {
+    rule.selected.delete(pod);
+    pod.selectedBy.delete(rule);
+    if (!prog) rule.unprogrammable--;
+  }
+  state.dirty.pods.add(pod);
+  state.dirty.policies.add(rule.policy);
+}
+
+function reevaluate(state: State, rule: RuleRec, pod: PodRec): void {
+  setSelected(state, rule, pod, selects(state, rule, pod));
+}
+
+function reevaluateNamespace(state: State, rule: RuleRec, namespace: string): void {
+  for (const pod of state.podsByNamespace.get(namespace) ?? []) reevaluate(state, rule, pod);
+}
+
+// ---- pods ----
+
+export function applyPodChange(state: State, change: Extract<ViewChange, { kind: 'Pod' }>): void {
+  const pod = change.rec;
+  state.dirty.pods.add(pod);
+  if (pod.deleted) {
+    for (const rule of [...pod.selectedBy]) setSelected(state, rule, pod, false);
+    removeFrom(state.podsByNamespace, pod.namespace, pod);
+    return;
+  }
+  const before = change.before;
+  if (before === undefined) addTo(state.podsByNamespace, pod.namespace, pod);
+  // Programmability first, with the rules selecting the pod now; then selection with the new
+  // labels (setSelected counts with the already updated flags).
+  const prog4 = isProgrammable(pod, 4);
+  const prog6 = isProgrammable(pod, 6);
+  if (prog4 !== pod.prog4 || prog6 !== pod.prog6) {
+    for (const rule of pod.selectedBy) {
+      const was = rule.family === 4 ? pod.prog4 : pod.prog6;
+      const now = rule.family === 4 ? prog4 : prog6;
+      if (was !== now) {
+        rule.unprogrammable += now ? -1 : 1;
+        state.dirty.policies.add(rule.policy);
+      }
+    }
+    pod.prog4 = prog4;
+    pod.prog6 = prog6;
+  }
+  if (
+    before === undefined ||
+    before.hostNetwork !== pod.p.hostNetwork ||
+    before.terminal !== pod.p.terminal ||
+    !jsonEqual(before.labels, pod.p.labels)
+  ) {
+    for (const rule of state.rulesByNamespace.get(pod.namespace) ?? []) reevaluate(state, rule, pod);
+    for (const rule of [...pod.selectedBy]) reevaluate(state, rule, pod);
+  }
+}
+
+// ---- services and endpoint slices ----
+
+function rulesForService(state: State, namespace: string, service: string): RuleRec[] {
+  const out: RuleRec[] = [];
+  for (const rule of state.rulesByService.get(service) ?? []) if (inScope(rule, namespace)) out.push(rule);
+  return out;
+}
+
+export function applyServiceChange(state: State, change: Extract<ViewChange, { kind: 'Service' }>): void {
+  const { namespace, name } = change.rec;
+  for (const rule of rulesForService(state, namespace, name)) reevaluateNamespace(state, rule, namespace);
+}
+
+function sliceRef(state: State, svcKey: string, podName: string, delta: number): boolean {
+  let refs = state.sliceRefs.get(svcKey);
+  if (refs === undefined) state.sliceRefs.set(svcKey, (refs = new Map<string, number>()));
+  const before = refs.get(podName) ?? 0;
+  countIn(refs, podName, delta);
+  if (refs.size === 0) state.sliceRefs.delete(svcKey);
+  return before === 0 || before + delta === 0;
+}
+
+export function applySliceChange(state: State, change: Extract<ViewChange, { kind: 'EndpointSlice' }>): void {
+  const rec: SliceRec = change.rec;
+  const ns = rec.namespace;
+  const oldSvc = change.beforeService;
+  const newSvc = change.deleted ? undefined : rec.p.serviceName;
+  const oldPods = oldSvc === undefined ? [] : change.beforePods;
+  const newPods = newSvc === undefined ? [] : rec.podNames;
+  const touched: [string, string][] = [];
+  if (oldSvc === newSvc) {
+    const oldSet = new Set(oldPods);
+    const newSet = new Set(newPods);
+    for (const p of oldPods)
+      if (!newSet.has(p) && sliceRef(state, `${ns}/${oldSvc}`, p, -1)) touched.push([oldSvc as string, p]);
+    for (const p of newPods)
+      if (!oldSet.has(p) && sliceRef(state, `${ns}/${newSvc}`, p, +1)) touched.push([newSvc as string, p]);
+  } else {
+    if (oldSvc !== undefined)
+      for (const p of oldPods) if (sliceRef(state, `${ns}/${oldSvc}`, p, -1)) touched.push([oldSvc, p]);
+    if (newSvc !== undefined)
+      for (const p of newPods) if (sliceRef(state, `${ns}/${newSvc}`, p, +1)) touched.push([newSvc, p]);
+  }
+  for (const [svc, podName] of touched) {
+    const pod = state.pods.get(`${ns}/${podName}`);
+    if (pod === undefined) continue;
+    for (const rule of rulesForService(state, ns, svc)) reevaluate(state, rule, pod);
+  }
+}
+
+// ---- scope and acceptance (namespaces, pools) ----
+
+function clusterScopeIncludes(state: State, rule: RuleRec, namespace: string): boolean {
+  const ns = state.namespaces.get(namespace);
+  if (ns === undefined || rule.invalid !== undefined || rule.removed) return false;
+  return (
+    matchesSelector(rule.namespaceSelector ?? {}, ns.p.labels) &&
+    matchesOptionalSelector(rule.pool?.p.namespaceSelector, ns.p.labels)
+  );
+}
+
+function rescopeNamespace(state: State, rule: RuleRec, namespace: string): void {
+  const want = clusterScopeIncludes(state, rule, namespace);
+  if (want === rule.scope.has(namespace)) return;
+  if (want) {
+    rule.scope.add(namespace);
+    addTo(state.rulesByNamespace, namespace, rule);
+  } else {
+    rule.scope.delete(namespace);
+    removeFrom(state.rulesByNamespace, namespace, rule);
+  }
+  reevaluateNamespace(state, rule, namespace);
+}
+
+function rescopeAll(state: State, rule: RuleRec): void {
+  for (const ns of state.namespaces.keys()) rescopeNamespace(state, rule, ns);
+  for (const ns of [...rule.scope]) if (!state.namespaces.has(ns)) rescopeNamespace(state, rule, ns);
+}
+
+/** `poolEdited`: the rule's (old or new) governing pool itself changed, e.g. its selectors. */
+function setAcceptance(state: State, rule: RuleRec, acc: Acceptance, poolEdited = false): void {
+  if (
+    !poolEdited &&
+    rule.accepted === acc.accepted &&
+    rule.acceptReason === acc.reason &&
+    rule.acceptMessage === acc.message &&
+    rule.pool === acc.pool
+  )
+    return;
+  const poolChanged = poolEdited || rule.pool !== acc.pool;
+  rule.accepted = acc.accepted;
+  rule.acceptReason = acc.reason;
+  rule.acceptMessage = acc.message;
+  rule.pool = acc.pool;
+  state.dirty.policies.add(rule.policy);
+  const ip = state.ips.get(rule.egressIP);
+  if (ip !== undefined) state.dirty.ips.add(ip);
+  if (poolChanged && rule.policy.namespace === undefined) rescopeAll(state, rule);
+}
+
+function acceptanceOf(state: State, rule: RuleRec, pools: readonly PoolRec[]): Acceptance {
+  const ns = rule.policy.namespace;
+  return computeAcceptance(rule, pools, ns === undefined ? undefined : state.namespaces.get(ns)?.p.labels);
+}
+
+export function applyNamespaceChange(state: State, change: Extract<ViewChange, { kind: 'Namespace' }>): void {
+  for (const rule of state.clusterRules) rescopeNamespace(state, rule, change.name);
+  const own = state.namespacedRulesByNamespace.get(change.name);
+  if (own !== undefined && state.pools.size > 0) {
+    const pools = poolsInOrder(state.pools);
+    for (const rule of own) setAcceptance(state, rule, acceptanceOf(state, rule, pools));
+  }
+}
+
+export function applyPoolChange(state: State, change: Extract<ViewChange, { kind: 'Pool' }>): void {
+  const pools = poolsInOrder(state.pools);
+  for (const policy of state.policies.values())
+    for (const rule of policy.rules) {
+      if (rule.invalid !== undefined) continue;
+      const acc = acceptanceOf(state, rule, pools);
+      setAcceptance(state, rule, acc, rule.pool?.name === change.name || acc.pool?.name === change.name);
+    }
+}
+
+// ---- policies ----
+
+function addRule(state: State, rule: RuleRec, pools: readonly PoolRec[]): void {
+  state.dirty.policies.add(rule.policy);
+  if (rule.invalid !== undefined) return;
+  const acc = acceptanceOf(state, rule, pools);
+  rule.accepted = acc.accepted;
+  rule.acceptReason = acc.reason;
+  rule.acceptMessage = acc.message;
+  rule.pool = acc.pool;
+  if (rule.serviceName !== undefined) addTo(state.rulesByService, rule.serviceName, rule);
+  attachRule(state, rule);
+  const ns = rule.policy.namespace;
+  if (ns !== undefined) {
+    addTo(state.namespacedRulesByNamespace, ns, rule);
+    addTo(state.rulesByNamespace, ns, rule);
+    reevaluateNamespace(state, rule, ns);
+  } else {
+    state.clusterRules.add(rule);
+    rescopeAll(state, rule);
+  }
+}
+
+function removeRule(state: State, rule: RuleRec): void {
+  rule.removed = true;
+  state.dirty.policies.add(rule.policy);
+  if (rule.invalid !== undefined) return;
+  for (const pod of rule.selected) {
+    pod.selectedBy.delete(rule);
+    state.dirty.pods.add(pod);
+  }
+  rule.selected.clear();
+  rule.unprogrammable = 0;
+  if (rule.serviceName !== undefined) removeFrom(state.rulesByService, rule.serviceName, rule);
+  detachRule(state, rule);
+  const ns = rule.policy.namespace;
+  if (ns !== undefined) {
+    removeFrom(state.namespacedRulesByNamespace, ns, rule);
+    removeFrom(state.rulesByNamespace, ns, rule);
+  } else {
+    state.clusterRules.delete(rule);
+    for (const scoped of rule.scope) removeFrom(state.rulesByNamespace, scoped, rule);
+    rule.scope.clear();
+  }
+}
+
+function namespaceSelectorOf(p: PolicyPayload | undefined): unknown {
+  return p !== undefined && 'namespaceSelector' in p ? p.namespaceSelector : undefined;
+}
+
+/**
+ * A policy appeared, changed or went away. Rules whose spec (and, for a cluster policy, the
+ * namespaceSelector) did not change keep their state, so editing one rule re-evaluates only it.
+ */
+export function applyPolicyChange(state: State, change: Extract<ViewChange, { kind: 'Policy' }>): void {
+  const policy: PolicyRec = change.rec;
+  state.dirty.policies.add(policy);
+  const old = policy.rules;
+  if (policy.deleted) {
+    for (const rule of old) removeRule(state, rule);
+    policy.rules = [];
+    return;
+  }
+  const pools = poolsInOrder(state.pools);
+  const sameScope = jsonEqual(namespaceSelectorOf(change.before), namespaceSelectorOf(policy.p));
+  const next: RuleRec[] = [];
+  policy.p.rules.forEach((spec, index) => {
+    const prev = old[index];
+    if (prev !== undefined && sameScope && jsonEqual(prev.spec, spec)) next.push(prev);
+    else next.push(buildRule(policy, index, spec));
+  });
+  for (const rule of old) if (!next.includes(rule)) removeRule(state, rule);
+  policy.rules = next;
+  for (const rule of next) if (!old.includes(rule)) addRule(state, rule, pools);
+}

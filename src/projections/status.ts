@@ -1,0 +1,120 @@
+// Policy status: per rule the egress IP, its gateways, how many pods and nodes it selects, and
+// the Accepted / Assigned / Conflict conditions; per policy the same conditions aggregated.
+// Pure (mutates only the linear state, see model.ts). A PolicyStatusComputed is emitted only
+// when the computed status differs from the last one emitted for the policy; Programmed and
+// Ready need agent acks and are the status writer's to add.
+//
+// Aggregation: Accepted and Assigned are True when every rule's is (else False with the first
+// failing rule's reason); Conflict is True when any rule's is (with the first such reason).
+import type { Condition, DecisionDraft, RuleStatus } from '../events/decisions.ts';
+import { DECISIONS_SCHEMA } from '../events/decisions.ts';
+import { isActive, type PolicyRec, type RuleRec, type State } from './model.ts';
+
+function cond(type: Condition['type'], ok: boolean, reason: string, message: string): Condition {
+  return { type, status: ok ? 'True' : 'False', reason, message };
+}
+
+function ruleConditions(state: State, rule: RuleRec): Condition[] {
+  const accepted = cond('Accepted', rule.accepted, rule.acceptReason, rule.acceptMessage);
+  const ip = state.ips.get(rule.egressIP);
+  let assigned: Condition;
+  if (!rule.accepted) assigned = cond('Assigned', false, 'NotAccepted', 'the rule is not accepted');
+  else if (!rule.winner)
+    assigned = cond(
+      'Assigned',
+      false,
+      'ConflictLost',
+      `egress IP ${rule.egressIP} is used by ${rule.claimLostTo?.id ?? ''}`,
+    );
+  else if (ip === undefined || ip.emitted.active === '')
+    assigned = cond(
+      'Assigned',
+      false,
+      'NoEligibleGateway',
+      `no node is eligible to hold ${rule.egressIP}; its selected traffic is dropped, never sent with a node IP`,
+    );
+  else
+    assigned = cond('Assigned', true, 'GatewayAssigned', `${rule.egressIP} is held by ${ip.emitted.active}`);
+  let conflict: Condition;
+  if (rule.accepted && !rule.winner && rule.claimLostTo !== undefined)
+    conflict = cond(
+      'Conflict',
+      true,
+      'EgressIPClaimed',
+      `egress IP ${rule.egressIP} is also claimed by ${rule.claimLostTo.id}, which was first seen earlier and keeps it`,
+    );
+  else if (rule.overlapLost.size > 0) {
+    const winners = [...rule.overlapLost.entries()].sort(([a], [b]) =>
+      a.id < b.id ? -1 : a.id > b.id ? 1 : 0,
+    );
+    const pods = winners.reduce((n, [, c]) => n + c, 0);
+    conflict = cond(
+      'Conflict',
+      true,
+      'SelectionOverlap',
+      `${pods} selected pod(s) are also selected by ${winners.map(([w]) => w.id).join(', ')} with a different egress IP for overlapping destinations, which take precedence for them`,
+    );
+  } else conflict = cond('Conflict', false, 'NoConflict', 'no other rule competes with this one');
+  return [accepted, assigned, conflict];
+}
+
+export function computeRuleStatus(state: State, rule: RuleRec): RuleStatus {
+  const ip = state.ips.get(rule.egressIP);
+  const active = isActive(rule) && ip !== undefined ? ip.emitted.active : '';
+  return {
+    index: rule.index,
+    egressIP: rule.egressIP,
+    active,
+    standbys: active !== '' && ip !== undefined ? ip.emitted.standbys : [],
+    selectedPods: rule.selected.size,
+    unprogrammablePods: rule.unprogrammable,
+    selectedNodes: rule.nodeCounts.size,
+    conditions: ruleConditions(state, rule),
+  };
+}
+
+function aggregate(type: Condition['type'], rules: readonly RuleStatus[], anyTrue: boolean): Condition {
+  const ofType = rules.map((r) => ({
+    index: r.index,
+    c: r.conditions.find((c) => c.type === type) as Condition,
+  }));
+  const hit = ofType.find(({ c }) => (anyTrue ? c.status === 'True' : c.status !== 'True'));
+  if (hit !== undefined) return { ...hit.c, message: `rule ${hit.index}: ${hit.c.message}` };
+  if (anyTrue) return cond(type, false, 'NoConflict', 'no rule competes with another policy');
+  return type === 'Accepted'
+    ? cond(type, true, 'Accepted', 'every egress IP is covered by a pool that admits this policy')
+    : cond(type, true, 'GatewayAssigned', 'every egress IP has an active gateway');
+}
+
+export function computePolicyStatus(state: State, policy: PolicyRec) {
+  const rules = policy.rules.map((r) => computeRuleStatus(state, r));
+  return {
+    policy: policy.ref,
+    observedGeneration: policy.p.generation,
+    rules,
+    conditions: [
+      aggregate('Accepted', rules, false),
+      aggregate('Assigned', rules, false),
+      aggregate('Conflict', rules, true),
+    ],
+  };
+}
+
+/** PolicyStatusComputed for the touched policies whose status changed, in policy-key order. */
+export function emitStatuses(state: State, offset: number): DecisionDraft[] {
+  if (state.dirty.policies.size === 0) return [];
+  const out: DecisionDraft[] = [];
+  const sorted = [...state.dirty.policies].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  for (const policy of sorted) {
+    if (policy.deleted) {
+      if (!state.policies.has(policy.key)) state.emittedStatus.delete(policy.key);
+      continue;
+    }
+    const status = computePolicyStatus(state, policy);
+    const fingerprint = JSON.stringify(status);
+    if (state.emittedStatus.get(policy.key) === fingerprint) continue;
+    state.emittedStatus.set(policy.key, fingerprint);
+    out.push({ schema: DECISIONS_SCHEMA, type: 'PolicyStatusComputed', offset, ...status });
+  }
+  return out;
+}
