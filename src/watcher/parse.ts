@@ -25,8 +25,13 @@ import type {
   V1Service,
 } from '@kubernetes/client-node';
 import type { EgressRule, PayloadOf } from '../events/cluster-events.ts';
-import { decodeWith } from '../events/decode.ts';
-import { LabelSelector, type Labels, type ObjectKind, type ObjectRef } from '../events/primitives.ts';
+import {
+  LabelSelectorRequirement,
+  type LabelSelector,
+  type Labels,
+  type ObjectKind,
+  type ObjectRef,
+} from '../events/primitives.ts';
 import {
   classifyIP,
   cidrContainsCIDR,
@@ -197,46 +202,81 @@ export function parseObjectRef(kind: ObjectKind, obj: KubernetesObject): Either<
 // ------------------------------------------------------------------------------------------------
 // Custom objects
 
-const RawMeta = t.intersection([
-  t.type({ name: t.string }),
-  t.partial({ namespace: t.string, uid: t.string, resourceVersion: t.string, generation: t.number }),
-]);
+// Named codecs, so that a refusal says "expected LabelSelector", not the codec's whole structure.
+const Selector = t.partial(
+  {
+    matchLabels: t.record(t.string, t.string, 'map of strings'),
+    matchExpressions: t.array(
+      t.intersection(
+        [
+          t.type({ key: t.string, operator: LabelSelectorRequirement.types[0].props.operator }),
+          t.partial({ values: t.array(t.string, 'list of strings') }),
+        ],
+        'LabelSelectorRequirement',
+      ),
+      'list of LabelSelectorRequirement',
+    ),
+  },
+  'LabelSelector',
+);
+
+const RawMeta = t.intersection(
+  [
+    t.type({ name: t.string }),
+    t.partial({ namespace: t.string, uid: t.string, resourceVersion: t.string, generation: t.number }),
+  ],
+  'ObjectMeta',
+);
 type RawMeta = t.TypeOf<typeof RawMeta>;
 
+const strings = t.array(t.string, 'list of strings');
 const RawRuleCommon = t.partial({
   cidr: t.string,
-  destinations: t.array(t.string),
-  exceptions: t.array(t.string),
-  gatewaySelector: LabelSelector,
+  destinations: strings,
+  exceptions: strings,
+  gatewaySelector: Selector,
   gateways: t.number,
 });
-const RawRule = t.intersection([
-  t.type({ egressip: t.string }),
-  RawRuleCommon,
-  t.partial({ 'service-name': t.string, podSelector: LabelSelector }),
-]);
+const RawRule = t.intersection(
+  [
+    t.type({ egressip: t.string }),
+    RawRuleCommon,
+    t.partial({ 'service-name': t.string, podSelector: Selector }),
+  ],
+  'Rule',
+);
 type RawRule = t.TypeOf<typeof RawRule>;
 
-const RawStaticEgressIP = t.type({
-  metadata: RawMeta,
-  spec: t.type({ rules: t.array(RawRule) }),
-});
-const RawClusterStaticEgressIP = t.type({
-  metadata: RawMeta,
-  spec: t.type({
-    namespaceSelector: LabelSelector,
-    rules: t.array(
-      t.intersection([t.type({ egressip: t.string, podSelector: LabelSelector }), RawRuleCommon]),
+const RawStaticEgressIP = t.type(
+  { metadata: RawMeta, spec: t.type({ rules: t.array(RawRule, 'list of Rule') }, 'StaticEgressIPSpec') },
+  'StaticEgressIP',
+);
+const RawClusterStaticEgressIP = t.type(
+  {
+    metadata: RawMeta,
+    spec: t.type(
+      {
+        namespaceSelector: Selector,
+        rules: t.array(
+          t.intersection([t.type({ egressip: t.string, podSelector: Selector }), RawRuleCommon], 'Rule'),
+          'list of Rule',
+        ),
+      },
+      'ClusterStaticEgressIPSpec',
     ),
-  }),
-});
-const RawStaticEgressIPPool = t.type({
-  metadata: RawMeta,
-  spec: t.intersection([
-    t.type({ addresses: t.array(t.string) }),
-    t.partial({ namespaceSelector: LabelSelector, nodeSelector: LabelSelector }),
-  ]),
-});
+  },
+  'ClusterStaticEgressIP',
+);
+const RawStaticEgressIPPool = t.type(
+  {
+    metadata: RawMeta,
+    spec: t.intersection(
+      [t.type({ addresses: strings }), t.partial({ namespaceSelector: Selector, nodeSelector: Selector })],
+      'StaticEgressIPPoolSpec',
+    ),
+  },
+  'StaticEgressIPPool',
+);
 
 /** JSON from the API server never holds null for a set field, but a hand-made object may: drop them. */
 function withoutNulls(value: unknown): unknown {
@@ -249,17 +289,38 @@ function withoutNulls(value: unknown): unknown {
   );
 }
 
+/**
+ * "spec.rules[0].egressip: expected string, got 1": the field path as the API server writes it.
+ * io-ts puts the member index of an intersection into the path; those are left out.
+ */
+function describeDecodeError(error: t.ValidationError): string {
+  let at = '';
+  error.context.forEach((entry, i) => {
+    const parent = i > 0 ? error.context[i - 1]?.type : undefined;
+    if (i === 0 || parent instanceof t.IntersectionType) return;
+    at += parent instanceof t.ArrayType ? `[${entry.key}]` : `${at === '' ? '' : '.'}${entry.key}`;
+  });
+  const expected = error.context[error.context.length - 1]?.type.name ?? 'value';
+  const got = JSON.stringify(error.value)?.slice(0, 80) ?? 'nothing';
+  return `${at || '<root>'}: expected ${expected}, got ${got}`;
+}
+
 function decodeCustom<C extends t.Mixed>(
   kind: ObjectKind,
   codec: C,
   raw: unknown,
 ): Either<ParseError, t.TypeOf<C>> {
-  const decoded = decodeWith(codec, withoutNulls(raw));
-  if (decoded._tag === 'Right') return decoded;
+  const decoded = codec.decode(withoutNulls(raw));
+  if (decoded._tag === 'Right') return right(decoded.right as t.TypeOf<C>);
   const meta = (raw as { metadata?: { name?: unknown; namespace?: unknown } } | null)?.metadata;
   const name = typeof meta?.name === 'string' ? meta.name : undefined;
   const namespace = typeof meta?.namespace === 'string' ? meta.namespace : undefined;
-  return fail(kind, displayName({ name, namespace }), decoded.left.reason.split('; '));
+  const problems = [...new Set(decoded.left.map(describeDecodeError))];
+  return fail(
+    kind,
+    displayName({ name, namespace }),
+    problems.length > 8 ? [...problems.slice(0, 8), '…'] : problems,
+  );
 }
 
 /** Checks one rule as the CRD does and normalizes it; `path` is like spec.rules[0]. */

@@ -222,6 +222,18 @@ void describe('StaticEgressIP', () => {
       assert.equal(error._tag, 'ParseError');
     }
     assert.equal(leftOf(parseStaticEgressIP({ metadata: { name: 'n' }, spec: { rules: [] } })).object, 'n');
+    const wrongType = leftOf(
+      parseStaticEgressIP({
+        metadata: { name: 'n', namespace: 'd' },
+        spec: { rules: [{ egressip: 1, podSelector: { matchExpressions: [{ key: 'a', operator: 'Is' }] } }] },
+      }),
+    );
+    assert.equal(wrongType.object, 'd/n');
+    assert.match(wrongType.reason, /^spec\.rules\[0\]\.egressip: expected string, got 1$/m);
+    assert.match(
+      wrongType.reason,
+      /^spec\.rules\[0\]\.podSelector\.matchExpressions\[0\]\.operator: expected "In" \| "NotIn"/m,
+    );
   });
 
   void it('drops nulls that a hand-made object may carry', () => {
