@@ -268,23 +268,22 @@ function objectColumn(d: Decoded): string {
 
 const pad = (s: string, n: number): string => (s.length >= n ? `${s} ` : s.padEnd(n + 1));
 
-/** The table heading; `partitioned` adds the partition to the offset column ("2:15"). */
+/** The table heading. */
 export function renderTableHeader(): string {
-  return `${pad('OFFSET', 8)}${pad('TIME', 24)}${pad('TYPE', 30)}${pad('OBJECT', 40)}DETAILS`;
+  return `${pad('OFFSET', 8)}${pad('TIME', 24)}${pad('TERM', 4)}${pad('TYPE', 29)}${pad('OBJECT', 40)}DETAILS`;
 }
 
+/** One row; `partitioned` writes the offset as "partition:offset". */
 export function renderTableRow(view: RecordView, partitioned: boolean): string {
   const offset = partitioned ? `${view.record.partition}:${view.record.offset}` : view.record.offset;
   if (!view.ok) {
-    return `${pad(offset, 8)}${pad(isoOf(view.record.timestamp), 24)}${pad('UNDECODABLE', 30)}${pad(
-      view.record.key ?? '-',
-      40,
-    )}${view.reason}`;
+    const where = `${pad(offset, 8)}${pad(isoOf(view.record.timestamp), 24)}${pad('-', 4)}`;
+    return `${where}${pad('UNDECODABLE', 29)}${pad(view.record.key ?? '-', 40)}${view.reason}`;
   }
   const d = view.decoded;
   const time = d.time ?? isoOf(view.record.timestamp);
-  const term = d.term === undefined ? '' : ` [term ${d.term}]`;
-  return `${pad(offset, 8)}${pad(time, 24)}${pad(d.type, 30)}${pad(objectColumn(d), 40)}${d.summary}${term}`.trimEnd();
+  const term = d.term === undefined ? '-' : String(d.term);
+  return `${pad(offset, 8)}${pad(time, 24)}${pad(term, 4)}${pad(d.type, 29)}${pad(objectColumn(d), 40)}${d.summary}`.trimEnd();
 }
 
 /** One JSON object per line: where the record is, and the decoded value or why it did not decode. */

@@ -36,8 +36,14 @@ export const eventsDiscarded = new Counter({
 
 export const informerRestarts = new Counter({
   name: 'kseip_watcher_informer_restarts_total',
-  help: 'Informer (re)starts after the first, by kind and reason (error, watchdog, backpressure)',
+  help: 'Relists after the first list, by kind and reason (error, expired, watchdog-silent, watchdog-stale)',
   labelNames: ['kind', 'reason'] as const,
+});
+
+export const watchPauses = new Counter({
+  name: 'kseip_watcher_watch_pauses_total',
+  help: 'Watches closed because the event buffer was full (resumed later from the same resourceVersion)',
+  labelNames: ['kind'] as const,
 });
 
 export const changesSkipped = new Counter({

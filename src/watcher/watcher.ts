@@ -200,6 +200,7 @@ export function createWatcher(opts: WatcherOptions): Watcher {
         kind: spec.kind,
         path: spec.path,
         sink,
+        full: () => publisher.full,
         log: log2,
         ...opts.informer,
         ...(opts.dropWatchEvents ? { dropWatchEvents: () => opts.dropWatchEvents!(spec.kind) } : {}),
