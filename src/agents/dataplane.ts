@@ -11,6 +11,7 @@
 //   4. gratuitous ARP for newly acquired egress IPs (in the background)
 // Unchanged desired state writes nothing. After a failed apply the next attempt re-reads the
 // kernel and rewrites every set and chain in one transaction (full resync), with backoff.
+import { writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { NodeRules } from '../events/node-rules.ts';
@@ -22,6 +23,7 @@ import {
   type DataplaneConfig,
   type DataplaneModelError,
   type KernelState,
+  type SysctlSpec,
 } from './dataplane-model.ts';
 import { computeIpPlan, isEmptyIpPlan, renderAddress, type IpPlan } from './ip-transaction.ts';
 import { createKernelRunner, runChecked, type KernelRunner } from './kernel-exec.ts';
@@ -73,6 +75,9 @@ export interface DataplaneDeps {
   readonly garpIntervalSec?: number;
 }
 
+/** Only a guess to compute with while the real value is being read (see converge). */
+const DEFAULT_UPLINK_MTU = 1500;
+
 /** States compare by rule ids, never by rule text (the kernel cannot give the text back). */
 function comparable(state: KernelState): string {
   return JSON.stringify({
@@ -109,6 +114,8 @@ export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: Datapla
   let applied: { state: KernelState; uplinkMtu: number } | undefined;
   /** The kernel is not trusted to equal `applied`: read it before the next diff, resync fully. */
   let dirty = true;
+  /** The NodeRules (generation aside) that `applied` was computed from. */
+  let appliedInput: string | undefined;
   let full = false;
   const announcements = new Set<Promise<void>>();
   /** Serialises every operation: the runtime may call checkDrift while a reconcile runs. */
@@ -124,16 +131,26 @@ export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: Datapla
   async function applyPlan(ip: IpPlan, nftOps: readonly NftOp[]): Promise<void> {
     const nftText = renderNftTransaction(nftOps);
     if (ip.createLinks.length > 0) await ipBatch(ip.createLinks);
-    if (ip.sysctls.length > 0) {
-      await runChecked(runner, 'sysctl', ['-q', '-w', ...ip.sysctls.map((s) => `${s.key}=${s.value}`)], {
-        write: true,
-      });
-    }
-    if (ip.adds.length > 0) await ipBatch(ip.adds);
-    if (ip.fdbAdds.length > 0) await bridgeBatch(ip.fdbAdds);
+    if (ip.sysctls.length > 0) await writeSysctls(ip.sysctls);
+    // Independent of each other (both only need the links to exist); both precede the marking.
+    await Promise.all([
+      ip.adds.length > 0 ? ipBatch(ip.adds) : undefined,
+      ip.fdbAdds.length > 0 ? bridgeBatch(ip.fdbAdds) : undefined,
+    ]);
     if (nftText !== '') await runChecked(runner, 'nft', ['-f', '-'], { input: nftText, write: true });
     if (ip.fdbRemoves.length > 0) await bridgeBatch(ip.fdbRemoves);
     if (ip.removes.length > 0) await ipBatch(ip.removes);
+  }
+
+  /** On a real node the files are ours to write directly; in a namespace `sysctl` must enter it. */
+  async function writeSysctls(specs: readonly SysctlSpec[]): Promise<void> {
+    if (cfg.netns === undefined) {
+      await Promise.all(specs.map((s) => writeFile(`/proc/sys/${s.key.replace(/\./g, '/')}`, s.value)));
+      return;
+    }
+    await runChecked(runner, 'sysctl', ['-q', '-w', ...specs.map((s) => `${s.key}=${s.value}`)], {
+      write: true,
+    });
   }
 
   const ipBatch = (lines: readonly string[]): Promise<string> =>
@@ -179,10 +196,21 @@ export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: Datapla
     let lastError: unknown;
     for (let attempt = 1; attempt <= attempts; attempt++) {
       try {
-        let current: KernelSnapshot;
-        if (dirty || applied === undefined) current = await read();
-        else current = { state: applied.state, uplinkMtu: applied.uplinkMtu };
-        const desired = target(current.uplinkMtu);
+        const reading = dirty || applied === undefined ? read() : undefined;
+        // Computed while the reads run (they are child processes, working in parallel with us);
+        // recomputed only if the uplink MTU turns out to differ from the guess.
+        const guessMtu = applied?.uplinkMtu ?? DEFAULT_UPLINK_MTU;
+        let desired: KernelState;
+        try {
+          desired = target(guessMtu);
+        } catch (err) {
+          await reading?.catch(() => undefined);
+          throw err;
+        }
+        const current: KernelSnapshot = reading
+          ? await reading
+          : { state: applied?.state ?? EMPTY_KERNEL_STATE, uplinkMtu: guessMtu };
+        if (current.uplinkMtu !== guessMtu) desired = target(current.uplinkMtu);
         const resync = full;
         const plan = computeIpPlan(desired, current.state);
         const nftOps = computeNftTransaction(desired.nft, current.state.nft, resync);
@@ -225,14 +253,15 @@ export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: Datapla
     reconcile: (desired) =>
       serial(async () => {
         const started = performance.now();
-        // The cheap path: same input as last time and nothing suspicious since → no reads, no writes.
-        if (!dirty && applied !== undefined) {
-          const computed = computeKernelState(cfg, desired, applied.uplinkMtu);
-          if (computed._tag === 'Right' && comparable(computed.right.state) === comparable(applied.state)) {
-            return { changed: false, durationMs: performance.now() - started };
-          }
+        // The cheap path: same input as last time and nothing suspicious since → no reads, no
+        // computation, no writes. (The generation alone changing changes nothing in the kernel.)
+        const inputKey = JSON.stringify({ ...desired, generation: 0 });
+        if (!dirty && applied !== undefined && inputKey === appliedInput) {
+          return { changed: false, durationMs: performance.now() - started };
         }
+        appliedInput = undefined;
         const changed = await converge(desiredFrom(desired));
+        appliedInput = inputKey;
         const durationMs = performance.now() - started;
         if (changed)
           log.info({ node: desired.node, generation: desired.generation, durationMs }, 'dataplane applied');
@@ -260,6 +289,7 @@ export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: Datapla
         if (held.length > 0) await ipBatch(held.map((a) => renderAddress('del', a)));
         log.warn({ withdrawn: held.map((a) => a.ip) }, 'egress IPs withdrawn');
         // The withdrawal is the new truth: a drift check must not bring the addresses back.
+        appliedInput = undefined;
         if (applied !== undefined) {
           const addresses = applied.state.addresses.filter((a) => a.kind !== 'egress');
           applied = { ...applied, state: { ...applied.state, addresses } };
@@ -270,6 +300,7 @@ export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: Datapla
       serial(async () => {
         await Promise.all(announcements);
         dirty = true;
+        appliedInput = undefined;
         await converge(() => EMPTY_KERNEL_STATE);
         log.info('dataplane removed');
       }),

@@ -183,6 +183,18 @@ export function computeIpPlan(desired: KernelState, current: KernelState): IpPla
     if (!desiredAddresses.has(addressKey(c)) && !linkGoes(c.dev)) removes.push(renderAddress('del', c));
   }
 
+  // Without a sysctl to write between creating a link and bringing it up (director devices
+  // receive nothing and need none), creation joins the adds: one process fewer.
+  if (sysctls.length === 0)
+    return {
+      createLinks: [],
+      sysctls,
+      adds: [...createLinks, ...adds],
+      fdbAdds,
+      fdbRemoves,
+      removes,
+      acquired,
+    };
   return { createLinks, sysctls, adds, fdbAdds, fdbRemoves, removes, acquired };
 }
 

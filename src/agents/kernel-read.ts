@@ -238,13 +238,17 @@ export function parseFdb(text: string): FdbSpec[] {
   return out;
 }
 
-/** `sysctl` output lines `key = value` → specs. */
-export function parseSysctls(text: string): SysctlSpec[] {
-  return text
-    .split('\n')
-    .map((line) => /^(\S+)\s*=\s*(\S+)$/.exec(line.trim()))
-    .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => ({ key: m[1] ?? '', value: m[2] ?? '' }));
+/** `ip -j netconf show` → rp_filter of our links (the device's own value, not the effective one). */
+export function parseRpFilters(text: string): SysctlSpec[] {
+  const modes: Record<string, string> = { off: '0', strict: '1', loose: '2' };
+  const out: SysctlSpec[] = [];
+  for (const c of parseArray(text)) {
+    if (!isObject(c) || c.family !== 'inet') continue;
+    const dev = str(c.interface) ?? '';
+    if (parseSlotOfLink(dev) === undefined) continue;
+    out.push({ key: rpFilterKey(dev), value: modes[str(c.rp_filter) ?? ''] ?? String(c.rp_filter) });
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -254,44 +258,51 @@ export interface KernelSnapshot {
   readonly uplinkMtu: number;
 }
 
-/** Reads everything of ours (seven reads in parallel, then the sysctls of our links). */
+/** The ip reads, as one `ip -j -d -batch -`: each command prints one JSON array on its own line. */
+export const IP_READS = [
+  'link show type vxlan',
+  'addr show',
+  'rule show',
+  'route show table all',
+  'neigh show nud permanent',
+  'netconf show',
+] as const;
+
+/** Reads everything of ours: one ip batch, one bridge and one nft process, in parallel. */
 export async function readKernelState(runner: KernelRunner, own: Ownership): Promise<KernelSnapshot> {
-  const nft = runner.run('nft', ['-j', 'list', 'table', NFT_FAMILY, NFT_TABLE]);
-  const [nftResult, links, addrs, rules, routes, neigh, fdb] = await Promise.all([
-    nft,
-    runChecked(runner, 'ip', ['-j', '-d', 'link', 'show', 'type', 'vxlan']),
-    runChecked(runner, 'ip', ['-j', 'addr', 'show']),
-    runChecked(runner, 'ip', ['-j', 'rule', 'show']),
-    runChecked(runner, 'ip', ['-j', 'route', 'show', 'table', 'all']),
-    runChecked(runner, 'ip', ['-j', 'neigh', 'show', 'nud', 'permanent']),
+  const [nftResult, ipOut, fdb] = await Promise.all([
+    runner.run('nft', ['-j', 'list', 'table', NFT_FAMILY, NFT_TABLE]),
+    runChecked(runner, 'ip', ['-j', '-d', '-batch', '-'], { input: IP_READS.join('\n') + '\n' }),
     runChecked(runner, 'bridge', ['-j', 'fdb', 'show']),
   ]);
   // "No such file or directory" is the only way nft says the table does not exist.
   if (nftResult.code !== 0 && !/No such file or directory/.test(nftResult.stderr)) {
     throw new Error(`nft list table failed: ${nftResult.stderr.trim()}`);
   }
-  const ourLinks = parseLinks(links);
-  let sysctls: SysctlSpec[] = [];
-  if (ourLinks.length > 0) {
-    const out = await runChecked(
-      runner,
-      'sysctl',
-      ourLinks.map((l) => rpFilterKey(l.name)),
-    );
-    sysctls = parseSysctls(out);
+  const lines = ipOut.split('\n').filter((line) => line.trim() !== '');
+  if (lines.length !== IP_READS.length) {
+    throw new Error(`ip -batch printed ${lines.length} results for ${IP_READS.length} reads`);
   }
+  const [links, addrs, rules, routes, neigh, netconf] = lines as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
   const up = parseAddresses(addrs, own);
   return {
     uplinkMtu: up.uplinkMtu,
     state: sortKernelState({
       nft: parseNftTable(nftResult.code === 0 ? nftResult.stdout : undefined),
-      links: ourLinks,
+      links: parseLinks(links),
       neighbours: parseNeighbours(neigh),
       fdb: parseFdb(fdb),
       routes: parseRoutes(routes, own),
       rules: parseRules(rules, own),
       addresses: up.addresses,
-      sysctls,
+      sysctls: parseRpFilters(netconf),
     }),
   };
 }
