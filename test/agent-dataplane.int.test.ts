@@ -230,9 +230,15 @@ void describe('agent dataplane on host-gw: director, gateway, failover', () => {
         `traffic after: ${vandalism}`,
       );
     }
-    await sh(cluster, n2.ns, `ip addr del ${EGRESS_IP}/32 dev eth0`);
-    assert.equal(await d2.checkDrift(), true);
-    assert.equal((await d2.reconcile(gateway())).changed, true);
+    for (const vandalism of [
+      `ip addr del ${EGRESS_IP}/32 dev eth0`,
+      'sysctl -qw net.ipv4.conf.kseip-v1.rp_filter=1',
+    ]) {
+      await sh(cluster, n2.ns, vandalism);
+      assert.equal(await d2.checkDrift(), true, `drift after: ${vandalism}`);
+      assert.equal((await d2.reconcile(gateway())).changed, true, `repair after: ${vandalism}`);
+    }
+    assert.equal((await sh(cluster, n2.ns, 'sysctl -n net.ipv4.conf.kseip-v1.rp_filter')).trim(), '2');
     await d2.settled();
     assert.equal(await eventually(() => cluster.whoami(selected.ns, EXTERNAL_HOST_IP), EGRESS_IP), EGRESS_IP);
   });

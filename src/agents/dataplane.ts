@@ -272,8 +272,11 @@ export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: Datapla
       serial(async () => {
         if (applied === undefined) return dirty;
         const now = await read();
-        const drifted =
-          now.uplinkMtu !== applied.uplinkMtu || comparable(now.state) !== comparable(applied.state);
+        // Sysctls are ours only where we set them (gateway devices); a director device keeps
+        // whatever the kernel gave it.
+        const ownedSysctls = new Set(applied.state.sysctls.map((x) => x.key));
+        const seen = { ...now.state, sysctls: now.state.sysctls.filter((x) => ownedSysctls.has(x.key)) };
+        const drifted = now.uplinkMtu !== applied.uplinkMtu || comparable(seen) !== comparable(applied.state);
         if (drifted) {
           dirty = true;
           log.warn({ uplinkMtu: now.uplinkMtu }, 'dataplane drift: kernel state differs from the last apply');

@@ -1,0 +1,127 @@
+// Unit tests of the apply engine (src/agents/dataplane.ts) against a fake kernel runner: the
+// order of writes, zero writes for an unchanged desired state, and a full resync (flush + re-add
+// in one transaction) with backoff after a failed apply. The real kernel is covered by
+// test/agent-dataplane.int.test.ts; this only pins down the engine's decisions.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { pino } from 'pino';
+import { NODE_RULES_SCHEMA, type NodeRules } from '../events/node-rules.ts';
+import { createDataplane, DEFAULT_DATAPLANE_CONFIG } from './dataplane.ts';
+import type { KernelRunner, KernelTool, RunOptions, RunResult } from './kernel-exec.ts';
+
+interface Call {
+  readonly tool: KernelTool;
+  readonly args: readonly string[];
+  readonly input: string;
+}
+
+/** A kernel that holds our table with one stale pod and nothing else, and records every call. */
+function fakeKernel(options: { failNftWrites?: number } = {}): KernelRunner & { calls: Call[] } {
+  let failNftWrites = options.failNftWrites ?? 0;
+  let writes = 0;
+  const calls: Call[] = [];
+  const ok = (stdout: string): RunResult => ({ code: 0, stdout, stderr: '' });
+  const table = JSON.stringify({
+    nftables: [
+      { table: { family: 'ip', name: 'kseip' } },
+      { set: { family: 'ip', table: 'kseip', name: 'v1-pods', type: 'ipv4_addr', elem: ['192.0.2.99'] } },
+    ],
+  });
+  return {
+    calls,
+    get writes() {
+      return writes;
+    },
+    run(tool: KernelTool, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+      calls.push({ tool, args, input: opts.input ?? '' });
+      if (opts.write === true) writes++;
+      if (tool === 'nft' && args[0] === '-j') return Promise.resolve(ok(table));
+      if (tool === 'nft' && failNftWrites > 0) {
+        failNftWrites--;
+        return Promise.resolve({ code: 1, stdout: '', stderr: 'Error: Could not process rule' });
+      }
+      if (tool === 'ip' && args.includes('-j')) {
+        // One JSON array per batched read: links, addresses (the uplink's MTU), rules, routes, neigh, netconf.
+        return Promise.resolve(
+          ok(['[]', '[{"ifname":"eth0","mtu":1500,"addr_info":[]}]', '[]', '[]', '[]', '[]'].join('\n')),
+        );
+      }
+      return Promise.resolve(ok(tool === 'bridge' && args.includes('-j') ? '[]' : ''));
+    },
+  };
+}
+
+const silent = pino({ level: 'silent' });
+const cfg = { ...DEFAULT_DATAPLANE_CONFIG, uplink: 'eth0', neverSteer: ['192.0.2.64/26'] };
+const rules: NodeRules = {
+  schema: NODE_RULES_SCHEMA,
+  node: 'node-a',
+  generation: 3,
+  nodeIP: '192.0.2.1',
+  steers: [
+    {
+      slot: 1,
+      egressIP: '198.51.100.11',
+      gatewayNode: 'node-b',
+      gatewayIP: '192.0.2.2',
+      podIPs: ['192.0.2.66'],
+      destinations: ['203.0.113.0/24'],
+      exceptions: [],
+      sources: ['default/eip#0'],
+    },
+  ],
+  egressIPs: [],
+};
+
+void describe('dataplane apply engine', () => {
+  void it('writes routes before marking, and an unchanged desired state writes nothing', async () => {
+    const kernel = fakeKernel();
+    const dp = createDataplane(cfg, silent, { runner: kernel });
+    assert.equal((await dp.reconcile(rules)).changed, true);
+    const writes = kernel.calls.filter((c) => !c.args.includes('-j')).map((c) => c.tool);
+    // ip (devices, neighbours, routes, rule) and bridge (fdb) before nft; nothing to remove after.
+    assert.deepEqual(writes.slice(-1), ['nft']);
+    assert.deepEqual([...writes.slice(0, 2)].sort(), ['bridge', 'ip']);
+    const nft = kernel.calls.find((c) => c.tool === 'nft' && c.args[0] === '-f');
+    assert.match(nft?.input ?? '', /add element ip kseip v1-pods \{ 192\.0\.2\.66 \}/);
+    assert.match(nft?.input ?? '', /delete element ip kseip v1-pods \{ 192\.0\.2\.99 \}/);
+
+    const before = kernel.calls.length;
+    assert.equal((await dp.reconcile({ ...rules, generation: 4 })).changed, false);
+    assert.equal(kernel.calls.length, before, 'no kernel call at all for an unchanged state');
+  });
+
+  void it('after a failed apply, retries with a full resync: every set flushed and refilled in one transaction', async () => {
+    const kernel = fakeKernel({ failNftWrites: 1 });
+    const dp = createDataplane(cfg, silent, { runner: kernel, backoffMs: 1 });
+    assert.equal((await dp.reconcile(rules)).changed, true);
+    const transactions = kernel.calls
+      .filter((c) => c.tool === 'nft' && c.args[0] === '-f')
+      .map((c) => c.input);
+    assert.equal(transactions.length, 2);
+    assert.doesNotMatch(transactions[0] ?? '', /flush set/);
+    assert.match(
+      transactions[1] ?? '',
+      /flush set ip kseip v1-pods\n[\s\S]*add element ip kseip v1-pods \{ 192\.0\.2\.66 \}/,
+    );
+    // The retry re-read the kernel rather than trusting memory.
+    assert.equal(kernel.calls.filter((c) => c.tool === 'nft' && c.args[0] === '-j').length, 2);
+  });
+
+  void it('gives up after the bounded attempts and says why; the next reconcile resyncs', async () => {
+    const kernel = fakeKernel({ failNftWrites: 3 });
+    const dp = createDataplane(cfg, silent, { runner: kernel, backoffMs: 1, attempts: 3 });
+    await assert.rejects(dp.reconcile(rules), /nft -f - exited 1: Error: Could not process rule/);
+    assert.equal((await dp.reconcile(rules)).changed, true);
+  });
+
+  void it('a desired state that cannot be computed fails at once, without retries or writes', async () => {
+    const kernel = fakeKernel();
+    const dp = createDataplane(cfg, silent, { runner: kernel, backoffMs: 1 });
+    await assert.rejects(
+      dp.reconcile({ ...rules, egressIPs: [{ slot: 0, egressIP: '198.51.100.1' }] }),
+      /InvalidSlot/,
+    );
+    assert.equal(kernel.writes, 0);
+  });
+});
