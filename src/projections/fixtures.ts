@@ -59,27 +59,31 @@ export interface NodeInput {
   unschedulable?: boolean;
 }
 
-/** Event builders; each builder instance numbers its event ids e1, e2, ... */
-export function events(
-  producer: { component: 'watcher' | 'liveness'; term: number } = { component: 'watcher', term: 1 },
-) {
+type Component = 'watcher' | 'liveness';
+
+/**
+ * Event builders. Each builder instance numbers its event ids e1, e2, ... and writes as the
+ * current term of each component (leadership() moves it forward, as a new leader would).
+ */
+export function events() {
   let n = 0;
+  const terms: Record<Component, number> = { watcher: 1, liveness: 1 };
   const make = <K extends ClusterEvent['type']>(
     type: K,
     object: ObjectRef,
     payload: EventOf<K>['payload'],
-    by = producer,
+    by: Component = 'watcher',
   ): EventOf<K> =>
     ({
       schema: CLUSTER_EVENTS_SCHEMA,
       id: `e${++n}`,
       type,
       observedAt: '2026-01-01T00:00:00.000Z',
-      producer: { ...by },
+      producer: { component: by, term: terms[by] },
       object,
       payload,
     }) as EventOf<K>;
-  const liveness = { component: 'liveness' as const, term: 1 };
+  const liveness: Component = 'liveness';
   return {
     pool: (
       name: string,
@@ -158,13 +162,16 @@ export function events(
     namespace: (name: string, labels: Labels = {}) =>
       make('NamespaceObserved', { kind: 'Namespace', name }, { labels }),
     namespaceDeleted: (name: string) => make('NamespaceDeleted', { kind: 'Namespace', name }, {}),
-    leadership: (component: 'watcher' | 'liveness', term: number) =>
-      make(
+    /** A new leader of `component` at `term`; later events of this builder write with it. */
+    leadership: (component: Component, term: number) => {
+      const e = make(
         'LeadershipAcquired',
         { kind: 'Node', name: component },
         { holder: `${component}-${term}` },
-        { component, term },
-      ),
+      );
+      terms[component] = Math.max(terms[component], term);
+      return { ...e, producer: { component, term } };
+    },
     listStarted: (kind: ObjectKind, listId: string) =>
       make('ListStarted', { kind, name: listId }, { kind, listId }),
     listCompleted: (kind: ObjectKind, listId: string, count = 0) =>

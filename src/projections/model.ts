@@ -146,6 +146,8 @@ export interface RuleRec {
   // selection.ts
   /** ClusterStaticEgressIP rules: the namespaces in scope (policy ∩ pool namespaceSelector). */
   readonly scope: Set<string>;
+  /** ClusterStaticEgressIP rules: namespaces the policy selects but the governing pool does not admit. */
+  readonly excluded: Set<string>;
   readonly selected: Set<PodRec>;
   unprogrammable: number;
   // claims.ts

@@ -91,6 +91,7 @@ export function buildRule(policy: PolicyRec, index: number, spec: EgressRule): R
     acceptMessage: invalid?.message ?? '',
     pool: undefined,
     scope: new Set(),
+    excluded: new Set(),
     selected: new Set(),
     unprogrammable: 0,
     winner: false,

@@ -114,8 +114,8 @@ export function applyPodChange(state: State, change: Extract<ViewChange, { kind:
     before.terminal !== pod.p.terminal ||
     !jsonEqual(before.labels, pod.p.labels)
   ) {
+    // Every rule that selects the pod is in scope of its namespace, so this covers losing rules too.
     for (const rule of state.rulesByNamespace.get(pod.namespace) ?? []) reevaluate(state, rule, pod);
-    for (const rule of [...pod.selectedBy]) reevaluate(state, rule, pod);
   }
 }
 
@@ -171,17 +171,22 @@ export function applySliceChange(state: State, change: Extract<ViewChange, { kin
 
 // ---- scope and acceptance (namespaces, pools) ----
 
-function clusterScopeIncludes(state: State, rule: RuleRec, namespace: string): boolean {
+/** For a cluster rule and a namespace: selected by the policy, and admitted by the pool. */
+function clusterScope(state: State, rule: RuleRec, namespace: string): [boolean, boolean] {
   const ns = state.namespaces.get(namespace);
-  if (ns === undefined || rule.invalid !== undefined || rule.removed) return false;
-  return (
-    matchesSelector(rule.namespaceSelector ?? {}, ns.p.labels) &&
-    matchesOptionalSelector(rule.pool?.p.namespaceSelector, ns.p.labels)
-  );
+  if (ns === undefined || rule.invalid !== undefined || rule.removed) return [false, false];
+  const selected = matchesSelector(rule.namespaceSelector ?? {}, ns.p.labels);
+  return [selected, selected && matchesOptionalSelector(rule.pool?.p.namespaceSelector, ns.p.labels)];
 }
 
 function rescopeNamespace(state: State, rule: RuleRec, namespace: string): void {
-  const want = clusterScopeIncludes(state, rule, namespace);
+  const [selected, want] = clusterScope(state, rule, namespace);
+  if (selected && !want) {
+    if (!rule.excluded.has(namespace)) {
+      rule.excluded.add(namespace);
+      state.dirty.policies.add(rule.policy);
+    }
+  } else if (rule.excluded.delete(namespace)) state.dirty.policies.add(rule.policy);
   if (want === rule.scope.has(namespace)) return;
   if (want) {
     rule.scope.add(namespace);
@@ -195,7 +200,8 @@ function rescopeNamespace(state: State, rule: RuleRec, namespace: string): void 
 
 function rescopeAll(state: State, rule: RuleRec): void {
   for (const ns of state.namespaces.keys()) rescopeNamespace(state, rule, ns);
-  for (const ns of [...rule.scope]) if (!state.namespaces.has(ns)) rescopeNamespace(state, rule, ns);
+  for (const ns of [...rule.scope, ...rule.excluded])
+    if (!state.namespaces.has(ns)) rescopeNamespace(state, rule, ns);
 }
 
 /** `poolEdited`: the rule's (old or new) governing pool itself changed, e.g. its selectors. */
@@ -286,6 +292,7 @@ function removeRule(state: State, rule: RuleRec): void {
     state.clusterRules.delete(rule);
     for (const scoped of rule.scope) removeFrom(state.rulesByNamespace, scoped, rule);
     rule.scope.clear();
+    rule.excluded.clear();
   }
 }
 

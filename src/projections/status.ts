@@ -14,8 +14,19 @@ function cond(type: Condition['type'], ok: boolean, reason: string, message: str
   return { type, status: ok ? 'True' : 'False', reason, message };
 }
 
+/** How a cluster rule's Accepted message names the namespaces its pool leaves out. */
+const EXCLUDED_NAMED = 5;
+
+function acceptedMessage(rule: RuleRec): string {
+  if (rule.excluded.size === 0) return rule.acceptMessage;
+  const names = [...rule.excluded].sort();
+  const shown = names.slice(0, EXCLUDED_NAMED).join(', ');
+  const more = names.length > EXCLUDED_NAMED ? ` and ${names.length - EXCLUDED_NAMED} more` : '';
+  return `${rule.acceptMessage}; namespaces selected but not admitted by pool ${rule.pool?.name ?? ''}, left out: ${shown}${more}`;
+}
+
 function ruleConditions(state: State, rule: RuleRec): Condition[] {
-  const accepted = cond('Accepted', rule.accepted, rule.acceptReason, rule.acceptMessage);
+  const accepted = cond('Accepted', rule.accepted, rule.acceptReason, acceptedMessage(rule));
   const ip = state.ips.get(rule.egressIP);
   let assigned: Condition;
   if (!rule.accepted) assigned = cond('Assigned', false, 'NotAccepted', 'the rule is not accepted');
@@ -80,10 +91,14 @@ function aggregate(type: Condition['type'], rules: readonly RuleStatus[], anyTru
   }));
   const hit = ofType.find(({ c }) => (anyTrue ? c.status === 'True' : c.status !== 'True'));
   if (hit !== undefined) return { ...hit.c, message: `rule ${hit.index}: ${hit.c.message}` };
-  if (anyTrue) return cond(type, false, 'NoConflict', 'no rule competes with another policy');
-  return type === 'Accepted'
-    ? cond(type, true, 'Accepted', 'every egress IP is covered by a pool that admits this policy')
-    : cond(type, true, 'GatewayAssigned', 'every egress IP has an active gateway');
+  if (anyTrue) return cond(type, false, 'NoConflict', 'no rule competes with another rule');
+  // All rules agree: say what each says (pools, gateways), which is what kubectl describe shows.
+  const first = ofType[0]?.c ?? cond(type, true, type === 'Accepted' ? 'Accepted' : 'GatewayAssigned', '');
+  const message =
+    ofType.length === 1
+      ? first.message
+      : ofType.map(({ index, c }) => `rule ${index}: ${c.message}`).join('; ');
+  return { ...first, message };
 }
 
 export function computePolicyStatus(state: State, policy: PolicyRec) {
