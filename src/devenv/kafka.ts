@@ -1,0 +1,366 @@
+// A real single-node Kafka broker (KRaft) for tests and the demo, started with testcontainers
+// from the image scripts/provision/kafka.sh built (tools/kafka). Effectful: owns exactly the
+// one container it starts (stop/restart/pause touch only that container, by its id) and the
+// two loopback ports it picked. Also the project's one place that configures kafkajs clients
+// for the dev environment: kafkaClient() routes kafkajs' own logger into pino.
+//
+// Why host networking: kafkajs connects to the advertised listener it reads from metadata, so
+// the broker must advertise an address the test process can reach. With host networking the
+// broker binds and advertises 127.0.0.1:<port>, and that address stays valid across a
+// container stop/start, which broker-restart tests rely on.
+import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Readable } from 'node:stream';
+import { Kafka, logLevel, type Admin, type ITopicConfig, type LogEntry, type logCreator } from 'kafkajs';
+import { pino, type Logger } from 'pino';
+import { GenericContainer, Wait, getContainerRuntimeClient, type StartedTestContainer } from 'testcontainers';
+import '../lib/kafkajs-idle-timer-fix.ts';
+import { requireArtifact } from './artifacts.ts';
+
+// testcontainers' reaper (Ryuk) is an image that cannot be pulled here; every caller stops its
+// own broker instead. Read by testcontainers when the first container starts, not at import.
+process.env.TESTCONTAINERS_RYUK_DISABLED ??= 'true';
+
+/** The line the broker logs once it serves clients (KafkaRaftServer, Kafka 3.x and 4.x). */
+const STARTED_LINE = 'Kafka Server started';
+const LOG_LINES_KEPT = 400;
+
+export interface StartKafkaOptions {
+  /** Image tag; default: the exact tag provisioning recorded (KAFKA_IMAGE). */
+  image?: string;
+  /** How long to wait for a working broker, start and readiness check together. */
+  startupTimeoutMs?: number;
+  /** Extra server.properties lines, e.g. { 'log.retention.ms': '60000' }. Later lines win. */
+  brokerProperties?: Record<string, string>;
+  /** Receives broker log lines as they arrive (e.g. to mirror them while debugging). */
+  onLogLine?: (line: string) => void;
+}
+
+export interface RestartOptions {
+  /** Time the broker stays down between stop and start. Default 0. */
+  downMs?: number;
+  /** true: SIGKILL, like a crashed broker; false (default): SIGTERM, a clean shutdown. */
+  kill?: boolean;
+}
+
+export interface KafkaBroker {
+  readonly brokers: string[];
+  readonly containerId: string;
+  readonly image: string;
+  /** Stops and removes this broker's container. Safe to call twice. */
+  stop(): Promise<void>;
+  /** Stops and starts the same container: same ports, same data, same cluster id. */
+  restart(opts?: RestartOptions): Promise<void>;
+  /** Freezes the broker process (connections stay open but get no answers). */
+  pause(): Promise<void>;
+  unpause(): Promise<void>;
+  /** The broker's last log lines, newest last; also kept after the container is gone. */
+  logsTail(lines?: number): string;
+}
+
+/**
+ * Starts a broker and resolves once a kafkajs admin can talk to it. Never skips: if the broker
+ * cannot start, rejects with the reason and the broker's last log lines.
+ */
+export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaBroker> {
+  const image = opts.image ?? requireArtifact('KAFKA_IMAGE');
+  const timeoutMs = opts.startupTimeoutMs ?? 180_000;
+  // Ports are picked by binding port 0 and releasing it, so another process can grab one in
+  // between (several engineers' test runs share this machine). The broker then fails with a
+  // BindException; one more try with fresh ports covers that race.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(image, timeoutMs, opts);
+    } catch (err) {
+      if (attempt >= 2 || !(err instanceof KafkaStartError) || !err.portClash) throw err;
+    }
+  }
+}
+
+class KafkaStartError extends Error {
+  readonly portClash: boolean;
+  constructor(message: string, portClash: boolean, cause: unknown) {
+    super(message, { cause });
+    this.name = 'KafkaStartError';
+    this.portClash = portClash;
+  }
+}
+
+async function startOnce(image: string, timeoutMs: number, opts: StartKafkaOptions): Promise<KafkaBroker> {
+  const [port, controllerPort] = await freePorts(2);
+  const brokers = [`127.0.0.1:${port}`];
+  const logs = new LogRing(LOG_LINES_KEPT, opts.onLogLine);
+  const extra = Object.entries(opts.brokerProperties ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join('\n');
+  const deadline = Date.now() + timeoutMs;
+
+  let started: StartedTestContainer;
+  try {
+    started = await new GenericContainer(image)
+      .withNetworkMode('host')
+      .withEnvironment({
+        KAFKA_PORT: String(port),
+        KAFKA_CONTROLLER_PORT: String(controllerPort),
+        KAFKA_EXTRA_PROPERTIES: extra,
+      })
+      .withLabels({ 'io.kseip.role': 'kafka', 'io.kseip.kafka.brokers': brokers[0]! })
+      .withLogConsumer((stream) => logs.follow(stream))
+      .withWaitStrategy(Wait.forLogMessage(STARTED_LINE))
+      .withStartupTimeout(timeoutMs)
+      .start();
+  } catch (err) {
+    throw startError(`Kafka broker (${image}) did not start on ${brokers[0]}`, err, logs);
+  }
+
+  const containerId = started.getId();
+  const client = await getContainerRuntimeClient();
+  const container = client.container.getById(containerId);
+  let removed = false;
+
+  try {
+    await waitUntilServing(brokers, deadline);
+  } catch (err) {
+    await started.stop({ remove: true, timeout: 0 }).catch(() => undefined);
+    throw startError(`Kafka broker (${image}) logged '${STARTED_LINE}' but is not serving`, err, logs);
+  }
+
+  return {
+    brokers,
+    containerId,
+    image,
+    async stop() {
+      if (removed) return;
+      removed = true;
+      // A clean stop takes ~0.2 s; the broker's data dies with the container anyway.
+      await client.container.stop(container, { timeout: 5_000 });
+      await client.container.remove(container, { removeVolumes: true });
+    },
+    async restart(restartOpts: RestartOptions = {}) {
+      if (removed) throw new Error(`Kafka container ${containerId} was stopped and removed; cannot restart`);
+      const startsBefore = logs.count(STARTED_LINE);
+      await client.container.stop(container, { timeout: restartOpts.kill ? 0 : 10_000 });
+      if ((restartOpts.downMs ?? 0) > 0) await sleep(restartOpts.downMs);
+      // The log stream of the previous run ended with it; follow the new run from its start.
+      const since = Date.now() / 1000;
+      await client.container.start(container);
+      logs.follow(await client.container.logs(container, { since }));
+      const restartDeadline = Date.now() + timeoutMs;
+      try {
+        while (logs.count(STARTED_LINE) <= startsBefore) {
+          const state = (await client.container.inspect(container)).State;
+          if (!state.Running) throw new Error(`container exited with code ${state.ExitCode}`);
+          if (Date.now() > restartDeadline) throw new Error(`no '${STARTED_LINE}' within ${timeoutMs} ms`);
+          await sleep(100);
+        }
+        await waitUntilServing(brokers, restartDeadline);
+      } catch (err) {
+        throw startError(`Kafka broker ${brokers[0]} did not come back after a restart`, err, logs);
+      }
+    },
+    async pause() {
+      await container.pause();
+    },
+    async unpause() {
+      await container.unpause();
+    },
+    logsTail(lines = 50) {
+      return logs.tail(lines);
+    },
+  };
+}
+
+/** An admin round trip, retried until the deadline: the log line alone can precede readiness. */
+async function waitUntilServing(brokers: string[], deadline: number): Promise<void> {
+  let lastErr: unknown;
+  while (Date.now() < deadline) {
+    const admin = kafkaClient(brokers, 'kseip-devenv-ready', { connectionTimeout: 2_000 }).admin({
+      retry: { retries: 0 },
+    });
+    try {
+      await admin.connect();
+      const cluster = await admin.describeCluster();
+      if (cluster.brokers.length > 0 && cluster.controller !== null) {
+        await admin.listTopics();
+        return;
+      }
+      lastErr = new Error(`cluster not formed yet: ${JSON.stringify(cluster)}`);
+    } catch (err) {
+      lastErr = err;
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+    await sleep(200);
+  }
+  throw new Error(`no kafkajs admin round trip with ${brokers.join(',')} before the deadline`, {
+    cause: lastErr,
+  });
+}
+
+function startError(what: string, err: unknown, logs: LogRing): KafkaStartError {
+  const reason = err instanceof Error ? err.message : String(err);
+  const cause = err instanceof Error && err.cause instanceof Error ? ` (cause: ${err.cause.message})` : '';
+  const tail = logs.tail(40);
+  const portClash = /BindException|Address already in use/.test(tail);
+  return new KafkaStartError(
+    `${what}: ${reason}${cause}\n--- last broker log lines ---\n${tail || '(no output)'}`,
+    portClash,
+    err,
+  );
+}
+
+/** Keeps the last N lines of the broker's stdout/stderr, across restarts. */
+class LogRing {
+  private readonly lines: string[] = [];
+  private readonly counts = new Map<string, number>();
+  private readonly max: number;
+  private readonly onLine: ((line: string) => void) | undefined;
+
+  constructor(max: number, onLine?: (line: string) => void) {
+    this.max = max;
+    this.onLine = onLine;
+  }
+
+  follow(stream: Readable): void {
+    let partial = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      const parts = (partial + chunk).split('\n');
+      partial = parts.pop() ?? '';
+      for (const line of parts) this.push(line);
+    });
+    stream.on('end', () => {
+      if (partial !== '') this.push(partial);
+      partial = '';
+    });
+    // The stream ends or errors when the container stops; nothing to do about it here.
+    stream.on('error', () => undefined);
+  }
+
+  private push(line: string): void {
+    if (line.includes(STARTED_LINE)) this.counts.set(STARTED_LINE, this.count(STARTED_LINE) + 1);
+    this.lines.push(line);
+    if (this.lines.length > this.max) this.lines.splice(0, this.lines.length - this.max);
+    this.onLine?.(line);
+  }
+
+  count(marker: string): number {
+    return this.counts.get(marker) ?? 0;
+  }
+
+  tail(n: number): string {
+    return this.lines.slice(-n).join('\n');
+  }
+}
+
+/** n distinct free TCP ports on 127.0.0.1 (bound at once so they differ, then released). */
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+          const server = createServer();
+          server.once('error', reject);
+          server.listen(0, '127.0.0.1', () => resolve(server));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => {
+    const address = s.address();
+    if (address === null || typeof address === 'string') throw new Error('unexpected server address');
+    return address.port;
+  });
+  await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  return ports;
+}
+
+// ----- kafkajs clients ------------------------------------------------------------------------
+
+export interface KafkaClientOptions {
+  /** Where kafkajs' own log lines go; default: a pino logger at KSEIP_KAFKAJS_LOG_LEVEL or silent. */
+  log?: Logger;
+  connectionTimeout?: number;
+  requestTimeout?: number;
+}
+
+/**
+ * A kafkajs client whose own logging goes into pino as structured fields. kafkajs logs routine
+ * events (rebalances, retried requests, coordinator moves) at ERROR, which would bury test
+ * output, so by default it is silent; pass a pino logger (or set KSEIP_KAFKAJS_LOG_LEVEL) to
+ * see it.
+ */
+export function kafkaClient(brokers: string[], clientId: string, opts: KafkaClientOptions = {}): Kafka {
+  const log =
+    opts.log?.child({ component: 'kafkajs' }) ??
+    pino({ name: 'kafkajs', level: process.env.KSEIP_KAFKAJS_LOG_LEVEL ?? 'silent' }, pino.destination(2));
+  return new Kafka({
+    clientId,
+    brokers,
+    connectionTimeout: opts.connectionTimeout ?? 3_000,
+    requestTimeout: opts.requestTimeout ?? 30_000,
+    logLevel: kafkajsLevel(log),
+    logCreator: pinoLogCreator(log),
+  });
+}
+
+function kafkajsLevel(log: Logger): logLevel {
+  if (log.isLevelEnabled('debug')) return logLevel.DEBUG;
+  if (log.isLevelEnabled('info')) return logLevel.INFO;
+  if (log.isLevelEnabled('warn')) return logLevel.WARN;
+  if (log.isLevelEnabled('error')) return logLevel.ERROR;
+  return logLevel.NOTHING;
+}
+
+function pinoLogCreator(log: Logger): logCreator {
+  return () =>
+    ({ namespace, level, log: entry }: LogEntry) => {
+      const { message, timestamp: _ts, logger: _logger, ...fields } = entry;
+      const obj = { namespace, ...fields };
+      switch (level) {
+        case logLevel.ERROR:
+          log.error(obj, message);
+          break;
+        case logLevel.WARN:
+          log.warn(obj, message);
+          break;
+        case logLevel.INFO:
+          log.info(obj, message);
+          break;
+        case logLevel.DEBUG:
+          log.debug(obj, message);
+          break;
+        case logLevel.NOTHING:
+          break;
+      }
+    };
+}
+
+// ----- topics -----------------------------------------------------------------------------
+
+export interface TopicSpec {
+  topic: string;
+  partitions?: number;
+  /** Topic-level configs, e.g. { 'cleanup.policy': 'compact' }. */
+  config?: Record<string, string>;
+}
+
+/**
+ * Creates the topics (replication factor 1: one broker) and waits for their leaders. Topics
+ * that already exist are left as they are, so callers can create idempotently.
+ */
+export async function createTopics(brokers: string[], specs: TopicSpec[]): Promise<void> {
+  const admin: Admin = kafkaClient(brokers, 'kseip-devenv-topics').admin();
+  await admin.connect();
+  try {
+    const topics: ITopicConfig[] = specs.map((s) => ({
+      topic: s.topic,
+      numPartitions: s.partitions ?? 1,
+      replicationFactor: 1,
+      configEntries: Object.entries(s.config ?? {}).map(([name, value]) => ({ name, value })),
+    }));
+    await admin.createTopics({ topics, waitForLeaders: true, timeout: 30_000 });
+  } finally {
+    await admin.disconnect();
+  }
+}

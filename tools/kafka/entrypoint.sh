@@ -1,0 +1,75 @@
+#!/bin/sh
+# Entrypoint of the test/demo Kafka image: one KRaft node that is broker and controller at once.
+# Writes server.properties from the environment, formats the storage on first start only (so a
+# container stop/start keeps its topics, offsets and transactions), then execs the broker.
+# The container runs with host networking, so every listener binds 127.0.0.1 and the ports
+# come from the caller, who picked free ones:
+#   KAFKA_PORT             client listener (required)
+#   KAFKA_CONTROLLER_PORT  KRaft controller listener (required)
+#   KAFKA_CLUSTER_ID       22-char base64 cluster id (default: a fixed one; one node, one cluster)
+#   KAFKA_HEAP_OPTS        default -Xms256m -Xmx512m
+#   KAFKA_JVM_OPTS         extra JVM flags (default tuned for a fast start on 2 cores)
+#   KAFKA_EXTRA_PROPERTIES extra server.properties lines, appended last so they win
+set -eu
+
+: "${KAFKA_PORT:?KAFKA_PORT (client listener port) is required}"
+: "${KAFKA_CONTROLLER_PORT:?KAFKA_CONTROLLER_PORT (KRaft controller port) is required}"
+KAFKA_CLUSTER_ID=${KAFKA_CLUSTER_ID:-MkU3OEVBNTcwNTJENDM2Qk}
+KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}
+# Serial GC and C1-only JIT: a test broker starts faster and competes less for 2 cores with the
+# tests it serves; its throughput needs are small.
+KAFKA_JVM_OPTS=${KAFKA_JVM_OPTS:--XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto}
+# Inside the container's own filesystem: survives stop/start, vanishes with the container.
+DATA_DIR=/var/lib/kafka/data
+CONFIG=/opt/kafka/config/server.properties
+
+mkdir -p "$DATA_DIR"
+cat >"$CONFIG" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:${KAFKA_CONTROLLER_PORT}
+listeners=PLAINTEXT://127.0.0.1:${KAFKA_PORT},CONTROLLER://127.0.0.1:${KAFKA_CONTROLLER_PORT}
+advertised.listeners=PLAINTEXT://127.0.0.1:${KAFKA_PORT}
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+log.dirs=${DATA_DIR}
+# One node: internal topics with more replicas than brokers never come up, and consumer groups
+# and transactions then hang waiting for them.
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+# Tests join groups constantly; the default 3 s delay would be paid by every first join.
+group.initial.rebalance.delay.ms=0
+# Topics exist only when created on purpose (partition counts and compaction are part of the design).
+auto.create.topics.enable=false
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+num.network.threads=2
+num.io.threads=2
+num.recovery.threads.per.data.dir=1
+background.threads=2
+PROPS
+if [ -n "${KAFKA_EXTRA_PROPERTIES:-}" ]; then
+  printf '%s\n' "$KAFKA_EXTRA_PROPERTIES" >>"$CONFIG"
+fi
+
+CP='/opt/kafka/libs/*'
+LOG_OPTS="-Dlog4j2.configurationFile=/opt/kafka/config/log4j2.properties"
+# shellcheck disable=SC2086 # the option variables are word lists on purpose
+if [ ! -f "$DATA_DIR/meta.properties" ]; then
+  echo "[kseip-kafka] formatting $DATA_DIR for cluster $KAFKA_CLUSTER_ID"
+  java $KAFKA_JVM_OPTS $LOG_OPTS -cp "$CP" kafka.tools.StorageTool format \
+    -t "$KAFKA_CLUSTER_ID" -c "$CONFIG" --ignore-formatted
+else
+  echo "[kseip-kafka] $DATA_DIR already formatted; keeping its data"
+fi
+echo "[kseip-kafka] starting broker on 127.0.0.1:${KAFKA_PORT} (controller 127.0.0.1:${KAFKA_CONTROLLER_PORT})"
+# shellcheck disable=SC2086
+exec java $KAFKA_HEAP_OPTS $KAFKA_JVM_OPTS $LOG_OPTS -Djava.awt.headless=true \
+  -cp "$CP" kafka.Kafka "$CONFIG"
