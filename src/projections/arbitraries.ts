@@ -103,6 +103,7 @@ export const objectStep: fc.Arbitrary<Step> = fc.oneof(
         ready: rarely(false, true),
         cordon: rarely(true, false),
         noIP: rarely(true, false),
+        otherIP: rarely(true, false),
       })
       .map(
         (n): Step =>
@@ -111,7 +112,7 @@ export const objectStep: fc.Arbitrary<Step> = fc.oneof(
               labels: { ...(n.gw ? { role: 'gw' } : {}), ...(n.zone ? { zone: 'z1' } : {}) },
               ready: n.ready,
               unschedulable: n.cordon,
-              ...(n.noIP ? { ip: '' } : {}),
+              ...(n.noIP ? { ip: '' } : n.otherIP ? { ip: `192.0.2.${200 + NODES.indexOf(n.node)}` } : {}),
             }),
       ),
   },

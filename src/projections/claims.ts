@@ -20,6 +20,7 @@ import { ipHash } from './hrw.ts';
 import {
   compareRules,
   countIn,
+  inOrder,
   isActive,
   policyPrecedes,
   type ConflictRec,
@@ -48,10 +49,12 @@ export function attachRule(state: State, rule: RuleRec): void {
       claimKeys: new Set(),
       directors: new Map(),
       emitted: { active: '', standbys: [], slot: 0, owner: '' },
+      steerHash: { valid: false, h1: 0, h2: 0 },
     };
     state.ips.set(rule.egressIP, rec);
   }
   rec.rules.add(rule);
+  rule.ipRec = rec;
   state.dirty.ips.add(rec);
 }
 
@@ -69,7 +72,7 @@ function byIP(a: EgressIPRec, b: EgressIPRec): number {
 /** Decide the winner of every egress IP the step touched; marks pods of rules that flipped. */
 export function resolveClaims(state: State): void {
   const dirty = state.dirty;
-  for (const rec of [...dirty.ips].sort(byIP)) {
+  for (const rec of inOrder(dirty.ips, byIP)) {
     let winner: PolicyRec | undefined;
     for (const r of rec.rules)
       if (r.accepted && (winner === undefined || policyPrecedes(r.policy, winner))) winner = r.policy;

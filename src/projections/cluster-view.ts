@@ -77,7 +77,15 @@ export function policyKey(kind: PolicyKind, namespace: string | undefined, name:
   return namespace === undefined ? `${kind}/${name}` : `${kind}/${namespace}/${name}`;
 }
 
+const NO_IPS: string[] = [];
+
 function canonicalIPs(texts: readonly string[], family: 4 | 6): string[] {
+  if (texts.length === 0) return NO_IPS;
+  if (texts.length === 1) {
+    // The common case (one IP per family), without a Set: this runs once per pod event.
+    const a = parseAddress(texts[0] as string);
+    return a !== undefined && a.family === family ? [a.text] : NO_IPS;
+  }
   const out = new Set<string>();
   for (const t of texts) {
     const a = parseAddress(t);

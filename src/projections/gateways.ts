@@ -15,7 +15,7 @@ import type { FailoverReason } from '../events/decisions.ts';
 import { DECISIONS_SCHEMA, type DecisionDraft } from '../events/decisions.ts';
 import { nodeHash, ranksBefore, score } from './hrw.ts';
 import { matchesOptionalSelector, selectorKey } from './labels.ts';
-import { addTo, removeFrom, type EgressIPRec, type Sig, type State } from './model.ts';
+import { addTo, inOrder, removeFrom, type EgressIPRec, type Sig, type State } from './model.ts';
 import type { NodePayload } from './model.ts';
 
 export function nodeHashOf(state: State, name: string): number {
@@ -48,9 +48,9 @@ function inSig(state: State, sig: Sig, name: string): boolean {
   );
 }
 
-/** Put `name` into an IP's top k if it ranks high enough. */
-function offer(state: State, ip: EgressIPRec, name: string): void {
-  const s = score(ip.ipH, nodeHashOf(state, name));
+/** Put `name` (node hash `h`) into an IP's top k if it ranks high enough. */
+function offer(state: State, ip: EgressIPRec, name: string, h: number): void {
+  const s = score(ip.ipH, h);
   let i = ip.ranked.length;
   while (i > 0 && ranksBefore(s, name, ip.scores[i - 1] as number, ip.ranked[i - 1] as string)) i--;
   if (i >= ip.k) return;
@@ -66,8 +66,17 @@ function offer(state: State, ip: EgressIPRec, name: string): void {
 function rerank(state: State, ip: EgressIPRec): void {
   ip.ranked = [];
   ip.scores = [];
-  if (ip.sig !== undefined) for (const name of ip.sig.eligible) offer(state, ip, name);
   state.dirty.assignments.add(ip);
+  if (ip.sig === undefined || ip.k === 0) return;
+  // The hot loop of a policy change or a leaving holder (a scan of the eligible set): a node
+  // below the current k-th score is rejected before anything else is looked at.
+  let floor = -1;
+  for (const [name, h] of ip.sig.eligible) {
+    const s = score(ip.ipH, h);
+    if (s < floor) continue;
+    offer(state, ip, name, h);
+    if (ip.ranked.length === ip.k) floor = ip.scores[ip.k - 1] as number;
+  }
 }
 
 /** Re-check one node's eligibility in every sig (after its Node object or liveness changed). */
@@ -76,8 +85,9 @@ export function updateEligibility(state: State, name: string): void {
     const want = inSig(state, sig, name);
     const has = sig.eligible.has(name);
     if (want && !has) {
-      sig.eligible.add(name);
-      for (const ip of sig.ips) offer(state, ip, name);
+      const h = nodeHashOf(state, name);
+      sig.eligible.set(name, h);
+      for (const ip of sig.ips) offer(state, ip, name, h);
     } else if (!want && has) {
       sig.eligible.delete(name);
       for (const ip of sig.ips) if (ip.ranked.includes(name)) rerank(state, ip);
@@ -90,8 +100,10 @@ export function applyNodeChange(state: State, name: string, before: NodePayload 
   state.dirty.nodes.add(name);
   const after = state.nodes.get(name)?.p;
   if (before?.internalIP !== after?.internalIP) {
-    for (const ip of state.heldBy.get(name) ?? [])
+    for (const ip of state.heldBy.get(name) ?? []) {
+      ip.steerHash.valid = false;
       for (const d of ip.directors.keys()) state.dirty.nodes.add(d);
+    }
   }
   updateEligibility(state, name);
 }
@@ -108,11 +120,12 @@ function attachSig(
       key,
       gatewaySelector: owner.gatewaySelector,
       nodeSelector: owner.pool?.p.nodeSelector,
-      eligible: new Set(),
+      eligible: new Map(),
       ips: new Set(),
     };
     state.sigs.set(key, sig);
-    for (const name of state.nodes.keys()) if (inSig(state, sig, name)) sig.eligible.add(name);
+    for (const name of state.nodes.keys())
+      if (inSig(state, sig, name)) sig.eligible.set(name, nodeHashOf(state, name));
   }
   sig.ips.add(ip);
   ip.sig = sig;
@@ -135,7 +148,7 @@ function byIP(a: EgressIPRec, b: EgressIPRec): number {
  * re-ranking when they changed, then free and allocate slots, lowest first, in IP order.
  */
 export function refreshGateways(state: State): void {
-  const touched = [...state.dirty.assignments].sort(byIP);
+  const touched = inOrder(state.dirty.assignments, byIP);
   for (const ip of touched) {
     const owner = ip.owner;
     if (owner === undefined) {
@@ -192,7 +205,7 @@ const sameList = (a: readonly string[], b: readonly string[]) =>
 export function emitAssignments(state: State, offset: number): DecisionDraft[] {
   if (state.dirty.assignments.size === 0) return [];
   const out: DecisionDraft[] = [];
-  for (const ip of [...state.dirty.assignments].sort(byIP)) {
+  for (const ip of inOrder(state.dirty.assignments, byIP)) {
     const active = ip.owner !== undefined ? (ip.ranked[0] ?? '') : '';
     const standbys = ip.owner !== undefined ? ip.ranked.slice(1) : [];
     const owner = ip.owner?.id ?? '';
@@ -238,6 +251,7 @@ export function emitAssignments(state: State, offset: number): DecisionDraft[] {
     if (active !== em.active || owner !== em.owner || ip.slot !== em.slot || !sameList(standbys, em.standbys))
       for (const r of ip.rules) dirty.policies.add(r.policy);
     ip.emitted = { active, standbys, slot: ip.slot, owner };
+    ip.steerHash.valid = false;
     if (ip.rules.size === 0 && ip.owner === undefined && ip.directors.size === 0) state.ips.delete(ip.ip);
   }
   return out;

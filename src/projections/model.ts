@@ -18,10 +18,10 @@
 //   claims.ts        egress IP winners, per-pod effective rules, conflicts
 //   gateways.ts      eligibility sets, rankings, slots, held/emitted assignments
 //   node-rules.ts    registrations of pods on nodes, emitted node rules
-//   status.ts        emitted policy status fingerprints
+//   status.ts        emitted policy statuses
 import type { LabelSelector, Labels } from '../events/primitives.ts';
 import type { EgressRule, PayloadOf } from '../events/cluster-events.ts';
-import type { ConflictKind, Decision, PolicyRef } from '../events/decisions.ts';
+import type { Condition, ConflictKind, Decision, PolicyRef, RuleStatus } from '../events/decisions.ts';
 import type { NodeRules } from '../events/node-rules.ts';
 import type { AddressRange, DestinationSet, Family } from './addresses.ts';
 
@@ -159,13 +159,16 @@ export interface RuleRec {
   readonly overlapCache: WeakMap<RuleRec, boolean>;
   // node-rules.ts: directors of this rule (nodes with registered pods) and their pod counts
   readonly nodeCounts: Map<string, number>;
+  /** claims.ts: the record of this rule's egress IP, while the rule is attached to it. */
+  ipRec: EgressIPRec | undefined;
 }
 
 export interface Sig {
   readonly key: string;
   readonly gatewaySelector: LabelSelector | undefined;
   readonly nodeSelector: LabelSelector | undefined;
-  readonly eligible: Set<string>;
+  /** Eligible node names and their rendezvous hashes (hrw.ts nodeHash). */
+  readonly eligible: Map<string, number>;
   readonly ips: Set<EgressIPRec>;
 }
 
@@ -196,6 +199,11 @@ export interface EgressIPRec {
   readonly directors: Map<string, number>;
   /** The assignment as last emitted (decisions, node rules). */
   emitted: Assignment;
+  /**
+   * node-rules.ts: hashes of what a steer shows of this IP (slot, gateway node and address),
+   * cached; stale whenever `emitted` or the gateway's address changes.
+   */
+  steerHash: { valid: boolean; h1: number; h2: number };
 }
 
 export interface ConflictRec {
@@ -215,6 +223,35 @@ export interface Dirty {
   readonly nodes: Set<string>;
   readonly policies: Set<PolicyRec>;
   readonly conflicts: Set<string>;
+}
+
+export interface EmittedNodeRules {
+  generation: number;
+  h1: number;
+  h2: number;
+}
+
+/** One steer of one node, maintained incrementally (node-rules.ts). */
+export interface SteerGroup {
+  readonly ip: EgressIPRec;
+  readonly destKey: string;
+  readonly destHash: number;
+  readonly destinations: string[];
+  readonly exceptions: string[];
+  /** Pod IP → how many registered pods carry it; source rule id → how many pods. */
+  readonly podIPs: Map<string, number>;
+  readonly sources: Map<string, number>;
+  /** Sums of the two lane hashes of the distinct keys of both maps. */
+  h1: number;
+  h2: number;
+}
+
+/** A PolicyStatusComputed without its envelope (schema, type, id, offset). */
+export interface PolicyStatus {
+  readonly policy: PolicyRef;
+  readonly observedGeneration: number;
+  readonly rules: RuleStatus[];
+  readonly conditions: Condition[];
 }
 
 export interface StepOutputs {
@@ -266,11 +303,15 @@ export interface State {
   /** The conflicts as last emitted, with their pod counts at detection. */
   readonly emittedConflicts: Map<string, ConflictRec>;
   // ---- node rules (node-rules.ts) ----
-  readonly podsOnNode: Map<string, Set<PodRec>>;
-  /** Last emitted rules per node, and the JSON of their content (without generation). */
-  readonly emittedNodeRules: Map<string, { rules: NodeRules; fingerprint: string }>;
+  /** Per node, its steers as groups of counted pod IPs and sources. */
+  readonly nodeGroups: Map<string, SteerGroup[]>;
+  /**
+   * Per node, what was last emitted: its generation and the 64-bit signature of its content
+   * (node-rules.ts says why a signature and not the rules themselves).
+   */
+  readonly emittedNodeRules: Map<string, EmittedNodeRules>;
   // ---- status (status.ts) ----
-  readonly emittedStatus: Map<string, string>;
+  readonly emittedStatus: Map<string, PolicyStatus>;
   // ---- the step in progress / just done ----
   readonly dirty: Dirty;
   outputs: StepOutputs;
@@ -316,12 +357,17 @@ export function initialState(): State {
     nextSlot: 1,
     conflicts: new Map(),
     emittedConflicts: new Map(),
-    podsOnNode: new Map(),
+    nodeGroups: new Map(),
     emittedNodeRules: new Map(),
     emittedStatus: new Map(),
     dirty: newDirty(),
     outputs: { offset: -1, decisions: [], nodeRules: [] },
   };
+}
+
+/** A set's elements in a canonical order; no copy or sort for the usual zero or one element. */
+export function inOrder<T>(set: Set<T>, compare: (a: T, b: T) => number): Iterable<T> {
+  return set.size <= 1 ? set : [...set].sort(compare);
 }
 
 /** Map-of-sets helpers: the indexes above are all of this shape. */

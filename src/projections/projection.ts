@@ -85,12 +85,12 @@ export function evolve(state: State, event: ClusterEvent, offset: number): State
   const conflicts = emitConflicts(state, offset);
   const statuses = emitStatuses(state, offset);
   const d = state.dirty;
-  d.pods.clear();
-  d.ips.clear();
-  d.assignments.clear();
-  d.nodes.clear();
-  d.policies.clear();
-  d.conflicts.clear();
+  if (d.pods.size > 0) d.pods.clear();
+  if (d.ips.size > 0) d.ips.clear();
+  if (d.assignments.size > 0) d.assignments.clear();
+  if (d.nodes.size > 0) d.nodes.clear();
+  if (d.policies.size > 0) d.policies.clear();
+  if (d.conflicts.size > 0) d.conflicts.clear();
   state.outputs = {
     offset,
     decisions: numbered(offset, [...conflicts, ...gateways, ...statuses]),

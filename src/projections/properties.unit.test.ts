@@ -11,8 +11,19 @@ import fc from 'fast-check';
 import type { ClusterEvent } from '../events/cluster-events.ts';
 import type { ObjectKind } from '../events/primitives.ts';
 import { NODES, logArb, objectStep, toLog } from './arbitraries.ts';
-import { evolve, initialState, replay, selectAssignments, type Outputs } from './projection.ts';
-import { diffWithReference } from './reference.ts';
+import {
+  evolve,
+  initialState,
+  replay,
+  selectAssignments,
+  selectStepOutputs,
+  type Outputs,
+} from './projection.ts';
+import { selectNodeRules } from './node-rules.ts';
+import { emptyNodeRules } from '../events/node-rules.ts';
+import { diffWithReference, nodeRulesFingerprint } from './reference.ts';
+
+const EMPTY = nodeRulesFingerprint(emptyNodeRules('', 0));
 import { events, rule } from './fixtures.ts';
 
 const RUNS = Number(process.env.KSEIP_PROPERTY_RUNS ?? 200);
@@ -45,10 +56,26 @@ void describe('projection properties', () => {
     fc.assert(
       fc.property(logArb(), (log) => {
         const state = initialState();
+        const emitted = new Map<string, string>();
         log.forEach((event, offset) => {
           evolve(state, event, offset);
-          const diff = diffWithReference(state, 5);
-          assert.deepEqual(diff, [], `after event ${offset} (${event.type} ${JSON.stringify(event.object)})`);
+          const at = `after event ${offset} (${event.type} ${JSON.stringify(event.object)})`;
+          assert.deepEqual(diffWithReference(state, 5), [], at);
+          // What was emitted is what the node must hold now, and nothing is emitted unchanged.
+          for (const rules of selectStepOutputs(state).nodeRules) {
+            const content = nodeRulesFingerprint(rules);
+            assert.notEqual(
+              content,
+              emitted.get(rules.node) ?? EMPTY,
+              `${at}: ${rules.node} emitted unchanged`,
+            );
+            emitted.set(rules.node, content);
+          }
+          for (const node of new Set([...emitted.keys(), ...state.nodes.keys()])) {
+            const now = selectNodeRules(state, node);
+            const current = now === undefined ? EMPTY : nodeRulesFingerprint(now);
+            assert.equal(current, emitted.get(node) ?? EMPTY, `${at}: ${node}`);
+          }
         });
       }),
       { numRuns: RUNS },

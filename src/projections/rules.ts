@@ -99,6 +99,7 @@ export function buildRule(policy: PolicyRec, index: number, spec: EgressRule): R
     overlapLost: new Map(),
     overlapCache: new WeakMap(),
     nodeCounts: new Map(),
+    ipRec: undefined,
   };
 }
 

@@ -8,7 +8,8 @@
 // failing rule's reason); Conflict is True when any rule's is (with the first such reason).
 import type { Condition, DecisionDraft, RuleStatus } from '../events/decisions.ts';
 import { DECISIONS_SCHEMA } from '../events/decisions.ts';
-import { isActive, type PolicyRec, type RuleRec, type State } from './model.ts';
+import { inOrder, isActive, type PolicyRec, type PolicyStatus, type RuleRec, type State } from './model.ts';
+import { jsonEqual } from './cluster-view.ts';
 
 function cond(type: Condition['type'], ok: boolean, reason: string, message: string): Condition {
   return { type, status: ok ? 'True' : 'False', reason, message };
@@ -101,7 +102,7 @@ function aggregate(type: Condition['type'], rules: readonly RuleStatus[], anyTru
   return { ...first, message };
 }
 
-export function computePolicyStatus(state: State, policy: PolicyRec) {
+export function computePolicyStatus(state: State, policy: PolicyRec): PolicyStatus {
   const rules = policy.rules.map((r) => computeRuleStatus(state, r));
   return {
     policy: policy.ref,
@@ -119,16 +120,17 @@ export function computePolicyStatus(state: State, policy: PolicyRec) {
 export function emitStatuses(state: State, offset: number): DecisionDraft[] {
   if (state.dirty.policies.size === 0) return [];
   const out: DecisionDraft[] = [];
-  const sorted = [...state.dirty.policies].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  for (const policy of sorted) {
+  for (const policy of inOrder(state.dirty.policies, (a, b) =>
+    a.key < b.key ? -1 : a.key > b.key ? 1 : 0,
+  )) {
     if (policy.deleted) {
       if (!state.policies.has(policy.key)) state.emittedStatus.delete(policy.key);
       continue;
     }
     const status = computePolicyStatus(state, policy);
-    const fingerprint = JSON.stringify(status);
-    if (state.emittedStatus.get(policy.key) === fingerprint) continue;
-    state.emittedStatus.set(policy.key, fingerprint);
+    const before = state.emittedStatus.get(policy.key);
+    if (before !== undefined && jsonEqual(before, status)) continue;
+    state.emittedStatus.set(policy.key, status);
     out.push({ schema: DECISIONS_SCHEMA, type: 'PolicyStatusComputed', offset, ...status });
   }
   return out;

@@ -1,0 +1,194 @@
+// Benchmark of the pure projection (not a test; budgets live here, never in tests).
+// Pure computation in this process, on the synthetic cluster of bench/synthetic-cluster.ts:
+//   - replay throughput of the initial list (goal ≥ 100,000 events/s on one core);
+//   - per-event incremental update time over steady-state churn, p50/p99 (goal p99 < 5 ms);
+//   - heap used after the replay (projector memory);
+//   - per-node rule-set size at 100 vs 5,000 nodes (goal: flat);
+//   - load spread of active egress IPs over the gateway candidates;
+// and, in the same run, the naive baseline "recompute everything per event"
+// (src/projections/reference.ts) for the per-event cost and the replay rate it implies.
+// Run: node --disable-warning=ExperimentalWarning bench/projection.bench.ts [--nodes 5000]
+//        [--small 100] [--churn 20000] [--naive 5]
+import { parseArgs } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import type { ClusterEvent } from '../src/events/cluster-events.ts';
+import { evolve, initialState, selectStepOutputs, type State } from '../src/projections/projection.ts';
+import { computeReference } from '../src/projections/reference.ts';
+import { selectNodeRules } from '../src/projections/node-rules.ts';
+import type { NodeRules } from '../src/events/node-rules.ts';
+import { buildChurn, buildSyntheticCluster } from './synthetic-cluster.ts';
+
+const { values } = parseArgs({
+  options: {
+    nodes: { type: 'string', default: '5000' },
+    small: { type: 'string', default: '100' },
+    churn: { type: 'string', default: '20000' },
+    naive: { type: 'string', default: '5' },
+  },
+});
+const NODES = Number(values.nodes);
+const SMALL = Number(values.small);
+const CHURN = Number(values.churn);
+const NAIVE = Number(values.naive);
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+const quantile = (xs: readonly number[], q: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
+};
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const rows: [string, string, string, string][] = [];
+const report = (what: string, value: string, goal: string, verdict: string) =>
+  rows.push([what, value, goal, verdict]);
+
+function replayAll(events: readonly ClusterEvent[], state: State, offset0 = 0) {
+  let nodeRules = 0;
+  let decisions = 0;
+  const t0 = performance.now();
+  for (let i = 0; i < events.length; i++) {
+    evolve(state, events[i] as ClusterEvent, offset0 + i);
+    const o = selectStepOutputs(state);
+    nodeRules += o.nodeRules.length;
+    decisions += o.decisions.length;
+  }
+  return { ms: performance.now() - t0, nodeRules, decisions };
+}
+
+function ruleSizes(state: State) {
+  const bytes: number[] = [];
+  const steers: number[] = [];
+  const podIPs: number[] = [];
+  const held: number[] = [];
+  for (const node of state.emittedNodeRules.keys()) {
+    const rules = selectNodeRules(state, node) as NodeRules;
+    bytes.push(JSON.stringify(rules).length);
+    steers.push(rules.steers.length);
+    podIPs.push(rules.steers.reduce((n, s) => n + s.podIPs.length, 0));
+    if (rules.egressIPs.length > 0) held.push(rules.egressIPs.length);
+  }
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  return {
+    nodes: bytes.length,
+    meanBytes: mean(bytes),
+    p99Bytes: quantile(bytes, 0.99),
+    maxBytes: Math.max(...bytes),
+    meanSteers: mean(steers),
+    meanPodIPs: mean(podIPs),
+    meanHeld: mean(held),
+    maxHeld: Math.max(0, ...held),
+    gateways: held.length,
+  };
+}
+
+// ---- the big cluster: replay, memory, churn ----
+const big = buildSyntheticCluster(NODES);
+console.log(
+  `synthetic cluster: ${fmt(NODES)} nodes, ${fmt(big.pods.length)} pods, ${fmt(big.policies)} policies, ` +
+    `${fmt(big.namespaces.length)} namespaces → ${fmt(big.events.length)} events`,
+);
+gc();
+const heapBefore = process.memoryUsage().heapUsed;
+const state = initialState();
+const replayed = replayAll(big.events, state);
+const rate = big.events.length / (replayed.ms / 1000);
+console.log(
+  `replay: ${fmt(replayed.ms)} ms, ${fmt(replayed.nodeRules)} node-rules records and ${fmt(replayed.decisions)} decisions emitted`,
+);
+report(
+  'replay throughput',
+  `${fmt(rate)} events/s`,
+  '≥ 100,000 events/s',
+  rate >= 100_000 ? 'met' : 'MISSED',
+);
+gc();
+const heap = (process.memoryUsage().heapUsed - heapBefore) / 2 ** 20;
+report('heap after replay (projection state)', `${fmt(heap)} MiB`, 'reported', '-');
+
+const churn = buildChurn(big, CHURN);
+const offset0 = big.events.length;
+const times: number[] = [];
+const byType = new Map<string, number[]>();
+for (let i = 0; i < churn.length; i++) {
+  const e = churn[i] as ClusterEvent;
+  const t0 = performance.now();
+  evolve(state, e, offset0 + i);
+  const dt = performance.now() - t0;
+  times.push(dt);
+  const list = byType.get(e.type) ?? [];
+  list.push(dt);
+  byType.set(e.type, list);
+}
+const p50 = quantile(times, 0.5);
+const p99 = quantile(times, 0.99);
+report('per-event update p50', `${fmt(p50 * 1000)} µs`, '-', '-');
+report('per-event update p99', `${fmt(p99, 3)} ms`, '< 5 ms', p99 < 5 ? 'met' : 'MISSED');
+report('per-event update max', `${fmt(Math.max(...times), 2)} ms`, '-', '-');
+console.log(`churn: ${fmt(churn.length)} events; per type p50 / p99 / max (ms):`);
+for (const [type, xs] of [...byType].sort(([a], [b]) => (a < b ? -1 : 1)))
+  console.log(
+    `  ${type.padEnd(24)} n=${String(xs.length).padStart(6)}  ${fmt(quantile(xs, 0.5), 3)} / ${fmt(quantile(xs, 0.99), 3)} / ${fmt(Math.max(...xs), 3)}`,
+  );
+
+// ---- naive baseline: recompute everything after each event ----
+const naive: number[] = [];
+const naiveEvents = buildChurn(big, NAIVE, 3);
+for (let i = 0; i < naiveEvents.length; i++) {
+  const t0 = performance.now();
+  evolve(state, naiveEvents[i] as ClusterEvent, offset0 + churn.length + i);
+  computeReference(state);
+  naive.push(performance.now() - t0);
+}
+const naiveMs = quantile(naive, 0.5);
+report(
+  'naive per-event (full recompute) p50',
+  `${fmt(naiveMs, 1)} ms`,
+  'baseline',
+  `${fmt(naiveMs / p50)}× slower`,
+);
+report(
+  'naive replay rate (implied)',
+  `${fmt(1000 / naiveMs, 1)} events/s`,
+  'baseline',
+  `${fmt(rate / (1000 / naiveMs))}× slower`,
+);
+
+// ---- load spread over gateway candidates ----
+const bigSizes = ruleSizes(state);
+report(
+  'active egress IPs per gateway (mean / max)',
+  `${fmt(bigSizes.meanHeld, 1)} / ${bigSizes.maxHeld} over ${bigSizes.gateways} nodes`,
+  'spread',
+  bigSizes.maxHeld <= 3 * Math.max(1, bigSizes.meanHeld) ? 'met' : 'MISSED',
+);
+
+// ---- per-node rule-set size: small vs big cluster ----
+const small = buildSyntheticCluster(SMALL);
+const smallState = initialState();
+replayAll(small.events, smallState);
+const smallSizes = ruleSizes(smallState);
+const growth = bigSizes.meanBytes / smallSizes.meanBytes;
+for (const [label, s] of [
+  [`${fmt(SMALL)} nodes`, smallSizes],
+  [`${fmt(NODES)} nodes`, bigSizes],
+] as const)
+  console.log(
+    `node rules at ${label}: mean ${fmt(s.meanBytes)} B (p99 ${fmt(s.p99Bytes)} B, max ${fmt(s.maxBytes)} B), ` +
+      `${fmt(s.meanSteers, 1)} steers and ${fmt(s.meanPodIPs, 1)} pod IPs per node, ` +
+      `${fmt(s.meanHeld, 1)} held IPs per gateway`,
+  );
+report(
+  `node rule size ${fmt(SMALL)} → ${fmt(NODES)} nodes (mean)`,
+  `${fmt(smallSizes.meanBytes)} B → ${fmt(bigSizes.meanBytes)} B (×${fmt(growth, 2)})`,
+  'flat (≤ ×1.5)',
+  growth <= 1.5 ? 'met' : 'MISSED',
+);
+
+console.log('');
+const widths = [0, 1, 2, 3].map((c) => Math.max(...rows.map((r) => r[c]?.length ?? 0), 6));
+const line = (r: readonly string[]) => r.map((x, i) => x.padEnd(widths[i] as number)).join('  ');
+console.log(line(['measure', 'value', 'goal', 'verdict']));
+for (const r of rows) console.log(line(r));
