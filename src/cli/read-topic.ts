@@ -6,6 +6,7 @@
 // per run and commits nothing, so reading never moves anybody's position and leaves nothing
 // behind but an empty group, which the broker expires.
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kafka } from 'kafkajs';
 import type { TopicRecord } from './topic-records.ts';
 
@@ -86,13 +87,42 @@ export async function readTopic(opts: ReadTopicOptions): Promise<TopicShape> {
   );
   if (open.size === 0 || opts.signal?.aborted) return shape;
 
+  // The next offset to deliver per partition; a new consumer after a crash continues from here.
+  const next = new Map(startOffsets);
+  for (;;) {
+    try {
+      await consume(opts, next, endOffsets, open);
+      return shape;
+    } catch (err) {
+      // kafkajs gives up on some errors during a broker outage (no group coordinator) and does
+      // not restart the consumer then; a follower starts a new one and goes on where it was.
+      if (!opts.follow || opts.signal?.aborted) throw err;
+      await sleep(1_000, undefined, { signal: opts.signal }).catch(() => undefined);
+      if (opts.signal?.aborted) return shape;
+    }
+  }
+}
+
+/** One consumer's read, from `next` on; resolves when every partition is done or on abort. */
+async function consume(
+  opts: ReadTopicOptions,
+  next: Map<number, bigint>,
+  endOffsets: ReadonlyMap<number, bigint>,
+  open: Set<number>,
+): Promise<void> {
+  const { kafka, topic } = opts;
   const consumer = kafka.consumer({ groupId: `kseip-cli-${randomUUID()}`, maxWaitTimeInMs: 200 });
   await consumer.connect();
   try {
     await new Promise<void>((resolve, reject) => {
       const finish = (): void => resolve();
+      if (opts.signal?.aborted) return finish();
       opts.signal?.addEventListener('abort', finish, { once: true });
-      consumer.on(consumer.events.CRASH, (e) => reject(e.payload.error));
+      // kafkajs restarts the consumer itself after retriable errors (a broker still loading its
+      // group coordinator, a leader moving); only a crash it gives up on ends this read.
+      consumer.on(consumer.events.CRASH, (e) => {
+        if (!e.payload.restart) reject(e.payload.error);
+      });
       consumer
         .subscribe({ topic, fromBeginning: true })
         .then(() =>
@@ -101,7 +131,9 @@ export async function readTopic(opts: ReadTopicOptions): Promise<TopicShape> {
             eachMessage: async ({ partition, message }) => {
               if (!open.has(partition)) return;
               const offset = BigInt(message.offset);
-              if (offset < startOffsets.get(partition)!) return; // before the seek took effect
+              // Before the start, or delivered already (a restarted consumer has no committed
+              // offsets and reads from the beginning again).
+              if (offset < next.get(partition)!) return;
               const end = endOffsets.get(partition)!;
               const tooNew = opts.untilMs !== undefined && Number(message.timestamp) > opts.untilMs;
               if ((!opts.follow && offset >= end) || tooNew) {
@@ -109,6 +141,7 @@ export async function readTopic(opts: ReadTopicOptions): Promise<TopicShape> {
                 if (open.size === 0) finish();
                 return;
               }
+              next.set(partition, offset + 1n);
               const headers: Record<string, string> = {};
               for (const [k, v] of Object.entries(message.headers ?? {})) {
                 if (v !== undefined) headers[k] = Array.isArray(v) ? v.map(String).join(',') : v.toString();
@@ -131,13 +164,11 @@ export async function readTopic(opts: ReadTopicOptions): Promise<TopicShape> {
           }),
         )
         .then(() => {
-          for (const [partition, offset] of startOffsets)
-            consumer.seek({ topic, partition, offset: String(offset) });
+          for (const [partition, offset] of next) consumer.seek({ topic, partition, offset: String(offset) });
         })
         .catch(reject);
     });
   } finally {
     await consumer.disconnect();
   }
-  return shape;
 }

@@ -19,6 +19,11 @@ export const bufferDepth = new Gauge({
   help: 'Cluster events waiting for a Kafka acknowledgement (bounded by --buffer-capacity)',
 });
 
+export const oldestUnackedSeconds = new Gauge({
+  name: 'kseip_watcher_oldest_unacked_seconds',
+  help: 'Age of the oldest buffered event not yet acknowledged by Kafka (0 when the buffer is empty)',
+});
+
 export const backpressureActive = new Gauge({
   name: 'kseip_watcher_backpressure',
   help: '1 while the buffer is full and the informers are paused, else 0',

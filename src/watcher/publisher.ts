@@ -19,6 +19,7 @@ import {
   bufferDepth,
   eventsDiscarded,
   eventsPublished,
+  oldestUnackedSeconds,
   publishFailures,
   publishLatency,
 } from './metrics.ts';
@@ -26,6 +27,8 @@ import {
 export interface Pending {
   readonly event: ClusterEvent;
   readonly key: string;
+  /** performance.now() when offered (the buffer's age metric and stall warnings use it). */
+  offeredAt?: number;
   /** performance.now() when the watch event arrived; absent for list and marker events. */
   readonly receivedAt?: number;
 }
@@ -43,6 +46,8 @@ export interface PublisherOptions {
   maxBackoffMs?: number;
   /** Created (if missing) before the first send; creation failures are retried like sends. */
   ensureTopic?: ITopicConfig;
+  /** Warn about unacknowledged events this old, and again this often. Default 5 s. */
+  stallWarnMs?: number;
   /** Called after each acknowledged batch (benchmarks read exact latencies from it). */
   onAck?: (batch: readonly Pending[], ackedAt: number) => void;
 }
@@ -214,10 +219,30 @@ export function createPublisher(opts: PublisherOptions): Publisher {
   }
 
   function offer(item: Pending): void {
+    item.offeredAt = performance.now();
     queue.push(item);
     updateDepth();
     wake?.();
   }
+
+  // kafkajs may keep a send waiting for a broker for a long time (it retries connecting on its
+  // own), so the age of the oldest event is watched here: a gauge every second, a warning every
+  // stallWarnMs while nothing is acknowledged.
+  let lastStallWarn = 0;
+  const stallWarnMs = opts.stallWarnMs ?? 5_000;
+  const ticker = setInterval(() => {
+    const oldest = queue[head];
+    const ageMs = oldest?.offeredAt === undefined ? 0 : performance.now() - oldest.offeredAt;
+    oldestUnackedSeconds.set(ageMs / 1000);
+    if (ageMs > stallWarnMs && performance.now() - lastStallWarn > stallWarnMs) {
+      lastStallWarn = performance.now();
+      log.warn(
+        { depth: depth(), capacity, oldestMs: Math.round(ageMs) },
+        'Kafka has not acknowledged events; they wait in the buffer',
+      );
+    }
+  }, 1_000);
+  ticker.unref();
 
   const loop = sendLoop().catch((err: unknown) => log.error({ err }, 'publisher loop crashed'));
 
@@ -275,6 +300,8 @@ export function createPublisher(opts: PublisherOptions): Publisher {
     },
     async stop() {
       stopping = true;
+      clearInterval(ticker);
+      oldestUnackedSeconds.set(0);
       wake?.();
       await loop;
       await producer?.disconnect().catch(() => undefined);
@@ -288,6 +315,8 @@ async function createTopicIfMissing(kafka: Kafka, spec: ITopicConfig, log: Logge
   const admin = kafka.admin();
   await admin.connect();
   try {
+    // Asking first: kafkajs logs an error line for every createTopics of an existing topic.
+    if ((await admin.listTopics()).includes(spec.topic)) return;
     const created = await admin.createTopics({ topics: [spec], waitForLeaders: true, timeout: 30_000 });
     if (created) log.info({ topic: spec.topic, partitions: spec.numPartitions }, 'topic created');
   } finally {

@@ -1,0 +1,300 @@
+// Test and benchmark support for the watcher: run it as a child process, follow a topic in the
+// background, fold the log the way the cluster-events contract says readers must, and list what
+// the API server holds in the same terms. Effectful (processes, Kafka reads, API lists); the
+// fold itself (foldClusterEvents) is pure.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdtempSync, readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { logLevel, type Kafka } from 'kafkajs';
+import { decodeClusterEvent, type ClusterEvent } from '../../src/events/cluster-events.ts';
+import { readTopic } from '../../src/cli/read-topic.ts';
+import { createKafka } from '../../src/lib/kafka.ts';
+import { eventKey } from '../../src/watcher/envelope.ts';
+import { listAll } from '../../src/watcher/informer.ts';
+import { watchedKinds } from '../../src/watcher/kinds.ts';
+import { canonicalJson } from '../../src/watcher/parse.ts';
+
+const root = path.resolve(import.meta.dirname, '../..');
+
+export function quietKafka(brokers: string[], clientId: string): Kafka {
+  return createKafka(brokers, clientId, { logLevel: logLevel.NOTHING });
+}
+
+export async function waitFor<T>(
+  what: string,
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 90_000,
+  diagnostics?: () => string,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const result = await check();
+    if (result !== undefined && result !== false) return result;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${diagnostics ? `\n${diagnostics()}` : ''}`,
+      );
+    }
+    await sleep(100);
+  }
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+// ---- the watcher as a child process ---------------------------------------------------------------
+
+export interface WatcherProcess {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  readonly healthPort: number;
+  readonly logPath: string;
+  /** Resolves with the exit code or signal once the process has exited. */
+  readonly exited: Promise<string>;
+  logTail(lines?: number): string;
+  /** Scrapes /metrics and returns the value of one sample line (labels in Prometheus syntax). */
+  metric(name: string, labels?: string): Promise<number | undefined>;
+  kill(signal: NodeJS.Signals): Promise<string>;
+}
+
+export interface WatcherProcessOptions {
+  kubeconfigPath: string;
+  brokers: string[];
+  topic: string;
+  leaseName: string;
+  args?: readonly string[];
+}
+
+const running = new Set<WatcherProcess>();
+
+export async function startWatcherProcess(opts: WatcherProcessOptions): Promise<WatcherProcess> {
+  const healthPort = await freePort();
+  const dir = mkdtempSync(path.join(tmpdir(), 'kseip-watcher-test-'));
+  const logPath = path.join(dir, 'watcher.log');
+  const log = createWriteStream(logPath);
+  const child = spawn(
+    path.join(root, 'node_modules/.bin/node'),
+    [
+      '--disable-warning=ExperimentalWarning',
+      '--disable-warning=TimeoutNegativeWarning',
+      path.join(root, 'src/watcher/main.ts'),
+      '--kubeconfig',
+      opts.kubeconfigPath,
+      '--brokers',
+      opts.brokers.join(','),
+      '--topic',
+      opts.topic,
+      '--lease-namespace',
+      'default',
+      '--lease-name',
+      opts.leaseName,
+      '--lease-duration',
+      '3s',
+      '--renew-deadline',
+      '2s',
+      '--retry-period',
+      '250ms',
+      '--health-port',
+      String(healthPort),
+      ...(opts.args ?? []),
+    ],
+    { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info' } },
+  );
+  child.stdout.pipe(log, { end: false });
+  child.stderr.pipe(log, { end: false });
+  const exited = new Promise<string>((resolve) =>
+    child.once('exit', (code, signal) => {
+      running.delete(proc);
+      resolve(signal ?? `code ${code}`);
+    }),
+  );
+  const proc: WatcherProcess = {
+    child,
+    pid: child.pid!,
+    healthPort,
+    logPath,
+    exited,
+    logTail(lines = 40) {
+      try {
+        return readFileSync(logPath, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+      } catch {
+        return '(no log)';
+      }
+    },
+    async metric(name, labels = '') {
+      try {
+        const res = await fetch(`http://127.0.0.1:${healthPort}/metrics`);
+        const text = await res.text();
+        const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `));
+        return line === undefined ? undefined : Number(line.split(' ')[1]);
+      } catch {
+        return undefined;
+      }
+    },
+    async kill(signal) {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+  running.add(proc);
+  return proc;
+}
+
+/** Ends every watcher process still running (for `after` hooks). */
+export async function killAllWatcherProcesses(): Promise<void> {
+  await Promise.all([...running].map((p) => p.kill('SIGKILL')));
+}
+
+// ---- following a topic --------------------------------------------------------------------------------
+
+export interface LoggedEvent {
+  readonly offset: number;
+  readonly key: string | null;
+  readonly event: ClusterEvent;
+}
+
+export interface TopicFollower {
+  readonly events: LoggedEvent[];
+  /** Records that did not decode (must stay empty). */
+  readonly undecodable: string[];
+  stop(): Promise<void>;
+  /** The last `n` events as one line each, for failure messages. */
+  describe(n?: number): string;
+}
+
+/** Reads `topic` from the beginning, on and on, decoding every record. */
+export function followTopic(kafka: Kafka, topic: string): TopicFollower {
+  const events: LoggedEvent[] = [];
+  const undecodable: string[] = [];
+  const abort = new AbortController();
+  let failure: Error | undefined;
+  const done = readTopic({
+    kafka,
+    topic,
+    start: { kind: 'beginning' },
+    follow: true,
+    signal: abort.signal,
+    onRecord: (r) => {
+      const decoded = decodeClusterEvent(r.value);
+      if (decoded._tag === 'Left') undecodable.push(`${r.offset}: ${decoded.left.reason}`);
+      else events.push({ offset: Number(r.offset), key: r.key, event: decoded.right });
+    },
+  }).catch((err: unknown) => {
+    failure = err instanceof Error ? err : new Error(JSON.stringify(err));
+    undecodable.push(`the follower stopped: ${String(err)}`);
+  });
+  return {
+    events,
+    undecodable,
+    async stop() {
+      abort.abort();
+      await done;
+      if (failure !== undefined) throw failure;
+    },
+    describe(n = 40) {
+      return events
+        .slice(-n)
+        .map((e) => `${e.offset} ${e.event.type} ${eventKey(e.event.object)} term=${e.event.producer.term}`)
+        .join('\n');
+    },
+  };
+}
+
+// ---- the fold readers must do, and the API server's truth -------------------------------------------
+
+/**
+ * The object state the log describes, by key kind/namespace/name → canonical payload JSON,
+ * following the contract in src/events/cluster-events.ts: a watcher's events from a term older
+ * than its newest LeadershipAcquired are ignored, Observed sets, Deleted removes, and
+ * ListCompleted drops the objects of its kind not observed since the matching ListStarted. Pure.
+ */
+export function foldClusterEvents(events: readonly ClusterEvent[]): Map<string, string> {
+  const objects = new Map<string, { kind: string; payload: string }>();
+  const openLists = new Map<string, { kind: string; seen: Set<string> }>();
+  let newestTerm = -1;
+  for (const e of events) {
+    if (e.producer.component === 'watcher') {
+      if (e.producer.term < newestTerm) continue;
+      newestTerm = Math.max(newestTerm, e.producer.term);
+    }
+    const key = eventKey(e.object);
+    switch (e.type) {
+      case 'LeadershipAcquired':
+      case 'NodeLost':
+      case 'NodeBack':
+        break;
+      case 'ListStarted':
+        openLists.set(e.payload.listId, { kind: e.payload.kind, seen: new Set() });
+        break;
+      case 'ListCompleted': {
+        const list = openLists.get(e.payload.listId);
+        openLists.delete(e.payload.listId);
+        if (list === undefined) break;
+        for (const [k, o] of objects) if (o.kind === list.kind && !list.seen.has(k)) objects.delete(k);
+        break;
+      }
+      case 'StaticEgressIPObserved':
+      case 'ClusterStaticEgressIPObserved':
+      case 'StaticEgressIPPoolObserved':
+      case 'ServiceObserved':
+      case 'EndpointSliceObserved':
+      case 'PodObserved':
+      case 'NodeObserved':
+      case 'NamespaceObserved':
+        objects.set(key, { kind: e.object.kind, payload: canonicalJson(e.payload) });
+        for (const list of openLists.values()) if (list.kind === e.object.kind) list.seen.add(key);
+        break;
+      case 'StaticEgressIPDeleted':
+      case 'ClusterStaticEgressIPDeleted':
+      case 'StaticEgressIPPoolDeleted':
+      case 'ServiceDeleted':
+      case 'EndpointSliceDeleted':
+      case 'PodDeleted':
+      case 'NodeDeleted':
+      case 'NamespaceDeleted':
+        objects.delete(key);
+        break;
+      default: {
+        const _exhaustive: never = e;
+        return _exhaustive;
+      }
+    }
+  }
+  return new Map([...objects].map(([k, o]) => [k, o.payload]));
+}
+
+/** What the API server holds now, in the fold's terms (objects that do not parse are left out). */
+export async function selectApiServerState(kc: KubeConfig): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const signal = new AbortController().signal;
+  for (const spec of watchedKinds) {
+    const { items } = await listAll(kc, spec.path, 500, signal);
+    for (const obj of items) {
+      const parsed = spec.parse(obj);
+      if (parsed._tag === 'Right')
+        out.set(eventKey(parsed.right.object), canonicalJson(parsed.right.payload));
+    }
+  }
+  return out;
+}
+
+/** The differences between two states, one line each (empty when equal). */
+export function diffStates(log: Map<string, string>, api: Map<string, string>): string[] {
+  const lines: string[] = [];
+  for (const [k, v] of api) {
+    const l = log.get(k);
+    if (l === undefined) lines.push(`missing in log: ${k} ${v}`);
+    else if (l !== v) lines.push(`differs: ${k}\n  log: ${l}\n  api: ${v}`);
+  }
+  for (const k of log.keys()) if (!api.has(k)) lines.push(`in log but gone from the API server: ${k}`);
+  return lines.sort();
+}
