@@ -2,7 +2,7 @@
 // the reason in headers, so an operator can see what was skipped and why. Effectful (produces).
 // A dead letter is fire-and-forget: a failure to write it is logged, never thrown, because a
 // consumer must not stop on a bad record (ARCHITECTURE.md, principle 6).
-import type { IHeaders, Producer } from 'kafkajs';
+import type { IHeaders, ProducerRecord } from 'kafkajs';
 import { TOPICS } from '../events/topics.ts';
 import type { Logger } from './log.ts';
 
@@ -43,7 +43,8 @@ export function renderDeadLetterHeaders(component: string, letter: DeadLetter): 
  * whether or not the write succeeds.
  */
 export function createDeadLetterSink(opts: {
-  producer: Producer;
+  /** A connected producer, or anything that sends like one (e.g. one that connects lazily). */
+  producer: { send(record: ProducerRecord): Promise<unknown> };
   component: string;
   log: Logger;
   onLetter?: (letter: DeadLetter) => void;

@@ -1,0 +1,46 @@
+// Entry point of the node agent (one per node, a DaemonSet in production). Effectful: reads the
+// configuration (flags + env, see ./config.ts; a bad value exits with code 2 and says which),
+// builds the real dataplane, starts the service, and handles SIGTERM/SIGINT: stop heartbeats,
+// flush acks, disconnect, and leave the dataplane as it is unless --uninstall.
+import { createLogger } from '../lib/log.ts';
+import { loadConfigOrExit } from '../lib/config.ts';
+import { agentConfigSpec, agentUsage, checkAgentConfig } from './config.ts';
+import { createDataplane } from './dataplane.ts';
+import { startAgentService } from './agent-service.ts';
+
+const config = loadConfigOrExit(agentConfigSpec, agentUsage, checkAgentConfig);
+const log = createLogger('agent', { node: config.nodeName });
+log.info({ config }, 'starting');
+
+const dataplane = createDataplane(
+  {
+    ...(config.netns === undefined ? {} : { netns: config.netns }),
+    uplink: config.uplink,
+    markMask: config.markMask,
+    tableBase: config.tableBase,
+    rulePriority: config.rulePriority,
+    vniBase: config.vniBase,
+    vxlanPort: config.vxlanPort,
+    neverSteer: config.neverSteer,
+  },
+  log.child({ part: 'dataplane' }),
+);
+
+const service = await startAgentService({ config, dataplane, log });
+log.info({ healthPort: service.healthPort }, 'agent running');
+
+let stopping = false;
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    service.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'unclean stop');
+        process.exit(1);
+      },
+    );
+  });
+}
