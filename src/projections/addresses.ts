@@ -74,6 +74,10 @@ function parseCanonicalIPv4(text: string): number {
   return parts === 4 ? value : -1;
 }
 
+export function isCanonicalIPv4(text: string): boolean {
+  return parseCanonicalIPv4(text) >= 0;
+}
+
 export function parseAddress(text: string): ParsedAddress | undefined {
   const fast = parseCanonicalIPv4(text);
   if (fast >= 0) return { family: 4, value: BigInt(fast), text };

@@ -135,7 +135,7 @@ const NO_PAIRS: [RuleRec, RuleRec][] = [];
 
 /** The rules that steer a pod, in precedence order, and the overlap conflicts it causes. */
 export function computeEffectiveRules(pod: PodRec): { rules: RuleRec[]; lost: [RuleRec, RuleRec][] } {
-  if (pod.deleted || pod.selectedBy.size === 0) return { rules: NO_RULES, lost: NO_PAIRS };
+  if (pod.deleted || pod.selectedBy.length === 0) return { rules: NO_RULES, lost: NO_PAIRS };
   const candidates: RuleRec[] = [];
   for (const r of pod.selectedBy) if (isActive(r)) candidates.push(r);
   if (candidates.length <= 1) return { rules: candidates, lost: NO_PAIRS };

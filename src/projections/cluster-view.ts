@@ -13,7 +13,7 @@
 // - Liveness: NodeBack makes a node alive, NodeLost not; a node never heard of is not alive.
 import type { ClusterEvent } from '../events/cluster-events.ts';
 import type { ObjectKind, ObjectRef } from '../events/primitives.ts';
-import { parseAddress } from './addresses.ts';
+import { isCanonicalIPv4, parseAddress } from './addresses.ts';
 import type {
   NamespaceRec,
   NodeRec,
@@ -77,13 +77,19 @@ export function policyKey(kind: PolicyKind, namespace: string | undefined, name:
   return namespace === undefined ? `${kind}/${name}` : `${kind}/${namespace}/${name}`;
 }
 
+// Shared empty arrays for fields that are replaced, never mutated: one per pod would cost heap.
 const NO_IPS: string[] = [];
+const NO_RULES: PodRec['regRules'] = [];
+const NO_PAIRS: PodRec['lost'] = [];
 
 function canonicalIPs(texts: readonly string[], family: 4 | 6): string[] {
   if (texts.length === 0) return NO_IPS;
   if (texts.length === 1) {
-    // The common case (one IP per family), without a Set: this runs once per pod event.
-    const a = parseAddress(texts[0] as string);
+    // The common case (one canonical IPv4 address), without a Set or a parse result: this runs
+    // once per pod event.
+    const text = texts[0] as string;
+    if (isCanonicalIPv4(text)) return family === 4 ? [text] : NO_IPS;
+    const a = parseAddress(text);
     return a !== undefined && a.family === family ? [a.text] : NO_IPS;
   }
   const out = new Set<string>();
@@ -141,14 +147,14 @@ export function evolveClusterView(state: State, event: ClusterEvent, offset: num
         ipv4,
         ipv6,
         deleted: false,
-        selectedBy: new Set(),
+        selectedBy: [],
         prog4: false,
         prog6: false,
-        lost: [],
+        lost: NO_PAIRS,
         regNode: undefined,
-        regRules: [],
-        regIPs4: [],
-        regIPs6: [],
+        regRules: NO_RULES,
+        regIPs4: NO_IPS,
+        regIPs6: NO_IPS,
       };
       state.pods.set(key, created);
       return [{ kind: 'Pod', rec: created, before: undefined }];

@@ -49,7 +49,8 @@ export interface PodRec {
   deleted: boolean;
   // selection.ts: the rules selecting this pod, and whether it counted as programmable (per
   // family) when the rules' unprogrammable counters were last adjusted
-  readonly selectedBy: Set<RuleRec>;
+  // (an array, not a Set: a pod has zero to a few rules, and 150,000 Sets cost heap and GC time)
+  selectedBy: RuleRec[];
   prog4: boolean;
   prog6: boolean;
   // claims.ts: the overlap conflicts this pod counts in, as [loser, winner] pairs

@@ -58,7 +58,13 @@ function liveRules(state: State): RuleRec[] {
   return out;
 }
 
-function selectsNaive(state: State, rule: RuleRec, ref: RefRule, pod: PodRec): boolean {
+function selectsNaive(
+  state: State,
+  rule: RuleRec,
+  ref: RefRule,
+  pod: PodRec,
+  sliceRefs: ReadonlyMap<string, Set<string>>,
+): boolean {
   if (pod.p.hostNetwork || pod.p.terminal) return false;
   const policy: PolicyRec = rule.policy;
   if (policy.namespace !== undefined) {
@@ -73,17 +79,9 @@ function selectsNaive(state: State, rule: RuleRec, ref: RefRule, pod: PodRec): b
   if (rule.podSelector !== undefined && !matchesSelector(rule.podSelector, pod.p.labels)) return false;
   if (rule.serviceName !== undefined) {
     const svc = state.services.get(`${pod.namespace}/${rule.serviceName}`);
-    let ok = matchesServiceSelector(svc?.p.selector, pod.p.labels);
-    if (!ok)
-      for (const s of state.slices.values())
-        if (
-          s.namespace === pod.namespace &&
-          s.p.serviceName === rule.serviceName &&
-          s.podNames.includes(pod.name)
-        ) {
-          ok = true;
-          break;
-        }
+    const ok =
+      matchesServiceSelector(svc?.p.selector, pod.p.labels) ||
+      (sliceRefs.get(`${pod.namespace}/${rule.serviceName}`)?.has(pod.name) ?? false);
     if (!ok) return false;
   }
   return true;
@@ -114,6 +112,13 @@ export function computeReference(state: State): Reference {
       nodes: new Set(),
     });
   }
+  const sliceRefs = new Map<string, Set<string>>();
+  for (const s of state.slices.values()) {
+    const key = `${s.namespace}/${s.p.serviceName}`;
+    const names = sliceRefs.get(key) ?? new Set<string>();
+    for (const n of s.podNames) names.add(n);
+    sliceRefs.set(key, names);
+  }
   const podsByNs = new Map<string, PodRec[]>();
   for (const pod of state.pods.values()) {
     const list = podsByNs.get(pod.namespace);
@@ -125,7 +130,7 @@ export function computeReference(state: State): Reference {
     const namespaces = r.policy.namespace !== undefined ? [r.policy.namespace] : [...podsByNs.keys()];
     for (const ns of namespaces)
       for (const pod of podsByNs.get(ns) ?? [])
-        if (selectsNaive(state, r, ref, pod)) {
+        if (selectsNaive(state, r, ref, pod, sliceRefs)) {
           ref.selected.add(pod);
           const prog = !!pod.p.nodeName && podIPsOf(pod, r.family).length > 0;
           if (!prog) ref.unprogrammable++;
@@ -160,13 +165,18 @@ export function computeReference(state: State): Reference {
   // effective rules per pod
   const effective = new Map<PodRec, RuleRec[]>();
   const podsOnNode = new Map<string, { pod: PodRec; rules: RuleRec[] }[]>();
+  const activeRulesOf = new Map<PodRec, RuleRec[]>();
+  for (const r of rules) {
+    const ref = refs.get(r) as RefRule;
+    if (!ref.accepted || !ref.winner) continue;
+    for (const pod of ref.selected) {
+      const list = activeRulesOf.get(pod);
+      if (list === undefined) activeRulesOf.set(pod, [r]);
+      else list.push(r);
+    }
+  }
   for (const pod of state.pods.values()) {
-    const cands = rules
-      .filter((r) => {
-        const ref = refs.get(r) as RefRule;
-        return ref.accepted && ref.winner && ref.selected.has(pod);
-      })
-      .sort(compareRules);
+    const cands = (activeRulesOf.get(pod) ?? []).sort(compareRules);
     const kept: RuleRec[] = [];
     for (const r of cands) {
       const w = kept.find((k) => k.egressIP !== r.egressIP && destinationSetsOverlap(k.destSet, r.destSet));

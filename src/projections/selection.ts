@@ -61,11 +61,11 @@ function setSelected(state: State, rule: RuleRec, pod: PodRec, on: boolean): voi
   const prog = rule.family === 4 ? pod.prog4 : pod.prog6;
   if (on) {
     rule.selected.add(pod);
-    pod.selectedBy.add(rule);
+    pod.selectedBy.push(rule);
     if (!prog) rule.unprogrammable++;
   } else {
     rule.selected.delete(pod);
-    pod.selectedBy.delete(rule);
+    pod.selectedBy = pod.selectedBy.filter((r) => r !== rule);
     if (!prog) rule.unprogrammable--;
   }
   state.dirty.pods.add(pod);
@@ -162,10 +162,15 @@ export function applySliceChange(state: State, change: Extract<ViewChange, { kin
     if (newSvc !== undefined)
       for (const p of newPods) if (sliceRef(state, `${ns}/${newSvc}`, p, +1)) touched.push([newSvc, p]);
   }
+  if (touched.length === 0) return;
+  // At most two services (old and new name); look their rules up once, not once per pod.
+  const rulesOf = new Map<string, RuleRec[]>();
   for (const [svc, podName] of touched) {
     const pod = state.pods.get(`${ns}/${podName}`);
     if (pod === undefined) continue;
-    for (const rule of rulesForService(state, ns, svc)) reevaluate(state, rule, pod);
+    let rules = rulesOf.get(svc);
+    if (rules === undefined) rulesOf.set(svc, (rules = rulesForService(state, ns, svc)));
+    for (const rule of rules) reevaluate(state, rule, pod);
   }
 }
 
@@ -277,7 +282,7 @@ function removeRule(state: State, rule: RuleRec): void {
   state.dirty.policies.add(rule.policy);
   if (rule.invalid !== undefined) return;
   for (const pod of rule.selected) {
-    pod.selectedBy.delete(rule);
+    pod.selectedBy = pod.selectedBy.filter((r) => r !== rule);
     state.dirty.pods.add(pod);
   }
   rule.selected.clear();
