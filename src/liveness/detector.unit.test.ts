@@ -1,0 +1,131 @@
+// Liveness verdicts (./detector.ts), given/when/then with explicit timestamps and no clock.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  evolveDetector,
+  initialDetectorState,
+  selectCurrentVerdicts,
+  type DetectorInput,
+  type DetectorState,
+  type Verdict,
+} from './detector.ts';
+
+const lostAfterMs = 500;
+const wall = (ms: number): string => new Date(Date.UTC(2026, 0, 1) + ms).toISOString();
+const hb = (node: string, at: number): DetectorInput => ({
+  type: 'HeartbeatArrived',
+  node,
+  at,
+  wall: wall(at),
+});
+const tick = (now: number): DetectorInput => ({ type: 'Tick', now });
+
+function run(inputs: DetectorInput[], state: DetectorState = initialDetectorState()) {
+  const verdicts: Verdict[] = [];
+  for (const input of inputs) verdicts.push(...evolveDetector(state, input, lostAfterMs));
+  return { state, verdicts };
+}
+
+/** Heartbeats every 100 ms from `from` (inclusive) to `to` (exclusive), with ticks every 50 ms. */
+function steady(node: string, from: number, to: number): DetectorInput[] {
+  const inputs: DetectorInput[] = [];
+  for (let t = from; t < to; t += 50) inputs.push(t % 100 === 0 ? hb(node, t) : tick(t));
+  return inputs;
+}
+
+describe('liveness detector', () => {
+  test('given nothing heard yet, when a node heartbeats for the first time, then NodeBack', () => {
+    const { verdicts } = run([tick(0), hb('node-a', 10)]);
+    assert.deepEqual(verdicts, [{ type: 'NodeBack', node: 'node-a', heartbeatAt: wall(10) }]);
+  });
+
+  test('given a node heartbeating steadily, then only the first heartbeat yields a verdict', () => {
+    const { verdicts } = run(steady('node-a', 0, 5_000));
+    assert.deepEqual(
+      verdicts.map((v) => v.type),
+      ['NodeBack'],
+    );
+  });
+
+  test('a node that never heartbeats gets no verdict, however long time passes', () => {
+    const { verdicts } = run([tick(0), tick(10_000), tick(100_000)]);
+    assert.deepEqual(verdicts, []);
+  });
+
+  test('when a node falls silent, then NodeLost once the silence exceeds the threshold, and only once', () => {
+    const { verdicts } = run([hb('node-a', 0), tick(450), tick(500), tick(550), tick(600), tick(5_000)]);
+    assert.deepEqual(verdicts, [
+      { type: 'NodeBack', node: 'node-a', heartbeatAt: wall(0) },
+      { type: 'NodeLost', node: 'node-a', lastHeartbeatAt: wall(0), silenceMs: 550 },
+    ]);
+  });
+
+  test('silence exactly at the threshold is not yet lost', () => {
+    const { verdicts } = run([hb('node-a', 0), tick(500)]);
+    assert.deepEqual(
+      verdicts.map((v) => v.type),
+      ['NodeBack'],
+    );
+  });
+
+  test('when a lost node heartbeats again, then NodeBack', () => {
+    const { verdicts } = run([hb('node-a', 0), tick(600), hb('node-a', 2_000)]);
+    assert.deepEqual(
+      verdicts.map((v) => `${v.type} ${v.node}`),
+      ['NodeBack node-a', 'NodeLost node-a', 'NodeBack node-a'],
+    );
+  });
+
+  test('nodes are judged independently', () => {
+    const inputs = [...steady('node-a', 0, 2_000)];
+    inputs.splice(2, 0, hb('node-b', 60));
+    const { verdicts } = run(inputs);
+    assert.deepEqual(
+      verdicts.map((v) => `${v.type} ${v.node}`),
+      ['NodeBack node-a', 'NodeBack node-b', 'NodeLost node-b'],
+    );
+  });
+
+  test('several nodes lost in one tick are reported in name order', () => {
+    const { verdicts } = run([hb('node-c', 0), hb('node-a', 0), hb('node-b', 0), tick(1_000)]);
+    assert.deepEqual(
+      verdicts.filter((v) => v.type === 'NodeLost').map((v) => v.node),
+      ['node-a', 'node-b', 'node-c'],
+    );
+  });
+
+  describe('seeding at start-up', () => {
+    const seeded: DetectorInput = {
+      type: 'Seeded',
+      nodes: [
+        { node: 'node-a', lastWall: wall(-300) },
+        { node: 'node-b', lastWall: wall(-200) },
+      ],
+      at: 0,
+    };
+
+    test('given seeded nodes, when one stays silent past the threshold, then NodeLost for it only', () => {
+      const { verdicts } = run([seeded, hb('node-b', 100), tick(600)]);
+      assert.deepEqual(verdicts, [
+        { type: 'NodeBack', node: 'node-b', heartbeatAt: wall(100) },
+        { type: 'NodeLost', node: 'node-a', lastHeartbeatAt: wall(-300), silenceMs: 600 },
+      ]);
+    });
+
+    test('a seed does not override what live heartbeats already said', () => {
+      const { verdicts } = run([hb('node-a', 0), { ...seeded, at: 50 }, hb('node-a', 100), tick(550)]);
+      assert.deepEqual(
+        verdicts.map((v) => `${v.type} ${v.node}`),
+        ['NodeBack node-a'],
+      );
+    });
+  });
+
+  test('a new leader re-publishes the current verdict of every known node', () => {
+    const { state } = run([hb('node-b', 0), hb('node-a', 0), tick(600), hb('node-b', 700)]);
+    assert.deepEqual(
+      selectCurrentVerdicts(state).map((v) => `${v.type} ${v.node}`),
+      ['NodeLost node-a', 'NodeBack node-b'],
+    );
+  });
+});
