@@ -29,6 +29,8 @@ export interface Pending {
   readonly key: string;
   /** performance.now() when offered (the buffer's age metric and stall warnings use it). */
   offeredAt?: number;
+  /** performance.now() when the (last) send of its batch began: queueing vs round trip. */
+  sentAt?: number;
   /** performance.now() when the watch event arrived; absent for list and marker events. */
   readonly receivedAt?: number;
 }
@@ -175,6 +177,8 @@ export function createPublisher(opts: PublisherOptions): Publisher {
         }
         const sentEpoch = epoch;
         const batch = queue.slice(head, head + maxBatch);
+        const sentAt = performance.now();
+        for (const p of batch) p.sentAt = sentAt;
         await producer.send({
           topic,
           acks: -1,
