@@ -14,6 +14,12 @@
 //   lostAfterMs after the seed, they get NodeLost, so a node that died while no liveness ran is
 //   still declared lost. They get no NodeBack until they heartbeat.
 // - Silence is judged only on liveness' own clock (arrival times), never on agents' clocks.
+// - Blindness: silence means something only while liveness itself can read the heartbeats topic.
+//   When no fetch has completed for blindAfterMs (broker unreachable from liveness, or liveness
+//   stalled), no NodeLost is given; when fetches complete again, every node's silence restarts
+//   from that moment. A Kafka outage is thus not taken for the death of every node at once:
+//   cut-off agents fence themselves (src/agents/fencing.ts) and recover on their own, and no
+//   gateway moves. A node cut off alone is still declared lost, because liveness still sees.
 
 export type NodeStatus = 'alive' | 'lost' | 'seeded';
 
@@ -31,11 +37,23 @@ export interface NodeTrack {
  */
 export interface DetectorState {
   readonly nodes: Map<string, NodeTrack>;
+  /** When a fetch of the heartbeats topic last completed (undefined: never reported). */
+  lastSightedAt: number | undefined;
+  blind: boolean;
+}
+
+export interface DetectorThresholds {
+  /** Silence after which an alive node is lost. */
+  readonly lostAfterMs: number;
+  /** No completed fetch for this long: liveness is blind and judges nobody. */
+  readonly blindAfterMs: number;
 }
 
 export type DetectorInput =
   | { readonly type: 'HeartbeatArrived'; readonly node: string; readonly at: number; readonly wall: string }
   | { readonly type: 'Tick'; readonly now: number }
+  /** A fetch of the heartbeats topic completed (with or without records). */
+  | { readonly type: 'Sighted'; readonly at: number }
   /** Nodes seen heartbeating before start (with the time of their last record), at `at`. */
   | {
       readonly type: 'Seeded';
@@ -52,12 +70,21 @@ export type Verdict =
       readonly silenceMs: number;
     };
 
-export const initialDetectorState = (): DetectorState => ({ nodes: new Map() });
+export const initialDetectorState = (): DetectorState => ({
+  nodes: new Map(),
+  lastSightedAt: undefined,
+  blind: false,
+});
 
 const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /** Applies one input to `state` (in place) and returns the verdicts it produces, in order. */
-export function evolveDetector(state: DetectorState, input: DetectorInput, lostAfterMs: number): Verdict[] {
+export function evolveDetector(
+  state: DetectorState,
+  input: DetectorInput,
+  thresholds: DetectorThresholds,
+): Verdict[] {
+  const { lostAfterMs, blindAfterMs } = thresholds;
   switch (input.type) {
     case 'HeartbeatArrived': {
       const previous = state.nodes.get(input.node);
@@ -67,6 +94,10 @@ export function evolveDetector(state: DetectorState, input: DetectorInput, lostA
         : [{ type: 'NodeBack', node: input.node, heartbeatAt: input.wall }];
     }
     case 'Tick': {
+      if (state.lastSightedAt !== undefined && input.now - state.lastSightedAt > blindAfterMs) {
+        state.blind = true;
+        return [];
+      }
       const lost: string[] = [];
       for (const [node, track] of state.nodes) {
         if (track.status !== 'lost' && input.now - track.lastAt > lostAfterMs) lost.push(node);
@@ -82,6 +113,17 @@ export function evolveDetector(state: DetectorState, input: DetectorInput, lostA
           silenceMs: Math.round(input.now - track.lastAt),
         };
       });
+    }
+    case 'Sighted': {
+      if (state.blind) {
+        state.blind = false;
+        for (const [node, track] of state.nodes) {
+          if (track.status !== 'lost' && track.lastAt < input.at)
+            state.nodes.set(node, { ...track, lastAt: input.at });
+        }
+      }
+      state.lastSightedAt = input.at;
+      return [];
     }
     case 'Seeded': {
       for (const { node, lastWall } of input.nodes) {

@@ -10,7 +10,7 @@ import {
   type Verdict,
 } from './detector.ts';
 
-const lostAfterMs = 500;
+const thresholds = { lostAfterMs: 500, blindAfterMs: 200 };
 const wall = (ms: number): string => new Date(Date.UTC(2026, 0, 1) + ms).toISOString();
 const hb = (node: string, at: number): DetectorInput => ({
   type: 'HeartbeatArrived',
@@ -22,7 +22,7 @@ const tick = (now: number): DetectorInput => ({ type: 'Tick', now });
 
 function run(inputs: DetectorInput[], state: DetectorState = initialDetectorState()) {
   const verdicts: Verdict[] = [];
-  for (const input of inputs) verdicts.push(...evolveDetector(state, input, lostAfterMs));
+  for (const input of inputs) verdicts.push(...evolveDetector(state, input, thresholds));
   return { state, verdicts };
 }
 
@@ -117,6 +117,42 @@ describe('liveness detector', () => {
       assert.deepEqual(
         verdicts.map((v) => `${v.type} ${v.node}`),
         ['NodeBack node-a'],
+      );
+    });
+  });
+
+  describe('blindness', () => {
+    const sighted = (at: number): DetectorInput => ({ type: 'Sighted', at });
+
+    test('given liveness cannot fetch heartbeats, when nodes fall silent, then nobody is declared lost', () => {
+      const { state, verdicts } = run([sighted(0), hb('node-a', 0), sighted(100), tick(400), tick(2_000)]);
+      assert.deepEqual(
+        verdicts.map((v) => v.type),
+        ['NodeBack'],
+      );
+      assert.ok(state.blind);
+    });
+
+    test('when fetches complete again, silence restarts from then: only a node that stays silent is lost', () => {
+      const inputs: DetectorInput[] = [sighted(0), hb('node-a', 0), hb('node-b', 0), tick(2_000)];
+      // From 2 000 on, fetches complete every 100 ms again and only node-a heartbeats.
+      for (let t = 2_000; t <= 2_600; t += 100) inputs.push(sighted(t), hb('node-a', t), tick(t));
+      const { verdicts } = run(inputs);
+      assert.deepEqual(
+        verdicts.map((v) => `${v.type} ${v.node}`),
+        ['NodeBack node-a', 'NodeBack node-b', 'NodeLost node-b'],
+      );
+      const lost = verdicts.at(-1);
+      assert.equal(lost?.type === 'NodeLost' ? lost.silenceMs : undefined, 600, 'silence counted from 2 000');
+    });
+
+    test('a node cut off alone is still lost while liveness keeps fetching', () => {
+      const inputs: DetectorInput[] = [hb('node-a', 0)];
+      for (let t = 0; t <= 700; t += 50) inputs.push(sighted(t), tick(t));
+      const { verdicts } = run(inputs);
+      assert.deepEqual(
+        verdicts.map((v) => v.type),
+        ['NodeBack', 'NodeLost'],
       );
     });
   });
