@@ -136,13 +136,23 @@ function decodeGeneric(value: Buffer | null, record: TopicRecord): Either<Decode
   };
 }
 
+/**
+ * The contract topic a topic name carries: the name itself, or the one it extends with a suffix
+ * ("kseip.cluster-events.v1.replay-7" holds cluster events too: replays, tests, what-ifs).
+ */
+function contractOf(topic: string): string | undefined {
+  if (decoders.has(topic)) return topic;
+  return [...decoders.keys()].find((t) => topic.startsWith(`${t}.`));
+}
+
 /** True when --kind/--type/--namespace mean something for this topic. */
 export function topicHasObjects(topic: string): boolean {
-  return topic === TOPICS.clusterEvents;
+  return contractOf(topic) === TOPICS.clusterEvents;
 }
 
 export function decodeRecord(record: TopicRecord): RecordView {
-  const decode = decoders.get(record.topic) ?? decodeGeneric;
+  const contract = contractOf(record.topic);
+  const decode = (contract === undefined ? undefined : decoders.get(contract)) ?? decodeGeneric;
   const result = decode(record.value, record);
   return result._tag === 'Right'
     ? { record, ok: true, decoded: result.right }
@@ -160,18 +170,31 @@ export interface Filters {
   readonly untilMs?: number;
 }
 
+function rawType(value: Buffer | null): string | undefined {
+  const parsed = parseJson(value);
+  if (parsed._tag === 'Left' || typeof parsed.right !== 'object' || parsed.right === null) return undefined;
+  const type = (parsed.right as { type?: unknown }).type;
+  return typeof type === 'string' ? type : undefined;
+}
+
 export function selectMatching(view: RecordView, f: Filters): boolean {
   const ts = Number(view.record.timestamp);
   if (f.sinceMs !== undefined && ts < f.sinceMs) return false;
   if (f.untilMs !== undefined && ts > f.untilMs) return false;
   if (!view.ok) {
-    // Undecodable: only the key can be judged ("Kind/namespace/name" on cluster-events).
-    if (f.name === undefined && f.namespace === undefined && f.kinds === undefined) return true;
+    // Undecodable: judged on what is still known, the key ("Kind/namespace/name" on
+    // cluster-events) and the "type" field if the value is JSON; unknown parts never exclude.
     const key = view.record.key ?? '';
+    const [kind, namespace, ...rest] = key.split('/');
+    const keyed = rest.length > 0;
+    const type = rawType(view.record.value);
     return (
-      (f.name === undefined || key.endsWith(`/${f.name}`) || key === f.name) &&
-      (f.namespace === undefined || key.includes(`/${f.namespace}/`)) &&
-      (f.kinds === undefined || f.kinds.some((k) => key.toLowerCase().startsWith(`${k.toLowerCase()}/`)))
+      (f.types === undefined ||
+        type === undefined ||
+        f.types.some((t) => t.toLowerCase() === type.toLowerCase())) &&
+      (f.kinds === undefined || !keyed || f.kinds.some((k) => k.toLowerCase() === kind?.toLowerCase())) &&
+      (f.namespace === undefined || !keyed || namespace === f.namespace) &&
+      (f.name === undefined || (keyed ? rest.join('/') === f.name : key === f.name))
     );
   }
   const d = view.decoded;
