@@ -94,8 +94,9 @@ export async function startAgentService(opts: AgentServiceOptions): Promise<Agen
   );
   const statusProducer = lazyProducer(kafka.producer({ allowAutoTopicCreation: false }));
 
-  let agent: Agent | undefined;
-  const metrics = createAgentMetrics(opts.registry ?? register, () => agent?.generationLag() ?? 0);
+  // The lag gauge reads the agent, which needs the metrics first: bound once the agent exists.
+  const lag = { of: (): number => 0 };
+  const metrics = createAgentMetrics(opts.registry ?? register, () => lag.of());
   const deadLetter = createDeadLetterSink({
     producer: statusProducer,
     component: 'agent',
@@ -105,7 +106,7 @@ export async function startAgentService(opts: AgentServiceOptions): Promise<Agen
 
   const pendingAcks = new Set<Promise<void>>();
   let consumer!: NodeRulesConsumer;
-  agent = createAgent({
+  const agent = createAgent({
     node,
     bootId,
     dataplane: opts.dataplane,
@@ -144,6 +145,7 @@ export async function startAgentService(opts: AgentServiceOptions): Promise<Agen
     driftIntervalMs: config.driftIntervalMs,
   });
 
+  lag.of = () => agent.generationLag();
   const started = agent;
   let health: HealthServer | undefined;
   if (opts.serveHealth ?? true) {

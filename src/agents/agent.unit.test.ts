@@ -72,8 +72,8 @@ function setup() {
   return { clock, dataplane, feed, kafka, agent, metrics, registry, elapse };
 }
 
-describe('agent runtime', () => {
-  test('given the feed has not caught up, nothing is applied; then the latest state is applied and acked', async () => {
+void describe('agent runtime', () => {
+  void test('given the feed has not caught up, nothing is applied; then the latest state is applied and acked', async () => {
     const { dataplane, feed, kafka, agent, elapse } = setup();
     agent.start();
     await elapse(1_000);
@@ -90,7 +90,7 @@ describe('agent runtime', () => {
     await agent.stop({ uninstall: false });
   });
 
-  test('heartbeats go out every interval with increasing seq and the boot id', async () => {
+  void test('heartbeats go out every interval with increasing seq and the boot id', async () => {
     const { kafka, agent, elapse } = setup();
     agent.start();
     await elapse(500);
@@ -106,7 +106,7 @@ describe('agent runtime', () => {
     await agent.stop({ uninstall: false });
   });
 
-  test('when Kafka stops acknowledging heartbeats, the agent withdraws its egress IPs after the fence bound, once', async () => {
+  void test('when Kafka stops acknowledging heartbeats, the agent withdraws its egress IPs after the fence bound, once', async () => {
     const { dataplane, feed, kafka, agent, elapse, clock } = setup();
     agent.start();
     feed.deliver(rules(3));
@@ -129,7 +129,7 @@ describe('agent runtime', () => {
     await agent.stop({ uninstall: false });
   });
 
-  test('while fenced, new states are applied without egress IPs', async () => {
+  void test('while fenced, new states are applied without egress IPs', async () => {
     const { dataplane, feed, kafka, agent, elapse } = setup();
     agent.start();
     feed.deliver(rules(3));
@@ -142,7 +142,7 @@ describe('agent runtime', () => {
     await agent.stop({ uninstall: false });
   });
 
-  test('when heartbeats are acknowledged again, it catches up to the log end, applies the full state, then unfences', async () => {
+  void test('when heartbeats are acknowledged again, it catches up to the log end, applies the full state, then unfences', async () => {
     const { dataplane, feed, kafka, agent, elapse, registry } = setup();
     agent.start();
     feed.deliver(rules(3));
@@ -166,7 +166,7 @@ describe('agent runtime', () => {
     await agent.stop({ uninstall: false });
   });
 
-  test('given an agent that never reaches Kafka at start, it fences (withdrawing what a previous process left)', async () => {
+  void test('given an agent that never reaches Kafka at start, it fences (withdrawing what a previous process left)', async () => {
     const { dataplane, kafka, agent, elapse } = setup();
     kafka.up = false;
     agent.start();
@@ -176,7 +176,7 @@ describe('agent runtime', () => {
     await agent.stop({ uninstall: false });
   });
 
-  test('every drift interval the kernel is checked, and drift is repaired and counted', async () => {
+  void test('every drift interval the kernel is checked, and drift is repaired and counted', async () => {
     const { dataplane, feed, agent, elapse, registry } = setup();
     agent.start();
     feed.deliver(rules(3));
@@ -193,7 +193,7 @@ describe('agent runtime', () => {
     await agent.stop({ uninstall: false });
   });
 
-  test('generation lag is the newest seen generation minus the applied one', async () => {
+  void test('generation lag is the newest seen generation minus the applied one', async () => {
     const { dataplane, feed, agent } = setup();
     agent.start();
     feed.deliver(rules(3));
@@ -209,7 +209,7 @@ describe('agent runtime', () => {
     await agent.stop({ uninstall: false });
   });
 
-  test('a failed apply is acked with its error and makes the agent unready', async () => {
+  void test('a failed apply is acked with its error and makes the agent unready', async () => {
     const { dataplane, feed, kafka, agent } = setup();
     agent.start();
     dataplane.failures.push(Object.assign(new Error('nft: syntax error'), { retriable: false }));
@@ -223,7 +223,7 @@ describe('agent runtime', () => {
     await agent.stop({ uninstall: false });
   });
 
-  test('a plain stop leaves the dataplane alone; an uninstall removes everything', async () => {
+  void test('a plain stop leaves the dataplane alone; an uninstall removes everything', async () => {
     const plain = setup();
     plain.agent.start();
     plain.feed.deliver(rules(3));
@@ -240,7 +240,7 @@ describe('agent runtime', () => {
     assert.equal(uninstall.dataplane.calls.at(-1), 'removeAll');
   });
 
-  test('after stop no heartbeat is sent', async () => {
+  void test('after stop no heartbeat is sent', async () => {
     const { kafka, agent, elapse } = setup();
     agent.start();
     await elapse(200);

@@ -38,8 +38,8 @@ function setup() {
   return { dataplane, clock, loop, outcomes, drifts: () => drifts };
 }
 
-describe('apply loop', () => {
-  test('given an apply in flight, when a burst of states arrives, then only the latest is applied next', async () => {
+void describe('apply loop', () => {
+  void test('given an apply in flight, when a burst of states arrives, then only the latest is applied next', async () => {
     const { dataplane, loop } = setup();
     dataplane.hold = true;
     loop.desire(rules(1), 'startup');
@@ -53,7 +53,7 @@ describe('apply loop', () => {
     assert.equal(dataplane.maxConcurrent, 1);
   });
 
-  test('when an apply fails, then it is retried after a doubling backoff, and success resets it', async () => {
+  void test('when an apply fails, then it is retried after a doubling backoff, and success resets it', async () => {
     const { dataplane, clock, loop, outcomes } = setup();
     dataplane.failures.push(new Error('nft: busy'), new Error('nft: busy'));
     loop.desire(rules(1), 'startup');
@@ -83,7 +83,7 @@ describe('apply loop', () => {
     assert.equal(loop.appliedGeneration(), 1);
   });
 
-  test('when a newer state arrives during a backoff, it is applied at once', async () => {
+  void test('when a newer state arrives during a backoff, it is applied at once', async () => {
     const { dataplane, loop } = setup();
     dataplane.failures.push(new Error('boom'));
     loop.desire(rules(1), 'startup');
@@ -93,7 +93,7 @@ describe('apply loop', () => {
     assert.deepEqual(dataplane.calls, ['reconcile g=1 ips=198.51.100.10', 'reconcile g=2 ips=198.51.100.10']);
   });
 
-  test('when an error says it is not retriable, the same state is not retried', async () => {
+  void test('when an error says it is not retriable, the same state is not retried', async () => {
     const { dataplane, clock, loop } = setup();
     dataplane.failures.push(Object.assign(new Error('bad slot'), { retriable: false }));
     loop.desire(rules(1), 'startup');
@@ -104,7 +104,7 @@ describe('apply loop', () => {
     assert.equal(loop.lastApplyOk(), false);
   });
 
-  test('given drift, then a repair apply follows with reason drift', async () => {
+  void test('given drift, then a repair apply follows with reason drift', async () => {
     const { dataplane, loop, outcomes, drifts } = setup();
     loop.desire(rules(1), 'startup');
     await loop.idle();
@@ -123,7 +123,7 @@ describe('apply loop', () => {
     assert.equal(outcomes.at(-1)?.reason, 'drift');
   });
 
-  test('given an apply in flight, when fenced, then the withdrawal runs right after it and later applies carry no egress IP', async () => {
+  void test('given an apply in flight, when fenced, then the withdrawal runs right after it and later applies carry no egress IP', async () => {
     const { dataplane, loop } = setup();
     dataplane.hold = true;
     loop.desire(rules(1), 'startup');
@@ -141,7 +141,7 @@ describe('apply loop', () => {
     assert.equal(dataplane.maxConcurrent, 1);
   });
 
-  test('when unfenced, the full state is applied again with reason fence, and unfence resolves after it', async () => {
+  void test('when unfenced, the full state is applied again with reason fence, and unfence resolves after it', async () => {
     const { dataplane, loop, outcomes } = setup();
     loop.desire(rules(1), 'startup');
     loop.fence();
@@ -152,14 +152,14 @@ describe('apply loop', () => {
     assert.equal(outcomes.at(-1)?.fenced, false);
   });
 
-  test('given no desired state yet, when fenced, egress IPs left by a previous process are still withdrawn', async () => {
+  void test('given no desired state yet, when fenced, egress IPs left by a previous process are still withdrawn', async () => {
     const { dataplane, loop } = setup();
     loop.fence();
     await loop.idle();
     assert.deepEqual(dataplane.calls, ['withdraw']);
   });
 
-  test('after stop, nothing more reaches the dataplane', async () => {
+  void test('after stop, nothing more reaches the dataplane', async () => {
     const { dataplane, loop } = setup();
     loop.desire(rules(1), 'startup');
     await loop.stop();

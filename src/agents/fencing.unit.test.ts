@@ -19,8 +19,8 @@ const ack = (sentAt: number, now: number): FenceInput => ({ type: 'ContactConfir
 const tick = (now: number): FenceInput => ({ type: 'Tick', now });
 const recovered = (epoch: number, now: number): FenceInput => ({ type: 'Recovered', epoch, now });
 
-describe('fencing', () => {
-  test('given heartbeats acknowledged every 100 ms, the agent never fences', () => {
+void describe('fencing', () => {
+  void test('given heartbeats acknowledged every 100 ms, the agent never fences', () => {
     const inputs: FenceInput[] = [];
     for (let t = 0; t < 2_000; t += 100) inputs.push(ack(t, t + 20), tick(t + 50));
     const { last, effects } = run(inputs);
@@ -28,30 +28,30 @@ describe('fencing', () => {
     assert.ok(!isFenced(last.state));
   });
 
-  test('when no heartbeat is acknowledged for longer than the bound, it withdraws once', () => {
+  void test('when no heartbeat is acknowledged for longer than the bound, it withdraws once', () => {
     const { last, effects } = run([ack(0, 10), tick(200), tick(250), tick(251), tick(400)]);
     assert.deepEqual(effects, ['Withdraw']);
     assert.equal(last.state.phase, 'fenced');
   });
 
-  test('silence is measured from the send time of the last acknowledged heartbeat, not its ack', () => {
+  void test('silence is measured from the send time of the last acknowledged heartbeat, not its ack', () => {
     // Sent at 0, acknowledged only at 240: liveness may have seen it at ~0, so fence at 251.
     const { effects } = run([ack(0, 240), tick(251)]);
     assert.deepEqual(effects, ['Withdraw']);
   });
 
-  test('given a fresh agent that never reaches Kafka, it fences fenceAfterMs after its start', () => {
+  void test('given a fresh agent that never reaches Kafka, it fences fenceAfterMs after its start', () => {
     const { effects } = run([tick(1_000), tick(1_251)], 1_000);
     assert.deepEqual(effects, ['Withdraw']);
   });
 
-  test('when a stale heartbeat is acknowledged late while fenced, it stays fenced', () => {
+  void test('when a stale heartbeat is acknowledged late while fenced, it stays fenced', () => {
     const { last, effects } = run([tick(300), ack(100, 900)]);
     assert.deepEqual(effects, ['Withdraw']);
     assert.equal(last.state.phase, 'fenced');
   });
 
-  test('when a fresh heartbeat is acknowledged while fenced, recovery begins; it unfences only once recovered', () => {
+  void test('when a fresh heartbeat is acknowledged while fenced, recovery begins; it unfences only once recovered', () => {
     const { last, effects } = run([tick(300), ack(1_000, 1_010)]);
     assert.deepEqual(effects, ['Withdraw', 'BeginRecovery']);
     assert.ok(isFenced(last.state));
@@ -60,7 +60,7 @@ describe('fencing', () => {
     assert.ok(!isFenced(done.state));
   });
 
-  test('when contact is lost again during recovery, it fences again and the old recovery is ignored', () => {
+  void test('when contact is lost again during recovery, it fences again and the old recovery is ignored', () => {
     const { last, effects } = run([tick(300), ack(1_000, 1_010), tick(1_300)]);
     assert.deepEqual(effects, ['Withdraw', 'BeginRecovery', 'Withdraw']);
     const stale = evolveFence(last.state, recovered(1, 1_310), fenceAfterMs);
@@ -68,7 +68,7 @@ describe('fencing', () => {
     assert.ok(isFenced(stale.state));
   });
 
-  test('when recovery completes after the silence bound passed again, it withdraws instead of unfencing', () => {
+  void test('when recovery completes after the silence bound passed again, it withdraws instead of unfencing', () => {
     const { last } = run([tick(300), ack(1_000, 1_010)]);
     const late = evolveFence(last.state, recovered(last.state.epoch, 1_400), fenceAfterMs);
     assert.equal(late.effect?.type, 'Withdraw');

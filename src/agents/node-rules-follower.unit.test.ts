@@ -40,14 +40,14 @@ function run(start: FollowerStep, inputs: FollowerInput[]): { last: FollowerStep
   return { last, delivered };
 }
 
-describe('catching up', () => {
-  test('given an empty partition, then the empty state is delivered at once', () => {
+void describe('catching up', () => {
+  void test('given an empty partition, then the empty state is delivered at once', () => {
     const { last, delivered } = run(startFollower(node, 0n, 0n), []);
     assert.deepEqual(delivered, [emptyNodeRules(node, 0)]);
     assert.ok(isCaughtUp(last.state));
   });
 
-  test('given records below the start end offset, nothing is delivered before the end is read', () => {
+  void test('given records below the start end offset, nothing is delivered before the end is read', () => {
     const { last, delivered } = run(startFollower(node, 0n, 10n), [
       read(2, rules(5)),
       read(6, rules(9)),
@@ -57,7 +57,7 @@ describe('catching up', () => {
     assert.ok(!isCaughtUp(last.state));
   });
 
-  test('when the end offset is read, only the latest record of the node is delivered', () => {
+  void test('when the end offset is read, only the latest record of the node is delivered', () => {
     const { delivered } = run(startFollower(node, 0n, 10n), [
       read(2, rules(5)),
       read(6, rules(9)),
@@ -67,45 +67,45 @@ describe('catching up', () => {
     assert.deepEqual(delivered, [rules(9)]);
   });
 
-  test("when the record at end - 1 is the node's own, catch-up happens on that record", () => {
+  void test("when the record at end - 1 is the node's own, catch-up happens on that record", () => {
     const { last, delivered } = run(startFollower(node, 0n, 4n), [read(1, rules(2)), read(3, rules(3))]);
     assert.deepEqual(delivered, [rules(3)]);
     assert.ok(isCaughtUp(last.state));
   });
 
-  test('given no record of the node up to the end, the empty state is delivered', () => {
+  void test('given no record of the node up to the end, the empty state is delivered', () => {
     const { delivered } = run(startFollower(node, 3n, 10n), [position(9)]);
     assert.deepEqual(delivered, [emptyNodeRules(node, 0)]);
   });
 
-  test('given the latest record is a tombstone, the empty state is delivered', () => {
+  void test('given the latest record is a tombstone, the empty state is delivered', () => {
     const { delivered } = run(startFollower(node, 0n, 10n), [read(2, rules(5)), read(7, null), position(9)]);
     assert.deepEqual(delivered, [emptyNodeRules(node, 5)]);
   });
 
-  test('given the end offset is a transaction marker (no record there), the batch position catches up', () => {
+  void test('given the end offset is a transaction marker (no record there), the batch position catches up', () => {
     const { delivered } = run(startFollower(node, 0n, 3n), [read(1, rules(4)), position(2)]);
     assert.deepEqual(delivered, [rules(4)]);
   });
 });
 
-describe('following', () => {
+void describe('following', () => {
   // Caught up on generation 10 (already delivered, so not counted below).
   const caughtUp = (): FollowerStep => ({
     state: run(startFollower(node, 0n, 2n), [read(1, rules(10))]).last.state,
   });
 
-  test('when a newer generation arrives, it is delivered', () => {
+  void test('when a newer generation arrives, it is delivered', () => {
     const { delivered } = run(caughtUp(), [read(5, rules(11))]);
     assert.deepEqual(delivered, [rules(11)]);
   });
 
-  test('when an older or equal generation arrives at a later offset, it is ignored', () => {
+  void test('when an older or equal generation arrives at a later offset, it is ignored', () => {
     const { delivered } = run(caughtUp(), [read(5, rules(10)), read(6, rules(9))]);
     assert.deepEqual(delivered, []);
   });
 
-  test('when the partition is re-read from the start (consumer re-joined), nothing is delivered again', () => {
+  void test('when the partition is re-read from the start (consumer re-joined), nothing is delivered again', () => {
     const { delivered } = run(caughtUp(), [
       read(5, rules(12)),
       read(6, null),
@@ -116,12 +116,12 @@ describe('following', () => {
     assert.deepEqual(delivered, [rules(12), emptyNodeRules(node, 12)]);
   });
 
-  test('when a tombstone arrives, the empty state is delivered, and a later record applies again', () => {
+  void test('when a tombstone arrives, the empty state is delivered, and a later record applies again', () => {
     const { delivered } = run(caughtUp(), [read(5, null), read(8, rules(15))]);
     assert.deepEqual(delivered, [emptyNodeRules(node, 10), rules(15)]);
   });
 
-  test('the latest generation seen is tracked even while catching up', () => {
+  void test('the latest generation seen is tracked even while catching up', () => {
     const { last } = run(startFollower(node, 0n, 10n), [read(2, rules(5)), read(6, rules(9))]);
     assert.equal(last.state.latestGeneration, 9);
   });

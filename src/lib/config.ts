@@ -216,8 +216,13 @@ function listFromString<A>(
 ): t.Type<A[], unknown, unknown> {
   return fromString(`a comma-separated list of ${expected}`, (s) => {
     const parts = s === '' ? [] : s.split(',').map((p) => p.trim());
-    const items = parts.map(item);
-    return items.every((i) => i !== undefined) ? (items as A[]) : undefined;
+    const items: A[] = [];
+    for (const part of parts) {
+      const decoded = item(part);
+      if (decoded === undefined) return undefined;
+      items.push(decoded);
+    }
+    return items;
   });
 }
 

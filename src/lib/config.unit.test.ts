@@ -7,8 +7,8 @@ import { CidrListFromString, durationMsFromString, intFromString, parseConfig } 
 const parseAgent = (argv: string[], env: Record<string, string> = {}) =>
   parseConfig(agentConfigSpec, argv, env, checkAgentConfig);
 
-describe('config parsing', () => {
-  test('given only the required values, defaults fill the rest', () => {
+void describe('config parsing', () => {
+  void test('given only the required values, defaults fill the rest', () => {
     const parsed = parseAgent(['--brokers', 'kafka:9092'], { NODE_NAME: 'node-a' });
     assert.equal(parsed._tag, 'Right');
     if (parsed._tag !== 'Right') return;
@@ -21,7 +21,7 @@ describe('config parsing', () => {
     assert.equal(parsed.right.uninstall, false);
   });
 
-  test('flags win over env; --flag=value, bare boolean flags, hex and durations are understood', () => {
+  void test('flags win over env; --flag=value, bare boolean flags, hex and durations are understood', () => {
     const parsed = parseAgent(
       [
         '--node-name=node-b',
@@ -44,7 +44,7 @@ describe('config parsing', () => {
     assert.deepEqual(parsed.right.neverSteer, ['10.0.0.0/8', '10.96.0.0/12']);
   });
 
-  test('every bad value is reported at once, naming flag and env variable', () => {
+  void test('every bad value is reported at once, naming flag and env variable', () => {
     const parsed = parseAgent(['--brokers', 'nope', '--heartbeat-interval', 'fast', '--bogus', 'x']);
     assert.equal(parsed._tag, 'Left');
     if (parsed._tag !== 'Left') return;
@@ -58,7 +58,7 @@ describe('config parsing', () => {
     assert.match(text, /--heartbeat-interval \(env KSEIP_HEARTBEAT_INTERVAL\): expected a duration/);
   });
 
-  test('cross-option rules: contiguous mark mask, fence bound above two heartbeats', () => {
+  void test('cross-option rules: contiguous mark mask, fence bound above two heartbeats', () => {
     const parsed = parseAgent([
       '--node-name',
       'n',
@@ -74,7 +74,7 @@ describe('config parsing', () => {
     assert.equal(parsed.left.problems.length, 2);
   });
 
-  test('string codecs', () => {
+  void test('string codecs', () => {
     assert.equal(intFromString(0, 10).decode('0xa')._tag, 'Right');
     assert.equal(intFromString(0, 10).decode('11')._tag, 'Left');
     assert.equal(durationMsFromString(1, 10_000).decode('2m')._tag, 'Left');

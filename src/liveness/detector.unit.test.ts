@@ -33,13 +33,13 @@ function steady(node: string, from: number, to: number): DetectorInput[] {
   return inputs;
 }
 
-describe('liveness detector', () => {
-  test('given nothing heard yet, when a node heartbeats for the first time, then NodeBack', () => {
+void describe('liveness detector', () => {
+  void test('given nothing heard yet, when a node heartbeats for the first time, then NodeBack', () => {
     const { verdicts } = run([tick(0), hb('node-a', 10)]);
     assert.deepEqual(verdicts, [{ type: 'NodeBack', node: 'node-a', heartbeatAt: wall(10) }]);
   });
 
-  test('given a node heartbeating steadily, then only the first heartbeat yields a verdict', () => {
+  void test('given a node heartbeating steadily, then only the first heartbeat yields a verdict', () => {
     const { verdicts } = run(steady('node-a', 0, 5_000));
     assert.deepEqual(
       verdicts.map((v) => v.type),
@@ -47,12 +47,12 @@ describe('liveness detector', () => {
     );
   });
 
-  test('a node that never heartbeats gets no verdict, however long time passes', () => {
+  void test('a node that never heartbeats gets no verdict, however long time passes', () => {
     const { verdicts } = run([tick(0), tick(10_000), tick(100_000)]);
     assert.deepEqual(verdicts, []);
   });
 
-  test('when a node falls silent, then NodeLost once the silence exceeds the threshold, and only once', () => {
+  void test('when a node falls silent, then NodeLost once the silence exceeds the threshold, and only once', () => {
     const { verdicts } = run([hb('node-a', 0), tick(450), tick(500), tick(550), tick(600), tick(5_000)]);
     assert.deepEqual(verdicts, [
       { type: 'NodeBack', node: 'node-a', heartbeatAt: wall(0) },
@@ -60,7 +60,7 @@ describe('liveness detector', () => {
     ]);
   });
 
-  test('silence exactly at the threshold is not yet lost', () => {
+  void test('silence exactly at the threshold is not yet lost', () => {
     const { verdicts } = run([hb('node-a', 0), tick(500)]);
     assert.deepEqual(
       verdicts.map((v) => v.type),
@@ -68,7 +68,7 @@ describe('liveness detector', () => {
     );
   });
 
-  test('when a lost node heartbeats again, then NodeBack', () => {
+  void test('when a lost node heartbeats again, then NodeBack', () => {
     const { verdicts } = run([hb('node-a', 0), tick(600), hb('node-a', 2_000)]);
     assert.deepEqual(
       verdicts.map((v) => `${v.type} ${v.node}`),
@@ -76,7 +76,7 @@ describe('liveness detector', () => {
     );
   });
 
-  test('nodes are judged independently', () => {
+  void test('nodes are judged independently', () => {
     const inputs = [...steady('node-a', 0, 2_000)];
     inputs.splice(2, 0, hb('node-b', 60));
     const { verdicts } = run(inputs);
@@ -86,7 +86,7 @@ describe('liveness detector', () => {
     );
   });
 
-  test('several nodes lost in one tick are reported in name order', () => {
+  void test('several nodes lost in one tick are reported in name order', () => {
     const { verdicts } = run([hb('node-c', 0), hb('node-a', 0), hb('node-b', 0), tick(1_000)]);
     assert.deepEqual(
       verdicts.filter((v) => v.type === 'NodeLost').map((v) => v.node),
@@ -94,7 +94,7 @@ describe('liveness detector', () => {
     );
   });
 
-  describe('seeding at start-up', () => {
+  void describe('seeding at start-up', () => {
     const seeded: DetectorInput = {
       type: 'Seeded',
       nodes: [
@@ -104,7 +104,7 @@ describe('liveness detector', () => {
       at: 0,
     };
 
-    test('given seeded nodes, when one stays silent past the threshold, then NodeLost for it only', () => {
+    void test('given seeded nodes, when one stays silent past the threshold, then NodeLost for it only', () => {
       const { verdicts } = run([seeded, hb('node-b', 100), tick(600)]);
       assert.deepEqual(verdicts, [
         { type: 'NodeBack', node: 'node-b', heartbeatAt: wall(100) },
@@ -112,7 +112,7 @@ describe('liveness detector', () => {
       ]);
     });
 
-    test('a seed does not override what live heartbeats already said', () => {
+    void test('a seed does not override what live heartbeats already said', () => {
       const { verdicts } = run([hb('node-a', 0), { ...seeded, at: 50 }, hb('node-a', 100), tick(550)]);
       assert.deepEqual(
         verdicts.map((v) => `${v.type} ${v.node}`),
@@ -121,10 +121,10 @@ describe('liveness detector', () => {
     });
   });
 
-  describe('blindness', () => {
+  void describe('blindness', () => {
     const sighted = (at: number): DetectorInput => ({ type: 'Sighted', at });
 
-    test('given liveness cannot fetch heartbeats, when nodes fall silent, then nobody is declared lost', () => {
+    void test('given liveness cannot fetch heartbeats, when nodes fall silent, then nobody is declared lost', () => {
       const { state, verdicts } = run([sighted(0), hb('node-a', 0), sighted(100), tick(400), tick(2_000)]);
       assert.deepEqual(
         verdicts.map((v) => v.type),
@@ -133,7 +133,7 @@ describe('liveness detector', () => {
       assert.ok(state.blind);
     });
 
-    test('when fetches complete again, silence restarts from then: only a node that stays silent is lost', () => {
+    void test('when fetches complete again, silence restarts from then: only a node that stays silent is lost', () => {
       const inputs: DetectorInput[] = [sighted(0), hb('node-a', 0), hb('node-b', 0), tick(2_000)];
       // From 2 000 on, fetches complete every 100 ms again and only node-a heartbeats.
       for (let t = 2_000; t <= 2_600; t += 100) inputs.push(sighted(t), hb('node-a', t), tick(t));
@@ -146,7 +146,7 @@ describe('liveness detector', () => {
       assert.equal(lost?.type === 'NodeLost' ? lost.silenceMs : undefined, 600, 'silence counted from 2 000');
     });
 
-    test('a node cut off alone is still lost while liveness keeps fetching', () => {
+    void test('a node cut off alone is still lost while liveness keeps fetching', () => {
       const inputs: DetectorInput[] = [hb('node-a', 0)];
       for (let t = 0; t <= 700; t += 50) inputs.push(sighted(t), tick(t));
       const { verdicts } = run(inputs);
@@ -157,7 +157,7 @@ describe('liveness detector', () => {
     });
   });
 
-  test('a new leader re-publishes the current verdict of every known node', () => {
+  void test('a new leader re-publishes the current verdict of every known node', () => {
     const { state } = run([hb('node-b', 0), hb('node-a', 0), tick(600), hb('node-b', 700)]);
     assert.deepEqual(
       selectCurrentVerdicts(state).map((v) => `${v.type} ${v.node}`),

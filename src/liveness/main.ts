@@ -1,0 +1,73 @@
+// Entry point of the liveness service. Effectful: reads the configuration (./config.ts; a bad
+// value exits with code 2), optionally joins the Lease election (src/lib/leader-election.ts),
+// starts the service and the health server, and stops cleanly on SIGTERM/SIGINT (releasing the
+// Lease so a standby takes over at once).
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { KubeConfig } from '@kubernetes/client-node';
+import { register } from 'prom-client';
+import { TOPICS } from '../events/topics.ts';
+import { loadConfigOrExit } from '../lib/config.ts';
+import { createDeadLetterSink } from '../lib/dead-letter.ts';
+import { startHealthServer } from '../lib/health.ts';
+import { createKafka } from '../lib/kafka.ts';
+import { createLeaderElector } from '../lib/leader-election.ts';
+import { createLogger } from '../lib/log.ts';
+import { checkLivenessConfig, livenessConfigSpec, livenessUsage } from './config.ts';
+import { createLiveness } from './liveness.ts';
+
+const config = loadConfigOrExit(livenessConfigSpec, livenessUsage, checkLivenessConfig);
+const log = createLogger('liveness');
+const identity = config.identity ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`;
+log.info({ config, identity, topic: TOPICS.clusterEvents }, 'starting');
+
+const kafka = createKafka(config.brokers, 'kseip-liveness');
+const deadLetterProducer = kafka.producer({ allowAutoTopicCreation: false });
+await deadLetterProducer.connect();
+
+const lease =
+  config.leaseNamespace !== undefined && config.leaseName !== undefined
+    ? { namespace: config.leaseNamespace, name: config.leaseName }
+    : undefined;
+let elector;
+if (lease !== undefined) {
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromDefault();
+  elector = createLeaderElector({
+    kubeConfig,
+    ...lease,
+    identity,
+    leaseDurationMs: config.leaseDurationMs,
+    renewDeadlineMs: config.renewDeadlineMs,
+    retryPeriodMs: config.retryPeriodMs,
+    log,
+  });
+}
+
+const liveness = createLiveness({
+  kafka,
+  thresholds: { lostAfterMs: config.lostAfterMs, blindAfterMs: config.blindAfterMs },
+  tickMs: config.tickMs,
+  seedWindowMs: config.seedWindowMs,
+  ...(elector === undefined ? { standaloneTerm: config.term } : { elector, lease }),
+  identity,
+  deadLetter: createDeadLetterSink({ producer: deadLetterProducer, component: 'liveness', log }),
+  registry: register,
+  log,
+});
+const health = await startHealthServer({ port: config.metricsPort, ready: () => liveness.ready() });
+await liveness.start();
+log.info({ healthPort: health.port, leaderElection: lease !== undefined }, 'liveness running');
+
+let stopping = false;
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    Promise.allSettled([liveness.stop(), deadLetterProducer.disconnect(), health.close()]).then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  });
+}
