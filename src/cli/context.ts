@@ -1,5 +1,6 @@
 // What every CLI command shares: where output goes, the clock, Kafka clients and how to fail.
 // Effectful edges in one place so commands stay testable (a test passes its own context).
+import '../lib/kafkajs-idle-timer-fix.ts';
 import { logLevel, type Kafka } from 'kafkajs';
 import { createKafka } from '../lib/kafka.ts';
 

@@ -1,6 +1,7 @@
 // The watcher process: configuration, the health/metrics server, signal handling. Effectful.
 // SIGTERM/SIGINT stop it gracefully: informers stop, buffered events are flushed (bounded by
 // --flush-timeout), the Lease is released so a standby takes over at once, and it exits 0.
+import '../lib/kafkajs-idle-timer-fix.ts';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { KubeConfig } from '@kubernetes/client-node';

@@ -85,7 +85,6 @@ export async function startWatcherProcess(opts: WatcherProcessOptions): Promise<
     path.join(root, 'node_modules/.bin/node'),
     [
       '--disable-warning=ExperimentalWarning',
-      '--disable-warning=TimeoutNegativeWarning',
       path.join(root, 'src/watcher/main.ts'),
       '--kubeconfig',
       opts.kubeconfigPath,
