@@ -26,6 +26,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
   createWriteStream,
+  existsSync,
   mkdirSync,
   readdirSync,
   readFileSync,
@@ -39,7 +40,7 @@ import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { isRight } from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
-import { pino, type Logger } from 'pino';
+import { createLogger, type Logger } from '../lib/log.ts';
 import { cacheDir, repoRoot } from './artifacts.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -565,13 +566,8 @@ export function sweepStaleRuns(log: Logger = defaultLogger()): string[] {
   return swept;
 }
 
-let cachedLogger: Logger | undefined;
 function defaultLogger(): Logger {
-  cachedLogger ??= pino(
-    { name: 'netcluster', level: process.env.LOG_LEVEL ?? 'info' },
-    pino.destination({ fd: 2, sync: true }),
-  );
-  return cachedLogger;
+  return createLogger('netcluster');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -586,12 +582,15 @@ function installExitHandlers(): void {
   process.on('exit', () => {
     for (const cluster of liveClusters) cluster.destroySync();
   });
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const onSignal = (): void => {
       for (const cluster of liveClusters) cluster.destroySync();
-      // Keep the default "die on signal" unless someone else also listens and decides.
-      if (process.listenerCount(signal) === 1) process.exit(128 + osConstants.signals[signal]);
-    });
+      // Listening to a signal disables Node's default "die"; once every handler (other
+      // harnesses install their own) has run, the last one re-raises it.
+      process.off(signal, onSignal);
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+    };
+    process.on(signal, onSignal);
   }
 }
 
@@ -744,7 +743,10 @@ class NetClusterImpl implements NetCluster {
       [renderRouterBatch(this.external.ns), ...plans.map(renderRouterPortBatch)].join('\n'),
     );
     await Promise.all([
-      ipBatch(this.external.ns, renderExternalBatch(this.external.ips)),
+      ipBatch(this.external.ns, renderExternalBatch(this.external.ips)).then(() =>
+        waitForOperState(this.external.ns, ['eth0'], 'UP'),
+      ),
+      waitForOperState(this.router.ns, ['ext0', ...plans.map((p) => p.routerPort)], 'UP'),
       ...plans.map((p) =>
         this.configureNode(
           p,
@@ -798,6 +800,7 @@ class NetClusterImpl implements NetCluster {
     await Promise.all([
       mustRun('ip', ['netns', 'exec', node.ns, 'nft', '-f', '-'], { input: renderCniNat() }),
       this.podNetwork === 'vxlan' ? bridgeBatch(node.ns, renderPeerFdb(peers)) : Promise.resolve(''),
+      waitForOperState(node.ns, ['eth0'], 'UP'),
     ]);
   }
 
@@ -814,7 +817,10 @@ class NetClusterImpl implements NetCluster {
     await mustRun('ip', ['netns', 'add', plan.ns]);
     await this.nodeSysctls(plan);
     await ipBatch(this.router.ns, renderRouterPortBatch(plan));
-    await this.configureNode(plan, peers);
+    await Promise.all([
+      this.configureNode(plan, peers),
+      waitForOperState(this.router.ns, [plan.routerPort], 'UP'),
+    ]);
     await Promise.all(peers.map((peer) => this.addPeerOn(peer, plan)));
     const state: NodeState = { ...plan, killed: false, nextHost: 2, pods: new Set() };
     this.nodeStates.set(plan.name, state);
@@ -859,6 +865,7 @@ class NetClusterImpl implements NetCluster {
     // machine would on reboot), it only loses carrier. Setting the node's own eth0 down would
     // make the kernel flush every route through it.
     await mustRun('ip', ['-n', this.router.ns, 'link', 'set', node.routerPort, 'down']);
+    await waitForOperState(node.ns, ['eth0'], 'NOT-UP');
     if (options.cutBridges ?? true) for (const b of this.bridges) if (b.ns === node.ns) b.cut('blackhole');
     node.killed = true;
     this.log.info({ node: name }, 'node killed (uplink down)');
@@ -867,7 +874,16 @@ class NetClusterImpl implements NetCluster {
   async reviveNode(name: string): Promise<void> {
     this.assertAlive();
     const node = this.nodeState(name);
+    // A machine that was off comes back with an empty neighbour cache. Without this flush, a
+    // packet sent while the node was cut off leaves an INCOMPLETE entry for the router whose
+    // next ARP probe is up to retrans_time (1 s) away; everything sent after the revival queues
+    // behind it. Permanent entries (flannel's, the agent's) are kept.
+    await mustRun('ip', ['-n', node.ns, 'neigh', 'flush', 'dev', 'eth0']);
     await mustRun('ip', ['-n', this.router.ns, 'link', 'set', node.routerPort, 'up']);
+    await Promise.all([
+      waitForOperState(node.ns, ['eth0'], 'UP'),
+      waitForOperState(this.router.ns, [node.routerPort], 'UP'),
+    ]);
     for (const b of this.bridges) if (b.ns === node.ns) b.restore();
     node.killed = false;
     this.log.info({ node: name }, 'node revived');
@@ -891,6 +907,7 @@ class NetClusterImpl implements NetCluster {
       hostVeth: hostVethName(podName),
       host,
     };
+    if (this.ownedNamespaces.has(pod.ns)) throw new Error(`pod ${podName}: namespace ${pod.ns} is taken`);
     this.podStates.set(podName, pod);
     node.pods.add(podName);
     try {
@@ -914,6 +931,10 @@ class NetClusterImpl implements NetCluster {
           `route add default via ${node.podGatewayIp} dev eth0`,
         ].join('\n'),
       );
+      await Promise.all([
+        waitForOperState(pod.ns, ['eth0'], 'UP'),
+        waitForOperState(node.ns, [pod.hostVeth], 'UP'),
+      ]);
     } catch (err) {
       this.podStates.delete(podName);
       node.pods.delete(podName);
@@ -974,7 +995,7 @@ class NetClusterImpl implements NetCluster {
   async spawn(ns: string, argv: readonly string[], options: SpawnOptions): Promise<ManagedProcess> {
     this.assertAlive();
     const logFile = path.join(this.runDir, `${options.name}.log`);
-    const child = spawn('ip', ['netns', 'exec', ns, ...argv], {
+    const child = spawn('ip', ['netns', 'exec', ns, ...withParentDeathSignal(argv)], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: options.env ?? process.env,
     });
@@ -1142,6 +1163,13 @@ const nodeArgv = (): string[] => [
   '--disable-warning=ExperimentalWarning',
 ];
 
+// setpriv execs in place (as does `ip netns exec`), so the PID stays the command's own, and the
+// kernel SIGKILLs the command if this process dies without cleaning up (SIGKILL, OOM). The
+// namespaces are then left for the next run's sweep.
+const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+const withParentDeathSignal = (argv: readonly string[]): string[] =>
+  setpriv === undefined ? [...argv] : [setpriv, '--pdeathsig', 'KILL', '--', ...argv];
+
 const childNamespaces = new WeakMap<ChildProcess, string>();
 const nsOfChild = (child: ChildProcess): string => childNamespaces.get(child) ?? '';
 
@@ -1162,6 +1190,30 @@ async function stopChild(pid: number, child: ChildProcess, graceMs = 2000): Prom
   }, graceMs);
   await exited;
   clearTimeout(timer);
+}
+
+/**
+ * `ip link set up` returns before the link can carry packets: the operstate change, and with it
+ * the swap from the no-op qdisc (which drops everything) to a real one, happens in the kernel's
+ * linkwatch work, deferred by up to a second when link events come in bursts. Packets sent in
+ * that window vanish (seen here: a third of revived nodes lost their first SYN, costing a 1 s
+ * retransmit). So every step that brings links up or down waits for the operstate it needs.
+ */
+async function waitForOperState(ns: string, devs: readonly string[], want: 'UP' | 'NOT-UP'): Promise<void> {
+  const deadline = performance.now() + 5000;
+  for (;;) {
+    const links = JSON.parse(await mustRun('ip', ['-n', ns, '-j', 'link', 'show'])) as {
+      ifname: string;
+      operstate: string;
+    }[];
+    const pending = devs.filter((dev) => {
+      const state = links.find((l) => l.ifname === dev)?.operstate;
+      return want === 'UP' ? state !== 'UP' : state === 'UP';
+    });
+    if (pending.length === 0) return;
+    if (performance.now() > deadline) throw new Error(`${ns}: ${pending.join(', ')} not ${want} after 5 s`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
 
 function readFileSafe(file: string): string {
