@@ -35,6 +35,7 @@ import {
   killAllWatcherProcesses,
   quietKafka,
   selectApiServerState,
+  selectProjectionView,
   startWatcherProcess,
   waitFor,
   type LoggedEvent,
@@ -144,6 +145,10 @@ async function assertFoldMatchesApiServer(log: TopicFollower, what: string): Pro
     async () => {
       const apiState = await selectApiServerState(api.kubeConfig);
       diff = diffStates(foldClusterEvents(log.events.map((e) => e.event)), apiState);
+      if (diff.length === 0) {
+        // The projector's own cluster view must agree too.
+        diff = diffStates(selectProjectionView(log.events), apiState).map((d) => `projection view: ${d}`);
+      }
       return diff.length === 0;
     },
     90_000,

@@ -17,6 +17,8 @@ import { eventKey } from '../../src/watcher/envelope.ts';
 import { listAll } from '../../src/watcher/informer.ts';
 import { watchedKinds } from '../../src/watcher/kinds.ts';
 import { canonicalJson } from '../../src/watcher/parse.ts';
+import { evolveClusterView } from '../../src/projections/cluster-view.ts';
+import { initialState } from '../../src/projections/model.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 
@@ -269,6 +271,35 @@ export function foldClusterEvents(events: readonly ClusterEvent[]): Map<string, 
     }
   }
   return new Map([...objects].map(([k, o]) => [k, o.payload]));
+}
+
+/**
+ * The same state as the projector's own cluster view sees it (src/projections/cluster-view.ts),
+ * so the watcher's output is checked against the reader that matters, not only our own fold.
+ */
+export function selectProjectionView(events: readonly LoggedEvent[]): Map<string, string> {
+  const state = initialState();
+  for (const e of events) evolveClusterView(state, e.event, e.offset);
+  const out = new Map<string, string>();
+  const put = (kind: string, namespace: string | undefined, name: string, payload: unknown): void => {
+    out.set(
+      eventKey({
+        kind: kind as LoggedEvent['event']['object']['kind'],
+        name,
+        ...(namespace ? { namespace } : {}),
+      }),
+      canonicalJson(payload),
+    );
+  };
+  for (const r of state.pods.values()) put('Pod', r.namespace, r.name, r.p);
+  for (const r of state.nodes.values()) put('Node', undefined, r.name, r.p);
+  for (const r of state.services.values()) put('Service', r.namespace, r.name, r.p);
+  for (const [key, r] of state.slices)
+    put('EndpointSlice', r.namespace, key.slice(r.namespace.length + 1), r.p);
+  for (const r of state.namespaces.values()) put('Namespace', undefined, r.name, r.p);
+  for (const r of state.pools.values()) put('StaticEgressIPPool', undefined, r.name, r.p);
+  for (const r of state.policies.values()) put(r.kind, r.namespace, r.name, r.p);
+  return out;
 }
 
 /** What the API server holds now, in the fold's terms (objects that do not parse are left out). */
