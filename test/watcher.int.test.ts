@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
   DiscoveryV1Api,
@@ -671,7 +672,12 @@ void describe('watcher against a real API server and Kafka', { timeout: 900_000 
       ),
     );
     await assertFoldMatchesApiServer(log, 'after the takeover');
-    await standby.kill('SIGTERM');
+    // A graceful stop flushes, exits 0 and hands the Lease back (no holder) for an instant takeover.
+    assert.equal(await standby.kill('SIGTERM'), 'code 0');
+    const lease = await api.kubeConfig
+      .makeApiClient(CoordinationV1Api)
+      .readNamespacedLease({ name: 'watcher-replicas', namespace: 'default' });
+    assert.equal(lease.spec?.holderIdentity ?? '', '');
   });
 
   void test('the watchdog relists a watch that stopped delivering', async () => {

@@ -108,6 +108,7 @@ export function createPublisher(opts: PublisherOptions): Publisher {
   let connected = false;
   let topicReady = false;
   let stopping = false;
+  const stopped = new AbortController();
   let wake: (() => void) | undefined;
   let full = false;
   const fullListeners: (() => void)[] = [];
@@ -216,7 +217,7 @@ export function createPublisher(opts: PublisherOptions): Publisher {
           producer = undefined;
           connected = false;
         }
-        await sleep(backoff);
+        await sleep(backoff, undefined, { signal: stopped.signal }).catch(() => undefined);
         backoff = Math.min(backoff * 2, maxBackoffMs);
       }
     }
@@ -304,10 +305,16 @@ export function createPublisher(opts: PublisherOptions): Publisher {
     },
     async stop() {
       stopping = true;
+      stopped.abort();
       clearInterval(ticker);
       oldestUnackedSeconds.set(0);
       wake?.();
-      await loop;
+      // A send in flight while Kafka is away can take kafkajs many seconds to give up; stopping
+      // (shutdown, lost Lease) must not wait for that: after a short grace period,
+      // disconnecting ends it (or it ends by itself later; the loop exits either way).
+      const grace = new AbortController();
+      await Promise.race([loop, sleep(2_000, undefined, { signal: grace.signal }).catch(() => undefined)]);
+      grace.abort();
       await producer?.disconnect().catch(() => undefined);
       producer = undefined;
       connected = false;
