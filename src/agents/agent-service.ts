@@ -6,7 +6,7 @@
 // Heartbeats get a kafkajs client of their own with no retries and short timeouts: a heartbeat
 // that cannot be delivered promptly is worthless, and the fencing clock must see the failure
 // rather than wait for a retry chain. Acks and dead letters use the ordinary client (retried).
-import type { Producer, ProducerRecord } from 'kafkajs';
+import type { ISocketFactory, Producer, ProducerRecord } from 'kafkajs';
 import { register, type Registry } from 'prom-client';
 import { TOPICS } from '../events/topics.ts';
 import { systemClock, type Clock } from '../lib/clock.ts';
@@ -41,6 +41,8 @@ export interface AgentServiceOptions {
   serveHealth?: boolean;
   clock?: Clock;
   log?: Logger;
+  /** Test seam: how kafkajs opens broker connections (int tests cut this agent off alone). */
+  socketFactory?: ISocketFactory;
 }
 
 export interface AgentService {
@@ -52,11 +54,17 @@ export interface AgentService {
   stop(): Promise<void>;
 }
 
-/** A producer that connects on first use and again after a failed connect. */
-function lazyProducer(producer: Producer): {
+/**
+ * A producer that connects on first use and again after a failed connect. reset() replaces it
+ * with a fresh one: kafkajs keeps sending on a connection whose requests only time out (it
+ * notices a dead socket only on 'error' or 'end'), so a fresh producer is the way out.
+ */
+function lazyProducer(create: () => Producer): {
   send(record: ProducerRecord): Promise<void>;
+  reset(): void;
   close(): Promise<void>;
 } {
+  let producer = create();
   let connected: Promise<void> | undefined;
   const ensure = (): Promise<void> => {
     connected ??= producer.connect().catch((err: unknown) => {
@@ -70,11 +78,20 @@ function lazyProducer(producer: Producer): {
       await ensure();
       await producer.send(record);
     },
+    reset() {
+      const old = producer;
+      producer = create();
+      connected = undefined;
+      void old.disconnect().catch(() => undefined);
+    },
     async close() {
       if (connected !== undefined) await producer.disconnect();
     },
   };
 }
+
+/** Consecutive heartbeat failures after which the heartbeat producer is replaced. */
+const HEARTBEAT_FAILURES_BEFORE_RESET = 5;
 
 export async function startAgentService(opts: AgentServiceOptions): Promise<AgentService> {
   const { config } = opts;
@@ -83,16 +100,19 @@ export async function startAgentService(opts: AgentServiceOptions): Promise<Agen
   const clock = opts.clock ?? systemClock;
   const bootId = new Date().toISOString();
 
-  const kafka = createKafka(config.brokers, `kseip-agent-${node}`);
+  const seam = opts.socketFactory === undefined ? {} : { socketFactory: opts.socketFactory };
+  const kafka = createKafka(config.brokers, `kseip-agent-${node}`, seam);
   const heartbeatKafka = createKafka(config.brokers, `kseip-agent-${node}-heartbeat`, {
+    ...seam,
     connectionTimeout: Math.max(500, config.fenceAfterMs * 2),
     requestTimeout: Math.max(1_000, config.fenceAfterMs * 4),
     retry: { retries: 0 },
   });
-  const heartbeatProducer = lazyProducer(
+  const heartbeatProducer = lazyProducer(() =>
     heartbeatKafka.producer({ allowAutoTopicCreation: false, retry: { retries: 0 } }),
   );
-  const statusProducer = lazyProducer(kafka.producer({ allowAutoTopicCreation: false }));
+  const statusProducer = lazyProducer(() => kafka.producer({ allowAutoTopicCreation: false }));
+  let heartbeatFailures = 0;
 
   // The lag gauge reads the agent, which needs the metrics first: bound once the agent exists.
   const lag = { of: (): number => 0 };
@@ -122,11 +142,22 @@ export async function startAgentService(opts: AgentServiceOptions): Promise<Agen
       return consumer;
     },
     heartbeats: {
-      send: (heartbeat) =>
-        heartbeatProducer.send({
-          topic: TOPICS.heartbeats,
-          messages: [{ key: node, value: JSON.stringify(heartbeat) }],
-        }),
+      async send(heartbeat) {
+        try {
+          await heartbeatProducer.send({
+            topic: TOPICS.heartbeats,
+            messages: [{ key: node, value: JSON.stringify(heartbeat) }],
+          });
+          heartbeatFailures = 0;
+        } catch (err) {
+          if (++heartbeatFailures >= HEARTBEAT_FAILURES_BEFORE_RESET) {
+            log.warn({ failures: heartbeatFailures }, 'replacing the heartbeat producer');
+            heartbeatFailures = 0;
+            heartbeatProducer.reset();
+          }
+          throw err;
+        }
+      },
     },
     status: {
       send(status) {

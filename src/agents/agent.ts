@@ -96,7 +96,10 @@ export function createAgent(opts: AgentOptions): Agent {
   const timers: TimerHandle[] = [];
   let stopped = false;
   let seq = 0;
-  let heartbeatInFlight = false;
+  let heartbeatsInFlight = 0;
+  // Heartbeats are pipelined: with one in flight, a slow ack would delay the next send and make
+  // the silence seen by the fence clock latency + interval + latency instead of ~latency.
+  const maxHeartbeatsInFlight = Math.max(1, Math.ceil(opts.fenceAfterMs / opts.heartbeatIntervalMs));
   let heartbeatFailing = false;
   let fence: FenceState = initialFenceState(clock.now());
   let recovery: AbortController | undefined;
@@ -198,20 +201,20 @@ export function createAgent(opts: AgentOptions): Agent {
   }
 
   function beat(): void {
-    if (stopped || heartbeatInFlight) return;
-    heartbeatInFlight = true;
+    if (stopped || heartbeatsInFlight >= maxHeartbeatsInFlight) return;
+    heartbeatsInFlight++;
     const sentAt = clock.now();
     const heartbeat: Heartbeat = { node, sentAt: clock.wallTime(), seq: seq++, bootId: opts.bootId };
     opts.heartbeats.send(heartbeat).then(
       () => {
-        heartbeatInFlight = false;
+        heartbeatsInFlight--;
         metrics.heartbeatsSent.inc();
         if (heartbeatFailing) log.info({ node }, 'heartbeats acknowledged again');
         heartbeatFailing = false;
         fenceStep({ type: 'ContactConfirmed', sentAt, now: clock.now() });
       },
       (err: unknown) => {
-        heartbeatInFlight = false;
+        heartbeatsInFlight--;
         metrics.heartbeatFailures.inc();
         if (!heartbeatFailing) log.warn({ node, err: errorText(err) }, 'heartbeat not acknowledged');
         heartbeatFailing = true;

@@ -206,6 +206,7 @@ export function createLiveness(opts: LivenessOptions): Liveness {
           opts.onPublished?.(e);
         }
       } catch (err) {
+        if (lifetime.signal.aborted) return;
         metrics.publishFailures.inc();
         log.warn({ err, pending: queue.length, backoff }, 'publishing liveness events failed; retrying');
         await sleep(backoff, undefined, { signal: lifetime.signal }).catch(() => undefined);

@@ -14,6 +14,8 @@ interface Held {
 /** Records every call as a line: "reconcile g=5 ips=198.51.100.10", "withdraw", "drift", "removeAll". */
 export class FakeDataplane implements AgentDataplane {
   readonly calls: string[] = [];
+  /** Each call with the performance.now() at which it started (int tests compare timings). */
+  readonly timeline: { readonly line: string; readonly at: number }[] = [];
   /** Most calls that ever ran at the same time (the runtime promises 1). */
   maxConcurrent = 0;
   /** When true, each call waits until the test releases it via `held`. */
@@ -26,6 +28,7 @@ export class FakeDataplane implements AgentDataplane {
 
   private async call<T>(line: string, result: () => T): Promise<T> {
     this.calls.push(line);
+    this.timeline.push({ line, at: performance.now() });
     this.active++;
     this.maxConcurrent = Math.max(this.maxConcurrent, this.active);
     try {
