@@ -729,6 +729,55 @@ void describe('watcher against a real API server and Kafka', { timeout: 900_000 
     }
   });
 
+  void test('an informer error (its resource went away) restarts the informer with backoff until it works', async () => {
+    const { topic, log } = await newTopic('informer-error');
+    const proc = await startWatcherProcess({
+      kubeconfigPath: api.kubeconfigPath,
+      brokers: broker.brokers,
+      topic,
+      leaseName: 'watcher-informer-error',
+    });
+    const term = await waitForSyncedTerm(log, 0, proc);
+    const crd = path.resolve(import.meta.dirname, '../k8s/crds/staticegressippools.yaml');
+    await kubectl(['delete', '-f', crd]);
+    // The watch ends and every list fails (404) until the CRD is back.
+    await waitFor(
+      'informer restarts after errors',
+      async () =>
+        ((await proc.metric(
+          'kseip_watcher_informer_restarts_total',
+          '{kind="StaticEgressIPPool",reason="error"}',
+        )) ?? 0) >= 1,
+      60_000,
+      () => proc.logTail(),
+    );
+    await kubectl(['apply', '-f', crd]);
+    await kubectl([
+      'wait',
+      '--for=condition=Established',
+      'crd/staticegressippools.staticegressips.nirmata.io',
+      '--timeout=60s',
+    ]);
+    await kubectl(['apply', '-f', path.join(fixtures, 'pool-seed.yaml')]);
+    await waitFor(
+      'the new pool through the restarted informer',
+      () => eventsOf(log, 'StaticEgressIPPool//pool-seed').length > 0,
+      90_000,
+      () => proc.logTail(),
+    );
+    const lists = log.events.filter(
+      (e) =>
+        e.event.type === 'ListCompleted' &&
+        e.event.payload.kind === 'StaticEgressIPPool' &&
+        e.event.producer.term === term,
+    );
+    assert.ok(lists.length >= 2, 'the informer relisted after the error');
+    assert.match(readFileSync(proc.logPath, 'utf8'), /informer failed; relisting after backoff/);
+    await kubectl(['delete', '-f', path.join(fixtures, 'pool-seed.yaml')]);
+    await assertFoldMatchesApiServer(log, 'after the informer error');
+    await proc.kill('SIGTERM');
+  });
+
   void test('Kafka down for 10 s while objects change: every change is on the topic after it returns', async () => {
     const { topic, log } = await newTopic('kafka-down');
     const proc = await startWatcherProcess({
