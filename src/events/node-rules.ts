@@ -14,6 +14,9 @@ export const NODE_RULES_SCHEMA = 1;
  * is in use, so an unrelated change never renumbers it). The slot derives, identically on every
  * node: the packet mark (slot << markShift within the configured mask), the routing table
  * (tableBase + slot), the VXLAN VNI (vniBase + slot) and the device name (kseip-v<slot>).
+ * Slots start at 1 (a mark of 0 would mean "unmarked"). Several steers may share a slot (one
+ * egress IP, different destinations or pod sets); each steer's pods go with its own
+ * destinations only.
  */
 export const Slot = t.number;
 
@@ -23,7 +26,10 @@ export const Steer = t.type({
   egressIP: t.string,
   gatewayNode: t.string,
   /** Underlay address of the active gateway: the tunnel's remote. Equal to this node's own IP
-   *  when the gateway is this node, in which case traffic is SNATed locally without a tunnel. */
+   *  when the gateway is this node, in which case traffic is SNATed locally without a tunnel.
+   *  gatewayNode and gatewayIP are both "" while no node is eligible to hold the egress IP: the
+   *  director must then DROP the matching traffic of these pods (never let it leave with the
+   *  node IP) until a gateway is assigned. */
   gatewayIP: t.string,
   /** Local pod IPs only (sorted); never pods of other nodes. */
   podIPs: t.array(t.string),
