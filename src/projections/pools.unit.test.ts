@@ -95,4 +95,26 @@ void describe('pools', () => {
     s.when(ev.poolDeleted('a-pool'));
     assert.equal(s.assignments()['198.51.100.1']?.active, 'node-1');
   });
+
+  void it('given a rule whose egress IP or destination is not an address, then it is not Accepted and selects nothing', () => {
+    const { ev, s } = base();
+    s.given(ev.pool('pool'));
+    s.when(
+      ev.policy('team-a', 'bad', [
+        rule({ egressIP: '198.51.100.300', podSelector: {} }),
+        rule({ egressIP: '198.51.100.7', podSelector: {}, to: ['203.0.113.0/33'] }),
+        rule({ egressIP: '198.51.100.8', podSelector: {}, to: ['2001:db8::/64'] }),
+      ]),
+    );
+    const rules = s.status('team-a/bad')?.rules ?? [];
+    assert.deepEqual(
+      rules.map((r) => [r.conditions[0]?.reason, r.selectedPods]),
+      [
+        ['InvalidEgressIP', 0],
+        ['InvalidDestination', 0],
+        ['InvalidDestination', 0],
+      ],
+    );
+    assert.deepEqual(s.assignments(), {});
+  });
 });

@@ -14,6 +14,8 @@
 //   tenant's reserved IP to another namespace by accident; selection.ts applies the scope.
 import type { EgressRule } from '../events/cluster-events.ts';
 import type { Labels } from '../events/primitives.ts';
+import { chain, isLeft, left, map, right, type Either } from 'fp-ts/lib/Either.js';
+import { pipe } from 'fp-ts/lib/function.js';
 import {
   computeDestinationSet,
   parseAddress,
@@ -32,42 +34,86 @@ export function ruleId(policy: PolicyRec, index: number): string {
     : `${policy.namespace}/${policy.name}#${index}`;
 }
 
-function parseAll(texts: readonly string[]): ParsedCidr[] | undefined {
+/** Why a rule's spec cannot be used at all (the API server should have refused it). */
+export type RuleSpecError =
+  | { readonly _tag: 'InvalidEgressIP'; readonly message: string }
+  | { readonly _tag: 'InvalidDestination'; readonly message: string };
+
+export interface ParsedRuleSpec {
+  readonly egress: ParsedAddress;
+  readonly destinations: readonly ParsedCidr[];
+  readonly exceptions: readonly ParsedCidr[];
+}
+
+const invalidDestination = (message: string): RuleSpecError => ({ _tag: 'InvalidDestination', message });
+
+function parseCidrs(texts: readonly string[]): Either<RuleSpecError, ParsedCidr[]> {
   const out: ParsedCidr[] = [];
   for (const t of texts) {
     const c = parseCidr(t);
-    if (c === undefined) return undefined;
+    if (c === undefined) return left(invalidDestination(`${JSON.stringify(t)} is not a CIDR`));
     out.push(c);
   }
-  return out;
+  return right(out);
+}
+
+/** The addresses of a rule, checked: one family throughout, at least one destination. */
+export function parseRuleSpec(spec: EgressRule): Either<RuleSpecError, ParsedRuleSpec> {
+  const egress = parseAddress(spec.egressIP);
+  return pipe(
+    egress === undefined
+      ? left<RuleSpecError, ParsedAddress>({
+          _tag: 'InvalidEgressIP',
+          message: `egress IP ${JSON.stringify(spec.egressIP)} is not an IP address`,
+        })
+      : right<RuleSpecError, ParsedAddress>(egress),
+    chain((e) =>
+      pipe(
+        parseCidrs(spec.destinations),
+        chain((destinations) =>
+          pipe(
+            parseCidrs(spec.exceptions),
+            map((exceptions): ParsedRuleSpec => ({ egress: e, destinations, exceptions })),
+          ),
+        ),
+      ),
+    ),
+    chain((parsed) =>
+      parsed.destinations.length === 0
+        ? left(invalidDestination('the rule has no destination'))
+        : [...parsed.destinations, ...parsed.exceptions].some((c) => c.family !== parsed.egress.family)
+          ? left(
+              invalidDestination(
+                `destinations and exceptions must be of the egress IP's family (IPv${parsed.egress.family})`,
+              ),
+            )
+          : right(parsed),
+    ),
+  );
 }
 
 function uniqueSorted(cidrs: readonly ParsedCidr[]): string[] {
   return [...new Set(cidrs.map((c) => c.text))].sort();
 }
 
+const EMPTY_SPEC: { destinations: ParsedCidr[]; exceptions: ParsedCidr[] } = {
+  destinations: [],
+  exceptions: [],
+};
+
 export function buildRule(policy: PolicyRec, index: number, spec: EgressRule): RuleRec {
-  const egress: ParsedAddress | undefined = parseAddress(spec.egressIP);
-  const family: Family = egress?.family ?? 4;
-  const dests = parseAll(spec.destinations);
-  const excs = parseAll(spec.exceptions);
-  let invalid: RuleRec['invalid'];
-  if (egress === undefined)
-    invalid = {
-      reason: 'InvalidEgressIP',
-      message: `egress IP ${JSON.stringify(spec.egressIP)} is not an IP address`,
-    };
-  else if (dests === undefined || excs === undefined)
-    invalid = { reason: 'InvalidDestination', message: 'a destination or exception is not a CIDR' };
-  else if (dests.length === 0)
-    invalid = { reason: 'InvalidDestination', message: 'the rule has no destination' };
-  else if (dests.some((d) => d.family !== family) || excs.some((e) => e.family !== family))
-    invalid = {
-      reason: 'InvalidDestination',
-      message: `destinations and exceptions must be of the egress IP's family (IPv${family})`,
-    };
-  const destinations = uniqueSorted(dests ?? []);
-  const exceptions = uniqueSorted(excs ?? []);
+  const parsed = parseRuleSpec(spec);
+  // An unusable spec still becomes a rule: it selects nothing and reports why (Accepted=False).
+  const invalid: RuleRec['invalid'] = isLeft(parsed)
+    ? { reason: parsed.left._tag, message: parsed.left.message }
+    : undefined;
+  const ok = isLeft(parsed) ? undefined : parsed.right;
+  const family: Family = ok?.egress.family ?? parseAddress(spec.egressIP)?.family ?? 4;
+  const dests = ok?.destinations ?? EMPTY_SPEC.destinations;
+  const excs = ok?.exceptions ?? EMPTY_SPEC.exceptions;
+  const egress = ok?.egress ?? parseAddress(spec.egressIP);
+  const destinations = uniqueSorted(dests);
+  const exceptions = uniqueSorted(excs);
   return {
     id: ruleId(policy, index),
     policy,
@@ -79,7 +125,7 @@ export function buildRule(policy: PolicyRec, index: number, spec: EgressRule): R
     destinations,
     exceptions,
     destKey: `${destinations.join(',')}!${exceptions.join(',')}`,
-    destSet: computeDestinationSet(family, dests ?? [], excs ?? []),
+    destSet: computeDestinationSet(family, dests, excs),
     gateways: Math.min(MAX_GATEWAYS, Math.max(1, Math.floor(spec.gateways))) || 1,
     serviceName: spec.serviceName,
     podSelector: spec.podSelector,
