@@ -1,5 +1,6 @@
 // kafkajs client construction in one place: brokers, client id, and kafkajs' own log lines routed
 // into pino with structured fields. Effectful (creates clients; no connection until used).
+import './kafkajs-idle-timer-fix.ts';
 import { Kafka, logLevel, type KafkaConfig, type logCreator } from 'kafkajs';
 import { createLogger } from './log.ts';
 
