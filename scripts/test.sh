@@ -13,7 +13,9 @@ tiers=("$@")
 
 step() { printf '\n== %s ==\n' "$*"; }
 step "typecheck"; tsc -p tsconfig.json
-step "lint"; eslint . && prettier --check . >/dev/null
+step "lint"
+eslint .
+prettier --check . >/dev/null
 
 globs=()
 for t in "${tiers[@]}"; do globs+=("src/**/*.$t.test.ts" "test/**/*.$t.test.ts"); done

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { parse } from 'yaml';
 import { repoRoot } from '../src/devenv/artifacts.ts';
 
-test('docker-compose.yml validates and defines Kafka plus the control plane', () => {
+void test('docker-compose.yml validates and defines Kafka plus the control plane', () => {
   const rendered = execFileSync('docker-compose', ['-f', 'docker-compose.yml', 'config'], {
     cwd: repoRoot,
     env: { ...process.env, KUBECONFIG: '/dev/null' },
