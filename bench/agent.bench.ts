@@ -18,6 +18,7 @@ import {
 } from '../src/devenv/netcluster.ts';
 import { createLogger } from '../src/lib/log.ts';
 import { createKernelRunner, runChecked } from '../src/agents/kernel-exec.ts';
+import { podsSetName, steerKey } from '../src/agents/dataplane-model.ts';
 
 const { values } = parseArgs({
   options: { pods: { type: 'string', default: '10000' }, runs: { type: 'string', default: '7' } },
@@ -112,7 +113,7 @@ try {
   }
   for (let i = 0; i < RUNS; i++) drift.push(await time(() => dp.checkDrift()));
   // A full resync (after a failed apply): flush and re-add every set and chain in one transaction.
-  await runChecked(runner, 'nft', ['delete', 'element', 'ip', 'kseip', 'v1-pods', `{ ${pods[0] ?? ''} }`]);
+  await runChecked(runner, 'nft', ['delete', 'element', 'ip', 'kseip', podsSetName(steerKey(1, ['bench/eip#0'])), `{ ${pods[0] ?? ''} }`]);
   await dp.checkDrift();
   const resync = await time(() => dp.reconcile(rules(pods)));
   global.gc?.();

@@ -7,6 +7,10 @@ import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import { NODE_RULES_SCHEMA, type NodeRules } from '../events/node-rules.ts';
 import { createDataplane, DEFAULT_DATAPLANE_CONFIG } from './dataplane.ts';
+import { podsSetName, steerKey } from './dataplane-model.ts';
+
+/** The pods set of the one steer below (slot 1, sources default/eip#0). */
+const PODS_SET = podsSetName(steerKey(1, ['default/eip#0']));
 import type { KernelRunner, KernelTool, RunOptions, RunResult } from './kernel-exec.ts';
 
 interface Call {
@@ -24,7 +28,7 @@ function fakeKernel(options: { failNftWrites?: number } = {}): KernelRunner & { 
   const table = JSON.stringify({
     nftables: [
       { table: { family: 'ip', name: 'kseip' } },
-      { set: { family: 'ip', table: 'kseip', name: 'v1-pods', type: 'ipv4_addr', elem: ['192.0.2.99'] } },
+      { set: { family: 'ip', table: 'kseip', name: PODS_SET, type: 'ipv4_addr', elem: ['192.0.2.99'] } },
     ],
   });
   return {
@@ -83,8 +87,11 @@ void describe('dataplane apply engine', () => {
     assert.deepEqual(writes.slice(-1), ['nft']);
     assert.deepEqual([...writes.slice(0, 2)].sort(), ['bridge', 'ip']);
     const nft = kernel.calls.find((c) => c.tool === 'nft' && c.args[0] === '-f');
-    assert.match(nft?.input ?? '', /add element ip kseip v1-pods \{ 192\.0\.2\.66 \}/);
-    assert.match(nft?.input ?? '', /delete element ip kseip v1-pods \{ 192\.0\.2\.99 \}/);
+    assert.match(nft?.input ?? '', new RegExp(`add element ip kseip ${PODS_SET} \\{ 192\\.0\\.2\\.66 \\}`));
+    assert.match(
+      nft?.input ?? '',
+      new RegExp(`delete element ip kseip ${PODS_SET} \\{ 192\\.0\\.2\\.99 \\}`),
+    );
 
     const before = kernel.calls.length;
     assert.equal((await dp.reconcile({ ...rules, generation: 4 })).changed, false);
@@ -102,7 +109,9 @@ void describe('dataplane apply engine', () => {
     assert.doesNotMatch(transactions[0] ?? '', /flush set/);
     assert.match(
       transactions[1] ?? '',
-      /flush set ip kseip v1-pods\n[\s\S]*add element ip kseip v1-pods \{ 192\.0\.2\.66 \}/,
+      new RegExp(
+        `flush set ip kseip ${PODS_SET}\\n[\\s\\S]*add element ip kseip ${PODS_SET} \\{ 192\\.0\\.2\\.66 \\}`,
+      ),
     );
     // The retry re-read the kernel rather than trusting memory.
     assert.equal(kernel.calls.filter((c) => c.tool === 'nft' && c.args[0] === '-j').length, 2);

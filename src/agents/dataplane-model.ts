@@ -307,9 +307,20 @@ export function computeMarkLayout(mask: number): Either<DataplaneModelError, Mar
 export const hex = (value: number): string => '0x' + (value >>> 0).toString(16).padStart(8, '0');
 
 export const linkName = (slot: number): string => `${LINK_PREFIX}${slot}`;
-export const podsSetName = (slot: number): string => `v${slot}-pods`;
-export const dstSetName = (slot: number): string => `v${slot}-dst`;
-export const exceptSetName = (slot: number): string => `v${slot}-except`;
+/**
+ * A steer's sets are named by its slot and a short hash of its policy rules (`sources`), so
+ * several steers sharing a slot (one egress IP, different pods or destinations) each keep their
+ * own pods, destinations and exceptions, and a steer's sets keep their name (and are diffed
+ * element by element) while its pods come and go. `occurrence` only separates steers of one slot
+ * with identical sources, which the projection does not emit.
+ */
+export function steerKey(slot: number, sources: readonly string[], occurrence = 0): string {
+  const text = [...sources].sort().join('\n') + (occurrence > 0 ? `#${occurrence}` : '');
+  return `v${slot}-${createHash('sha256').update(text).digest('hex').slice(0, 6)}`;
+}
+export const podsSetName = (key: string): string => `${key}-pods`;
+export const dstSetName = (key: string): string => `${key}-dst`;
+export const exceptSetName = (key: string): string => `${key}-except`;
 export const NEVER_SET = 'never-steer';
 
 export function parseSlotOfLink(name: string): number | undefined {
@@ -352,18 +363,30 @@ export function tunnelMtu(uplinkMtu: number): number {
 // ---------------------------------------------------------------------------------------------
 // NodeRules → KernelState.
 
-interface SlotPlan {
+/**
+ * What one steer becomes. `tunnel`: through the slot's tunnel to a remote gateway; `local`: the
+ * gateway is this node (SNAT by mark here); `drop`: no node may hold the egress IP yet, so the
+ * traffic is dropped rather than leaving with the node IP.
+ */
+type SteerRoute =
+  | { readonly kind: 'tunnel'; readonly gatewayIP: string }
+  | { readonly kind: 'local' }
+  | { readonly kind: 'drop' };
+
+interface SteerPlan {
   readonly slot: number;
+  /** Set-name prefix, see steerKey. */
+  readonly key: string;
   readonly egressIP: string;
-  /** Remote gateway's underlay IP when this node directs through a tunnel; undefined when local. */
-  readonly tunnelTo: string | undefined;
+  readonly route: SteerRoute;
   readonly pods: string[];
   readonly dst: string[];
   readonly except: string[];
 }
 
-/** Steers merged by slot; two steers of one slot must agree on egress IP and gateway. */
-function selectSteersBySlot(steers: readonly Steer[]): Either<DataplaneModelError, Map<number, Steer>> {
+/** Steers of one slot must agree on egress IP and gateway: the slot's mark, table and tunnel are
+ *  shared. Their pods, destinations and exceptions stay apart. */
+function checkSharedSlots(steers: readonly Steer[]): Either<DataplaneModelError, readonly Steer[]> {
   const bySlot = new Map<number, Steer>();
   for (const steer of steers) {
     const seen = bySlot.get(steer.slot);
@@ -375,18 +398,11 @@ function selectSteersBySlot(steers: readonly Steer[]): Either<DataplaneModelErro
       return left({
         _tag: 'ConflictingSlot',
         slot: steer.slot,
-        reason: `slot ${steer.slot} has two steers: ${seen.egressIP} via ${seen.gatewayIP} and ${steer.egressIP} via ${steer.gatewayIP}`,
+        reason: `slot ${steer.slot} has two steers: ${seen.egressIP} via ${seen.gatewayIP || 'no gateway'} and ${steer.egressIP} via ${steer.gatewayIP || 'no gateway'}`,
       });
     }
-    bySlot.set(steer.slot, {
-      ...seen,
-      podIPs: [...seen.podIPs, ...steer.podIPs],
-      destinations: [...seen.destinations, ...steer.destinations],
-      exceptions: [...seen.exceptions, ...steer.exceptions],
-      sources: [...seen.sources, ...steer.sources],
-    });
   }
-  return right(bySlot);
+  return right(steers);
 }
 
 function checkSlot(slot: number, layout: MarkLayout): Either<DataplaneModelError, number> {
@@ -466,7 +482,7 @@ export function computeKernelState(
   const labelE = addressLabel(cfg.uplink);
   if (labelE._tag === 'Left') return labelE;
   const label = labelE.right;
-  const steersE = selectSteersBySlot(rules.steers);
+  const steersE = checkSharedSlots(rules.steers);
   if (steersE._tag === 'Left') return steersE;
   const skipped: string[] = [];
 
@@ -480,30 +496,38 @@ export function computeKernelState(
     held.set(h.slot, h.egressIP);
   }
 
-  const plans: SlotPlan[] = [];
-  for (const [slot, steer] of [...steersE.right].sort((a, b) => a[0] - b[0])) {
-    const slotE = checkSlot(slot, layout);
+  const plans: SteerPlan[] = [];
+  const keys = new Set<string>();
+  for (const steer of steersE.right) {
+    const slotE = checkSlot(steer.slot, layout);
     if (slotE._tag === 'Left') return slotE;
+    const slot = steer.slot;
     if (parseIpv4(steer.egressIP) === undefined) {
       return left({ _tag: 'InvalidAddress', value: steer.egressIP, reason: 'egress IP is not IPv4' });
     }
-    const local = held.has(slot) || (rules.nodeIP !== '' && steer.gatewayIP === rules.nodeIP);
-    if (!local && parseIpv4(steer.gatewayIP) === undefined) {
+    let route: SteerRoute;
+    if (held.has(slot) || (rules.nodeIP !== '' && steer.gatewayIP === rules.nodeIP)) {
+      route = { kind: 'local' };
+    } else if (steer.gatewayIP === '') {
+      // The contract's "no eligible gateway": drop, never let it leave with the node IP.
+      route = { kind: 'drop' };
+    } else if (parseIpv4(steer.gatewayIP) === undefined) {
       return left({ _tag: 'InvalidAddress', value: steer.gatewayIP, reason: 'gateway IP is not IPv4' });
+    } else {
+      route = { kind: 'tunnel', gatewayIP: steer.gatewayIP };
     }
+    let occurrence = 0;
+    while (keys.has(steerKey(slot, steer.sources, occurrence))) occurrence++;
+    const key = steerKey(slot, steer.sources, occurrence);
+    keys.add(key);
     const pods = sortedAddresses(steer.podIPs, (bad) => skipped.push(`slot ${slot} pod ${bad}`));
     const dst = normalizeCidrs(steer.destinations);
     const except = normalizeCidrs(steer.exceptions);
     for (const bad of [...dst.invalid, ...except.invalid]) skipped.push(`slot ${slot} cidr ${bad}`);
-    plans.push({
-      slot,
-      egressIP: steer.egressIP,
-      tunnelTo: local ? undefined : steer.gatewayIP,
-      pods,
-      dst: dst.cidrs,
-      except: except.cidrs,
-    });
+    plans.push({ slot, key, egressIP: steer.egressIP, route, pods, dst: dst.cidrs, except: except.cidrs });
   }
+  // Rules in a stable order whatever order the steers came in: by slot, then by set names.
+  plans.sort((a, b) => a.slot - b.slot || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 
   const never = normalizeCidrs(cfg.neverSteer);
   if (never.invalid.length > 0) {
@@ -513,7 +537,10 @@ export function computeKernelState(
     });
   }
 
-  const remote = plans.filter((p) => p.tunnelTo !== undefined);
+  const remote = plans.filter((p) => p.route.kind === 'tunnel');
+  // One tunnel per slot, however many steers share it (they agree on the gateway).
+  const tunnels = new Map<number, string>();
+  for (const p of plans) if (p.route.kind === 'tunnel') tunnels.set(p.slot, p.route.gatewayIP);
   const mtu = tunnelMtu(uplinkMtu);
   const mss = mtu - TCP_IP_HEADERS;
   const local = rules.nodeIP === '' ? undefined : rules.nodeIP;
@@ -524,13 +551,15 @@ export function computeKernelState(
   const postrouting: string[] = [];
   for (const p of plans) {
     sets.push(
-      { name: podsSetName(p.slot), interval: false, elements: p.pods },
-      { name: dstSetName(p.slot), interval: true, elements: p.dst },
-      { name: exceptSetName(p.slot), interval: true, elements: p.except },
+      { name: podsSetName(p.key), interval: false, elements: p.pods },
+      { name: dstSetName(p.key), interval: true, elements: p.dst },
+      { name: exceptSetName(p.key), interval: true, elements: p.except },
     );
+    // A steer without a gateway drops in the same rule that would have marked it: one rule, in
+    // the same atomic transaction as everything else, and nothing to route or SNAT.
     prerouting.push(
-      `ip saddr @${podsSetName(p.slot)} ip daddr @${dstSetName(p.slot)} ip daddr != @${exceptSetName(p.slot)}` +
-        ` ip daddr != @${NEVER_SET} ${markExpr(layout, p.slot)}`,
+      `ip saddr @${podsSetName(p.key)} ip daddr @${dstSetName(p.key)} ip daddr != @${exceptSetName(p.key)}` +
+        ` ip daddr != @${NEVER_SET} ${p.route.kind === 'drop' ? 'drop' : markExpr(layout, p.slot)}`,
     );
   }
   const heldSlots = [...held.keys()].sort((a, b) => a - b);
@@ -545,14 +574,14 @@ export function computeKernelState(
     forward.push(`oifname "${LINK_PREFIX}*" tcp flags syn / syn,rst tcp option maxseg size set rt mtu`);
     for (const p of remote) {
       forward.push(
-        `ip saddr @${dstSetName(p.slot)} ip daddr @${podsSetName(p.slot)} tcp flags syn,ack / syn,ack,rst` +
+        `ip saddr @${dstSetName(p.key)} ip daddr @${podsSetName(p.key)} tcp flags syn,ack / syn,ack,rst` +
           ` tcp option maxseg size > ${mss} tcp option maxseg size set ${mss}`,
       );
     }
   }
   const snatBySlot = new Map<number, string>(held);
   for (const p of plans)
-    if (p.tunnelTo === undefined && !snatBySlot.has(p.slot)) snatBySlot.set(p.slot, p.egressIP);
+    if (p.route.kind === 'local' && !snatBySlot.has(p.slot)) snatBySlot.set(p.slot, p.egressIP);
   for (const [slot, egressIP] of [...snatBySlot].sort((a, b) => a[0] - b[0])) {
     postrouting.push(
       `meta mark & ${hex(layout.mask)} == ${hex(slotMark(layout, slot))} snat ip to ${egressIP}`,
@@ -611,20 +640,19 @@ export function computeKernelState(
     mac,
     up: true,
   });
-  for (const p of remote) {
-    const dev = linkName(p.slot);
-    const table = cfg.tableBase + p.slot;
-    const gateway = p.tunnelTo ?? '';
-    links.push(link(p.slot, directorMac(rules.node, p.slot)));
-    neighbours.push({ dev, ip: TUNNEL_NEXT_HOP, mac: gatewayMac(p.slot) });
+  for (const [slot, gateway] of tunnels) {
+    const dev = linkName(slot);
+    const table = cfg.tableBase + slot;
+    links.push(link(slot, directorMac(rules.node, slot)));
+    neighbours.push({ dev, ip: TUNNEL_NEXT_HOP, mac: gatewayMac(slot) });
     // A unicast entry for the gateway MAC, not the all-zeros default: the kernel refuses
     // `fdb replace` of an all-zeros entry (EOPNOTSUPP), and failover must be one replace.
-    fdb.push({ dev, mac: gatewayMac(p.slot), dst: gateway });
+    fdb.push({ dev, mac: gatewayMac(slot), dst: gateway });
     routes.push({ table, type: 'unicast', dst: 'default', via: TUNNEL_NEXT_HOP, dev });
     // The VXLAN outer packet inherits the inner packet's mark and would be routed into its own
     // tunnel again (dropped as a loop). The throw sends its lookup on to the main table.
     routes.push({ table, type: 'throw', dst: gateway, via: undefined, dev: undefined });
-    ipRules.push({ priority: cfg.rulePriority, mark: slotMark(layout, p.slot), mask: layout.mask, table });
+    ipRules.push({ priority: cfg.rulePriority, mark: slotMark(layout, slot), mask: layout.mask, table });
   }
   const addresses: AddressSpec[] = [];
   for (const slot of heldSlots) {

@@ -16,6 +16,7 @@ import {
   EMPTY_KERNEL_STATE,
   gatewayMac,
   normalizeCidrs,
+  steerKey,
   type DataplaneConfig,
   type KernelState,
 } from './dataplane-model.ts';
@@ -151,6 +152,70 @@ void describe('dataplane rendering', () => {
     golden('full-resync.apply', renderChange(state, state, true));
   });
 
+  void it('steers sharing a slot keep their own pods, destinations and exceptions; one tunnel', () => {
+    // Given two policy rules with the same egress IP (slot 1): pods A to D1, pods B to D2.
+    const state = stateOf(
+      rules({
+        steers: [
+          steer({
+            slot: 1,
+            podIPs: ['192.0.2.66'],
+            destinations: ['203.0.113.0/28'],
+            exceptions: ['203.0.113.9'],
+            sources: ['default/eip-a#0'],
+          }),
+          steer({
+            slot: 1,
+            podIPs: ['192.0.2.67'],
+            destinations: ['203.0.113.16/28'],
+            sources: ['default/eip-b#0'],
+          }),
+        ],
+      }),
+    );
+    golden('shared-slot.state', dumpNftState(state.nft));
+    assert.equal(state.links.length, 1);
+    assert.equal(state.rules.length, 1);
+    const prerouting = state.nft?.chains.find((c) => c.name === 'prerouting')?.rules ?? [];
+    assert.equal(prerouting.length, 2, 'one mark rule per steer, never a merged one');
+  });
+
+  void it('a steer without a gateway drops its traffic: no tunnel, no route, no SNAT', () => {
+    const state = stateOf(
+      rules({
+        steers: [
+          steer({
+            slot: 3,
+            gatewayNode: '',
+            gatewayIP: '',
+            podIPs: ['192.0.2.66'],
+            destinations: ['203.0.113.0/24'],
+          }),
+        ],
+      }),
+    );
+    golden('no-gateway.apply', renderChange(EMPTY_KERNEL_STATE, state));
+    assert.deepEqual(
+      { links: state.links, routes: state.routes, rules: state.rules, addresses: state.addresses },
+      { links: [], routes: [], rules: [], addresses: [] },
+    );
+  });
+
+  void it('a gateway assigned later replaces the drop with the mark in one nft transaction', () => {
+    const dropping = steer({
+      slot: 3,
+      gatewayNode: '',
+      gatewayIP: '',
+      podIPs: ['192.0.2.66'],
+      destinations: ['203.0.113.0/24'],
+    });
+    const before = stateOf(rules({ steers: [dropping] }));
+    const after = stateOf(
+      rules({ steers: [{ ...dropping, gatewayNode: 'node-b', gatewayIP: '192.0.2.2' }] }),
+    );
+    golden('no-gateway-to-gateway.apply', renderChange(before, after));
+  });
+
   void it('a gateway losing its egress IP while directing elsewhere swaps device roles (MAC changes)', () => {
     const before = stateOf(rules({ egressIPs: [{ slot: 1, egressIP: '198.51.100.11' }] }));
     const after = stateOf(
@@ -180,6 +245,13 @@ void describe('dataplane model', () => {
       );
       assert.equal(r._tag === 'Left' && r.left._tag, 'InvalidSlot');
     }
+  });
+
+  void it('steer set names: slot plus a hash of the sources, stable under source order', () => {
+    assert.equal(steerKey(1, ['a#0', 'b#1']), steerKey(1, ['b#1', 'a#0']));
+    assert.notEqual(steerKey(1, ['a#0']), steerKey(2, ['a#0']));
+    assert.notEqual(steerKey(1, ['a#0']), steerKey(1, ['a#0'], 1));
+    assert.match(steerKey(12, ['a#0']), /^v12-[0-9a-f]{6}$/);
   });
 
   void it('two steers of one slot must agree on egress IP and gateway', () => {
