@@ -113,7 +113,14 @@ try {
   }
   for (let i = 0; i < RUNS; i++) drift.push(await time(() => dp.checkDrift()));
   // A full resync (after a failed apply): flush and re-add every set and chain in one transaction.
-  await runChecked(runner, 'nft', ['delete', 'element', 'ip', 'kseip', podsSetName(steerKey(1, ['bench/eip#0'])), `{ ${pods[0] ?? ''} }`]);
+  await runChecked(runner, 'nft', [
+    'delete',
+    'element',
+    'ip',
+    'kseip',
+    podsSetName(steerKey(1, ['bench/eip#0'])),
+    `{ ${pods[0] ?? ''} }`,
+  ]);
   await dp.checkDrift();
   const resync = await time(() => dp.reconcile(rules(pods)));
   global.gc?.();

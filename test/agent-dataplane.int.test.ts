@@ -3,13 +3,16 @@
 // fresh instance, makes no kernel change, proven with `nft monitor` / `ip monitor`), drift
 // detection and repair, foreign objects left untouched, the packet path as the external host sees
 // it (selected pod → egress IP; other pod, other destination → node IP; pod on the gateway
-// itself), failover to another gateway (fdb replace + egress IP move + gratuitous ARP), self-fencing
-// withdrawal, and removal leaving nothing of ours. Then the same traffic test on a VXLAN overlay.
+// itself), two steers sharing one slot (each pod set only to its own destinations), a steer
+// without a gateway (dropped, never seen by the external host), failover to another gateway (fdb
+// replace + egress IP move + gratuitous ARP), self-fencing withdrawal, and removal leaving nothing
+// of ours. Then the same traffic test on a VXLAN overlay.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { createDataplane, DEFAULT_DATAPLANE_CONFIG, type Dataplane } from '../src/agents/dataplane.ts';
+import { podsSetName, steerKey } from '../src/agents/dataplane-model.ts';
 import { NODE_RULES_SCHEMA, type NodeRules, type Steer } from '../src/events/node-rules.ts';
 import {
   CLUSTER_POD_CIDR,
@@ -25,6 +28,8 @@ import { createLogger } from '../src/lib/log.ts';
 
 const EGRESS_IP = '198.51.100.10';
 const SLOT = 1;
+/** The pods set of steerTo's steer (its sources are default/eip#0). */
+const PODS_SET = podsSetName(steerKey(SLOT, ['default/eip#0']));
 const log = createLogger('agent-dataplane-test');
 
 function dataplaneFor(node: NetNode): Dataplane {
@@ -208,14 +213,63 @@ void describe('agent dataplane on host-gw: director, gateway, failover', () => {
       await d1.reconcile(rulesFor(n1, generation, { steers: [steerTo(n2, [selected, other])] }));
       await d1.reconcile(director());
     });
-    assert.match(control, /element ip kseip v1-pods/);
+    assert.match(control, new RegExp(`element ip kseip ${PODS_SET}`));
+  });
+
+  void it('steers sharing a slot keep their own destinations: A→D1 and B→D2 only', async () => {
+    // Given two policy rules with one egress IP (one slot): pods A (selected) to D1 (the external
+    // host's first IP), pods B (other) to D2 (its second IP).
+    generation++;
+    const shared = rulesFor(n1, generation, {
+      steers: [
+        { ...steerTo(n2, [selected]), sources: ['default/eip-a#0'] },
+        {
+          ...steerTo(n2, [other]),
+          destinations: [`${EXTERNAL_OTHER_IP}/32`],
+          sources: ['default/eip-b#0'],
+        },
+      ],
+    });
+    assert.equal((await d1.reconcile(shared)).changed, true);
+    assert.equal(await cluster.whoami(selected.ns, EXTERNAL_HOST_IP), EGRESS_IP, 'A→D1');
+    assert.equal(await cluster.whoami(other.ns, EXTERNAL_OTHER_IP), EGRESS_IP, 'B→D2');
+    assert.equal(await cluster.whoami(selected.ns, EXTERNAL_OTHER_IP), n1.ip, 'A→D2 is not steered');
+    assert.equal(await cluster.whoami(other.ns, EXTERNAL_HOST_IP), n1.ip, 'B→D1 is not steered');
+    generation++;
+    assert.equal((await d1.reconcile(director())).changed, true);
+    assert.equal(await cluster.whoami(other.ns, EXTERNAL_OTHER_IP), n1.ip, 'B is no longer steered');
+  });
+
+  void it('a steer without a gateway drops the traffic; nothing leaves with the node IP', async () => {
+    generation++;
+    const noGateway = rulesFor(n1, generation, {
+      steers: [{ ...steerTo(n2, [selected]), gatewayNode: '', gatewayIP: '' }],
+    });
+    assert.equal((await d1.reconcile(noGateway)).changed, true);
+    const tag = `no-gateway-${generation}`;
+    await assert.rejects(
+      cluster.whoami(selected.ns, EXTERNAL_HOST_IP, { tag, timeoutMs: 1500 }),
+      /failed/,
+      'the pod reaches the destination without a gateway',
+    );
+    // Ground truth: the external host never saw that request, from any source address.
+    assert.deepEqual(
+      (await cluster.observations()).filter((o) => o.tag === tag),
+      [],
+    );
+    assert.equal(await cluster.whoami(selected.ns, EXTERNAL_OTHER_IP), n1.ip, 'other destination unaffected');
+    assert.equal(await cluster.whoami(other.ns, EXTERNAL_HOST_IP), n1.ip, 'other pod unaffected');
+    // The gateway comes back: the same steer is marked and tunnelled again.
+    generation++;
+    assert.equal((await d1.reconcile(director())).changed, true);
+    assert.equal(await cluster.whoami(selected.ns, EXTERNAL_HOST_IP), EGRESS_IP);
   });
 
   void it('detects a deleted table, route or set element and repairs it', async () => {
     for (const vandalism of [
       'nft delete table ip kseip',
       'ip route del default table 7001',
-      `nft delete element ip kseip v1-pods { ${selected.ip} }`,
+      `nft delete element ip kseip ${PODS_SET} { ${selected.ip} }`,
       'ip rule del priority 7000',
       'bridge fdb del 02:6b:73:00:00:01 dev kseip-v1 self',
       'ip link del kseip-v1',
