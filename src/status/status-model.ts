@@ -1,0 +1,423 @@
+// The status writer's read model: folds the projector's decisions (kseip.decisions.v1), the
+// per-node desired state (kseip.node-rules.v1) and the agents' apply acks (kseip.node-status.v1)
+// into the `.status` object of every StaticEgressIP / ClusterStaticEgressIP, and derives the
+// Kubernetes Events that decisions call for. Pure: no I/O, no clock. The state is a linear value
+// (evolve mutates it in place and returns it, see src/projections/model.ts for the discipline).
+//
+// Status is derived from the log only. Every input carries `at`, the Kafka timestamp of the record
+// it came from, and a condition's lastTransitionTime is the `at` of the input that flipped it: the
+// same log gives the same times, whatever the writer's clock says and however often it restarts.
+//
+// programmedNodes ("which nodes applied this rule"), the definition:
+// - A node's *contribution* to a rule is what its latest NodeRules record holds for it: the steers
+//   whose `sources` name the rule (director role), and for the egress IP it holds the HeldEgressIP
+//   entry (gateway role, keyed by the IP: a gateway record does not name rules).
+// - `since(node, contribution)` is the generation of the first record, in the current unbroken run
+//   of the node's records, in which that contribution had its present content. Unrelated changes
+//   to the node (another policy's pods) do not move it; any change to this rule's part does.
+// - The node has programmed the contribution when its latest ack is `ok` with
+//   `generation >= since`. The agent applies whole records atomically and generations only grow,
+//   so such an ack means the kernel holds exactly this contribution (a later record that changed
+//   it would have reset `since`). A failed latest ack means "not programmed" until an ok one.
+// - A rule expects its directors (the decision's `selectedNodes`, of which the node-rules must
+//   name as many) and, when it has an active gateway, that gateway holding its IP. A rule that is
+//   not Accepted or lost its IP to another policy programs nothing and expects nothing.
+//   programmedNodes = programmed directors + (gateway programmed ? 1 : 0).
+// - Programmed=True when every rule has all it expects programmed (vacuously for a policy with
+//   nothing to program). Ready = Accepted && Assigned && Programmed && !Conflict.
+import type { Condition as DecisionCondition, Decision, PolicyRef, RuleStatus } from '../events/decisions.ts';
+import type { NodeApplyStatus } from '../events/node-reports.ts';
+import type { NodeRules } from '../events/node-rules.ts';
+
+type PolicyStatusComputed = Extract<Decision, { type: 'PolicyStatusComputed' }>;
+
+export type StatusInput =
+  | { readonly kind: 'decision'; readonly decision: Decision; readonly at: string }
+  | { readonly kind: 'nodeRules'; readonly rules: NodeRules; readonly at: string }
+  | { readonly kind: 'ack'; readonly ack: NodeApplyStatus; readonly at: string };
+
+export const conditionOrder = ['Accepted', 'Assigned', 'Programmed', 'Conflict', 'Ready'] as const;
+export type ConditionType = (typeof conditionOrder)[number];
+
+/** metav1.Condition as the CRD stores it. */
+export interface StatusCondition {
+  readonly type: ConditionType;
+  readonly status: 'True' | 'False' | 'Unknown';
+  readonly reason: string;
+  readonly message: string;
+  readonly lastTransitionTime: string;
+  readonly observedGeneration: number;
+}
+
+export interface RuleStatusView {
+  readonly egressip: string;
+  /** Absent while no node holds the egress IP (the CRD says so). */
+  readonly activeGateway?: string;
+  readonly standbyGateways: string[];
+  readonly selectedPods: number;
+  readonly selectedNodes: number;
+  readonly programmedNodes: number;
+}
+
+/** The `.status` object written to the policy's status subresource. */
+export interface PolicyStatusView {
+  readonly observedGeneration: number;
+  readonly egressIPs: string;
+  readonly activeGateways: string;
+  readonly rules: RuleStatusView[];
+  readonly conditions: StatusCondition[];
+}
+
+interface Contribution {
+  readonly sig: string;
+  readonly since: number;
+}
+
+interface PolicyEntry {
+  readonly ref: PolicyRef;
+  computed: PolicyStatusComputed;
+  status: PolicyStatusView | undefined;
+}
+
+export interface StatusState {
+  readonly policies: Map<string, PolicyEntry>;
+  /** node → contribution key (rule id, or "ip:<egressIP>" for a held IP) → content and since. */
+  readonly contributions: Map<string, Map<string, Contribution>>;
+  readonly acks: Map<string, NodeApplyStatus>;
+}
+
+export function initialStatusState(): StatusState {
+  return { policies: new Map(), contributions: new Map(), acks: new Map() };
+}
+
+/** "ns/name" for a StaticEgressIP, "cluster/name" for a ClusterStaticEgressIP: the prefix of
+ *  the projector's rule ids (src/projections/rules.ts ruleId). */
+export function policyKey(ref: PolicyRef): string {
+  return ref.namespace === undefined ? `cluster/${ref.name}` : `${ref.namespace}/${ref.name}`;
+}
+
+/** The policy a rule id ("ns/name#0", "cluster/name#1") belongs to; undefined for "". */
+export function parseRuleOwner(ruleId: string): PolicyRef | undefined {
+  const m = /^([^/]+)\/([^#]+)#\d+$/.exec(ruleId);
+  if (m === null) return undefined;
+  return m[1] === 'cluster'
+    ? { kind: 'ClusterStaticEgressIP', name: m[2]! }
+    : { kind: 'StaticEgressIP', namespace: m[1]!, name: m[2]! };
+}
+
+function ruleIdOf(ref: PolicyRef, index: number): string {
+  return `${policyKey(ref)}#${index}`;
+}
+
+/** A node's contributions in one NodeRules record: rule id → the content of its steers. */
+function selectContributions(rules: NodeRules): Map<string, string> {
+  const parts = new Map<string, string[]>();
+  for (const s of rules.steers) {
+    const text = JSON.stringify([
+      s.slot,
+      s.egressIP,
+      s.gatewayNode,
+      s.gatewayIP,
+      s.podIPs,
+      s.destinations,
+      s.exceptions,
+    ]);
+    for (const src of s.sources) parts.set(src, [...(parts.get(src) ?? []), text]);
+  }
+  const out = new Map<string, string>();
+  for (const [k, v] of parts) out.set(k, JSON.stringify([rules.nodeIP, ...v.sort()]));
+  for (const h of rules.egressIPs) out.set(`ip:${h.egressIP}`, JSON.stringify([rules.nodeIP, h.slot]));
+  return out;
+}
+
+function isProgrammed(state: StatusState, node: string, key: string): boolean {
+  const c = state.contributions.get(node)?.get(key);
+  const ack = state.acks.get(node);
+  return c !== undefined && ack !== undefined && ack.ok && ack.generation >= c.since;
+}
+
+function ruleCondition(r: RuleStatus, type: DecisionCondition['type']): DecisionCondition | undefined {
+  return r.conditions.find((c) => c.type === type);
+}
+
+/** Whether a rule programs anything at all (accepted and owning its egress IP). */
+function programsAnything(r: RuleStatus): boolean {
+  if (ruleCondition(r, 'Accepted')?.status !== 'True') return false;
+  return ruleCondition(r, 'Assigned')?.reason !== 'ConflictLost';
+}
+
+interface RuleProgress {
+  readonly expected: number;
+  readonly programmed: number;
+  readonly failed: string[];
+}
+
+function selectRuleProgress(state: StatusState, ref: PolicyRef, r: RuleStatus): RuleProgress {
+  if (!programsAnything(r)) return { expected: 0, programmed: 0, failed: [] };
+  const id = ruleIdOf(ref, r.index);
+  const failed: string[] = [];
+  let directors = 0;
+  for (const [node, contribs] of state.contributions) {
+    if (!contribs.has(id)) continue;
+    if (isProgrammed(state, node, id)) directors++;
+    else if (state.acks.get(node)?.ok === false) failed.push(node);
+  }
+  let gateway = 0;
+  if (r.active !== '') {
+    if (isProgrammed(state, r.active, `ip:${r.egressIP}`)) gateway = 1;
+    else if (state.acks.get(r.active)?.ok === false) failed.push(r.active);
+  }
+  return {
+    expected: r.selectedNodes + (r.active !== '' ? 1 : 0),
+    programmed: Math.min(directors, r.selectedNodes) + gateway,
+    failed,
+  };
+}
+
+type Draft = Omit<StatusCondition, 'lastTransitionTime' | 'observedGeneration'>;
+
+function fromDecision(c: DecisionCondition | undefined, type: ConditionType): Draft {
+  return c === undefined
+    ? { type, status: 'Unknown', reason: 'Pending', message: 'not computed yet' }
+    : { type, status: c.status, reason: c.reason, message: c.message };
+}
+
+function programmedCondition(rules: readonly RuleStatus[], progress: readonly RuleProgress[]): Draft {
+  const expected = progress.reduce((n, p) => n + p.expected, 0);
+  const programmed = progress.reduce((n, p) => n + p.programmed, 0);
+  if (expected === 0)
+    return {
+      type: 'Programmed',
+      status: 'True',
+      reason: 'NothingToProgram',
+      message: 'no node has rules for this policy',
+    };
+  const failedAt = progress.findIndex((p) => p.failed.length > 0);
+  if (failedAt !== -1) {
+    const nodes = [...new Set(progress[failedAt]!.failed)].sort();
+    return {
+      type: 'Programmed',
+      status: 'False',
+      reason: 'ApplyFailed',
+      message: `rule ${rules[failedAt]!.index}: the last apply failed on ${nodes.join(', ')}`,
+    };
+  }
+  const pendingAt = progress.findIndex((p) => p.programmed < p.expected);
+  if (pendingAt !== -1) {
+    const p = progress[pendingAt]!;
+    return {
+      type: 'Programmed',
+      status: 'False',
+      reason: 'Pending',
+      message: `rule ${rules[pendingAt]!.index}: ${p.programmed} of ${p.expected} nodes applied its rules`,
+    };
+  }
+  return {
+    type: 'Programmed',
+    status: 'True',
+    reason: 'Programmed',
+    message: `${programmed} of ${expected} nodes applied their rules`,
+  };
+}
+
+function readyCondition(byType: ReadonlyMap<ConditionType, Draft>): Draft {
+  const blockers: [ConditionType, 'True' | 'False', string][] = [
+    ['Accepted', 'True', 'NotAccepted'],
+    ['Assigned', 'True', 'NotAssigned'],
+    ['Programmed', 'True', 'NotProgrammed'],
+    ['Conflict', 'False', 'Conflict'],
+  ];
+  for (const [type, want, reason] of blockers) {
+    const c = byType.get(type);
+    if (c?.status !== want) return { type: 'Ready', status: 'False', reason, message: c?.message ?? '' };
+  }
+  return { type: 'Ready', status: 'True', reason: 'Ready', message: 'traffic leaves with the egress IPs' };
+}
+
+/** The status of one policy from the latest decision and the node state, before timestamps. */
+export function computePolicyStatusView(
+  state: StatusState,
+  computed: PolicyStatusComputed,
+  previous: PolicyStatusView | undefined,
+  at: string,
+): PolicyStatusView {
+  const progress = computed.rules.map((r) => selectRuleProgress(state, computed.policy, r));
+  const byType = new Map<ConditionType, Draft>();
+  for (const type of ['Accepted', 'Assigned', 'Conflict'] as const)
+    byType.set(
+      type,
+      fromDecision(
+        computed.conditions.find((c) => c.type === type),
+        type,
+      ),
+    );
+  byType.set('Programmed', programmedCondition(computed.rules, progress));
+  byType.set('Ready', readyCondition(byType));
+  const conditions = conditionOrder.map((type): StatusCondition => {
+    const c = byType.get(type)!;
+    const before = previous?.conditions.find((p) => p.type === type);
+    const lastTransitionTime =
+      before !== undefined && before.status === c.status ? before.lastTransitionTime : at;
+    return { ...c, lastTransitionTime, observedGeneration: computed.observedGeneration };
+  });
+  return {
+    observedGeneration: computed.observedGeneration,
+    egressIPs: computed.rules.map((r) => r.egressIP).join(','),
+    activeGateways: computed.rules.map((r) => (r.active === '' ? '<none>' : r.active)).join(','),
+    rules: computed.rules.map((r, i) => ({
+      egressip: r.egressIP,
+      ...(r.active === '' ? {} : { activeGateway: r.active }),
+      standbyGateways: r.standbys,
+      selectedPods: r.selectedPods,
+      selectedNodes: r.selectedNodes,
+      programmedNodes: progress[i]!.programmed,
+    })),
+    conditions,
+  };
+}
+
+/** Policies whose status may depend on this node. */
+function policiesTouching(state: StatusState, node: string, keys: Iterable<string>): Set<string> {
+  const out = new Set<string>();
+  for (const k of keys) {
+    if (k.startsWith('ip:')) continue;
+    const ref = parseRuleOwner(k);
+    if (ref !== undefined) out.add(policyKey(ref));
+  }
+  for (const [key, p] of state.policies) if (p.computed.rules.some((r) => r.active === node)) out.add(key);
+  return out;
+}
+
+function refresh(state: StatusState, keys: Iterable<string>, at: string): void {
+  for (const key of keys) {
+    const p = state.policies.get(key);
+    if (p === undefined) continue;
+    p.status = computePolicyStatusView(state, p.computed, p.status, at);
+  }
+}
+
+/**
+ * Folds one input. Returns the keys of the policies whose status may have changed (the writer
+ * coalesces them and writes each one's latest status).
+ */
+export function evolveStatus(
+  state: StatusState,
+  input: StatusInput,
+): { state: StatusState; touched: string[] } {
+  switch (input.kind) {
+    case 'decision': {
+      const d = input.decision;
+      if (d.type !== 'PolicyStatusComputed') return { state, touched: [] };
+      const key = policyKey(d.policy);
+      const entry = state.policies.get(key);
+      if (entry === undefined) state.policies.set(key, { ref: d.policy, computed: d, status: undefined });
+      else entry.computed = d;
+      refresh(state, [key], input.at);
+      return { state, touched: [key] };
+    }
+    case 'nodeRules': {
+      const r = input.rules;
+      const before = state.contributions.get(r.node) ?? new Map<string, Contribution>();
+      const after = new Map<string, Contribution>();
+      for (const [k, sig] of selectContributions(r)) {
+        const old = before.get(k);
+        after.set(k, old !== undefined && old.sig === sig ? old : { sig, since: r.generation });
+      }
+      const changed = new Set<string>();
+      for (const [k, c] of after) if (before.get(k) !== c) changed.add(k);
+      for (const k of before.keys()) if (!after.has(k)) changed.add(k);
+      if (after.size === 0) state.contributions.delete(r.node);
+      else state.contributions.set(r.node, after);
+      const touched = policiesTouching(state, r.node, changed);
+      refresh(state, touched, input.at);
+      return { state, touched: [...touched].sort() };
+    }
+    case 'ack': {
+      const a = input.ack;
+      const previous = state.acks.get(a.node);
+      // Acks of one node arrive in order on its partition; an older generation after a newer one
+      // can only be a restarted agent re-reporting, which is still its latest word.
+      state.acks.set(a.node, a);
+      if (previous !== undefined && previous.ok === a.ok && previous.generation === a.generation)
+        return { state, touched: [] };
+      const touched = policiesTouching(state, a.node, state.contributions.get(a.node)?.keys() ?? []);
+      refresh(state, touched, input.at);
+      return { state, touched: [...touched].sort() };
+    }
+    default: {
+      const _exhaustive: never = input;
+      return _exhaustive;
+    }
+  }
+}
+
+export function selectPolicyStatus(
+  state: StatusState,
+  key: string,
+): { ref: PolicyRef; status: PolicyStatusView } | undefined {
+  const p = state.policies.get(key);
+  return p?.status === undefined ? undefined : { ref: p.ref, status: p.status };
+}
+
+/** A Kubernetes Event to record against a policy, named deterministically from its decision so
+ *  that re-emitting it after a restart is an AlreadyExists, not a duplicate. */
+export interface PolicyEvent {
+  readonly policy: PolicyRef;
+  /** Unique per (decision, policy): "<decision id>". */
+  readonly decisionId: string;
+  readonly type: 'Normal' | 'Warning';
+  readonly reason: 'GatewayAssigned' | 'GatewayFailedOver' | 'ConflictDetected';
+  readonly message: string;
+  /** The decision record's timestamp (from the log). */
+  readonly at: string;
+}
+
+const list = (xs: readonly string[]): string => (xs.length === 0 ? 'none' : xs.join(', '));
+
+/** The Events a decision calls for (none for most). Pure. */
+export function selectPolicyEvents(d: Decision, at: string): PolicyEvent[] {
+  switch (d.type) {
+    case 'GatewayAssigned': {
+      const policy = parseRuleOwner(d.owner);
+      if (policy === undefined) return [];
+      const message =
+        d.previous === ''
+          ? `egress IP ${d.egressIP} is now held by ${d.active} (standbys: ${list(d.standbys)})`
+          : `egress IP ${d.egressIP} stays on ${d.active}; standbys now ${list(d.standbys)} (were ${list(d.previousStandbys)})`;
+      return [{ policy, decisionId: d.id, type: 'Normal', reason: 'GatewayAssigned', message, at }];
+    }
+    case 'GatewayFailedOver': {
+      const policy = parseRuleOwner(d.owner);
+      if (policy === undefined) return [];
+      return [
+        {
+          policy,
+          decisionId: d.id,
+          type: 'Warning',
+          reason: 'GatewayFailedOver',
+          message: `egress IP ${d.egressIP} moved from ${d.from} to ${d.to} (${d.reason}); standbys: ${list(d.standbys)}`,
+          at,
+        },
+      ];
+    }
+    case 'ConflictDetected':
+      return [
+        {
+          policy: d.loserPolicy,
+          decisionId: d.id,
+          type: 'Warning',
+          reason: 'ConflictDetected',
+          message: `${d.conflict}: ${d.message}`,
+          at,
+        },
+      ];
+    case 'GatewayReleased':
+    case 'ConflictResolved':
+    case 'PolicyStatusComputed':
+      return [];
+    default: {
+      const _exhaustive: never = d;
+      return _exhaustive;
+    }
+  }
+}

@@ -1,0 +1,254 @@
+// Given decisions, node rules and acks, then this status and these Events (src/status/status-model.ts).
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Condition, Decision, RuleStatus } from '../events/decisions.ts';
+import type { NodeApplyStatus } from '../events/node-reports.ts';
+import type { NodeRules, Steer } from '../events/node-rules.ts';
+import {
+  evolveStatus,
+  initialStatusState,
+  parseRuleOwner,
+  selectPolicyEvents,
+  selectPolicyStatus,
+  type StatusInput,
+  type StatusState,
+} from './status-model.ts';
+
+const T = (s: number): string => new Date(Date.UTC(2026, 0, 1, 0, 0, s)).toISOString();
+const policy = { kind: 'StaticEgressIP' as const, namespace: 'default', name: 'eip' };
+const cond = (type: Condition['type'], ok: boolean, reason: string): Condition => ({
+  type,
+  status: ok ? 'True' : 'False',
+  reason,
+  message: reason,
+});
+
+function rule(over: Partial<RuleStatus> = {}): RuleStatus {
+  return {
+    index: 0,
+    egressIP: '198.51.100.10',
+    active: 'node-a',
+    standbys: ['node-b'],
+    selectedPods: 2,
+    unprogrammablePods: 0,
+    selectedNodes: 1,
+    conditions: [
+      cond('Accepted', true, 'Accepted'),
+      cond('Assigned', true, 'GatewayAssigned'),
+      cond('Conflict', false, 'NoConflict'),
+    ],
+    ...over,
+  };
+}
+
+function computed(offset: number, rules: RuleStatus[], conflict = false, p = policy): Decision {
+  return {
+    schema: 1,
+    id: `${offset}.0`,
+    type: 'PolicyStatusComputed',
+    offset,
+    policy: p,
+    observedGeneration: 1,
+    rules,
+    conditions: [
+      cond('Accepted', true, 'Accepted'),
+      cond('Assigned', !conflict, conflict ? 'ConflictLost' : 'GatewayAssigned'),
+      cond('Conflict', conflict, conflict ? 'EgressIPClaimed' : 'NoConflict'),
+    ],
+  };
+}
+
+const steer = (podIPs: string[], sources = ['default/eip#0']): Steer => ({
+  slot: 1,
+  egressIP: '198.51.100.10',
+  gatewayNode: 'node-a',
+  gatewayIP: '10.0.0.1',
+  podIPs,
+  destinations: ['203.0.113.10/32'],
+  exceptions: [],
+  sources,
+});
+const nodeRules = (node: string, generation: number, steers: Steer[], held = false): NodeRules => ({
+  schema: 1,
+  node,
+  generation,
+  nodeIP: node === 'node-a' ? '10.0.0.1' : '10.0.0.2',
+  steers,
+  egressIPs: held ? [{ slot: 1, egressIP: '198.51.100.10' }] : [],
+});
+const ack = (node: string, generation: number, ok = true): NodeApplyStatus => ({
+  node,
+  generation,
+  ok,
+  appliedAt: T(0),
+  durationMs: 1,
+  unchanged: false,
+  ...(ok ? {} : { error: 'nft: syntax error' }),
+});
+
+function fold(inputs: StatusInput[], state: StatusState = initialStatusState()): StatusState {
+  for (const i of inputs) evolveStatus(state, i);
+  return state;
+}
+const status = (s: StatusState) => selectPolicyStatus(s, 'default/eip')!.status;
+const condOf = (s: StatusState, type: string) => status(s).conditions.find((c) => c.type === type)!;
+
+// node-b directs (pod 10.1.0.5), node-a is the gateway.
+const seeded = (): StatusInput[] => [
+  { kind: 'decision', decision: computed(5, [rule({ active: 'node-a' })]), at: T(1) },
+  { kind: 'nodeRules', rules: nodeRules('node-a', 5, [], true), at: T(1) },
+  { kind: 'nodeRules', rules: nodeRules('node-b', 5, [steer(['10.1.0.5'])]), at: T(1) },
+];
+
+describe('status model', () => {
+  test('given a status decision and no acks, then Programmed and Ready are False (Pending)', () => {
+    const s = fold(seeded());
+    assert.equal(condOf(s, 'Programmed').status, 'False');
+    assert.equal(condOf(s, 'Programmed').reason, 'Pending');
+    assert.equal(condOf(s, 'Ready').reason, 'NotProgrammed');
+    assert.equal(status(s).rules[0]!.programmedNodes, 0);
+    assert.equal(status(s).egressIPs, '198.51.100.10');
+    assert.equal(status(s).activeGateways, 'node-a');
+  });
+
+  test('when every involved node acks a generation >= the one carrying the rule, then Programmed and Ready are True, at the ack time', () => {
+    const s = fold([
+      ...seeded(),
+      { kind: 'ack', ack: ack('node-a', 5), at: T(2) },
+      { kind: 'ack', ack: ack('node-b', 7), at: T(3) },
+    ]);
+    assert.equal(condOf(s, 'Programmed').status, 'True');
+    assert.equal(condOf(s, 'Ready').status, 'True');
+    assert.equal(condOf(s, 'Ready').lastTransitionTime, T(3));
+    assert.equal(condOf(s, 'Accepted').lastTransitionTime, T(1));
+    assert.equal(status(s).rules[0]!.programmedNodes, 2);
+  });
+
+  test('an ack of an older generation than the one that carries the rule does not count', () => {
+    const s = fold([
+      ...seeded(),
+      { kind: 'ack', ack: ack('node-a', 5), at: T(2) },
+      { kind: 'ack', ack: ack('node-b', 4), at: T(3) },
+    ]);
+    assert.equal(status(s).rules[0]!.programmedNodes, 1);
+    assert.equal(condOf(s, 'Programmed').reason, 'Pending');
+  });
+
+  test("an unrelated change of a node's rules keeps it programmed; a change of this rule's part does not", () => {
+    const s = fold([
+      ...seeded(),
+      { kind: 'ack', ack: ack('node-a', 5), at: T(2) },
+      { kind: 'ack', ack: ack('node-b', 5), at: T(2) },
+      {
+        kind: 'nodeRules',
+        rules: nodeRules('node-b', 9, [steer(['10.1.0.5']), steer(['10.1.0.9'], ['default/other#0'])]),
+        at: T(4),
+      },
+    ]);
+    assert.equal(condOf(s, 'Ready').status, 'True');
+    evolveStatus(s, {
+      kind: 'nodeRules',
+      rules: nodeRules('node-b', 11, [steer(['10.1.0.5', '10.1.0.6'])]),
+      at: T(5),
+    });
+    assert.equal(condOf(s, 'Programmed').status, 'False');
+    assert.equal(condOf(s, 'Ready').lastTransitionTime, T(5));
+    evolveStatus(s, { kind: 'ack', ack: ack('node-b', 11), at: T(6) });
+    assert.equal(condOf(s, 'Ready').status, 'True');
+    assert.equal(condOf(s, 'Ready').lastTransitionTime, T(6));
+  });
+
+  test('a failed apply makes Programmed False with reason ApplyFailed naming the node', () => {
+    const s = fold([
+      ...seeded(),
+      { kind: 'ack', ack: ack('node-a', 5), at: T(2) },
+      { kind: 'ack', ack: ack('node-b', 5, false), at: T(3) },
+    ]);
+    assert.equal(condOf(s, 'Programmed').reason, 'ApplyFailed');
+    assert.match(condOf(s, 'Programmed').message, /node-b/);
+  });
+
+  test('a conflict loser programs nothing and is not Ready because of the Conflict', () => {
+    const loser = rule({
+      active: '',
+      standbys: [],
+      conditions: [
+        cond('Accepted', true, 'Accepted'),
+        cond('Assigned', false, 'ConflictLost'),
+        cond('Conflict', true, 'EgressIPClaimed'),
+      ],
+    });
+    const s = fold([{ kind: 'decision', decision: computed(8, [loser], true), at: T(8) }]);
+    const st = status(s);
+    assert.equal(st.rules[0]!.activeGateway, undefined);
+    assert.equal(st.activeGateways, '<none>');
+    assert.equal(condOf(s, 'Conflict').status, 'True');
+    assert.equal(condOf(s, 'Programmed').reason, 'NothingToProgram');
+    assert.equal(condOf(s, 'Ready').status, 'False');
+    assert.equal(condOf(s, 'Ready').reason, 'NotAssigned');
+  });
+
+  test('the same inputs give the same status (times come from the inputs, not a clock)', () => {
+    const inputs: StatusInput[] = [...seeded(), { kind: 'ack', ack: ack('node-a', 5), at: T(2) }];
+    assert.deepEqual(status(fold(inputs)), status(fold(inputs)));
+  });
+
+  test('a status decision keeps lastTransitionTime of conditions whose status did not change', () => {
+    const s = fold(seeded());
+    evolveStatus(s, { kind: 'decision', decision: computed(9, [rule({ selectedPods: 3 })]), at: T(9) });
+    assert.equal(condOf(s, 'Accepted').lastTransitionTime, T(1));
+    assert.equal(status(s).rules[0]!.selectedPods, 3);
+  });
+});
+
+describe('policy events', () => {
+  const base = {
+    schema: 1 as const,
+    offset: 3,
+    egressIP: '198.51.100.10',
+    slot: 1,
+    owner: 'default/eip#0',
+    standbys: ['node-b'],
+  };
+  test('GatewayAssigned and GatewayFailedOver go to the owner policy; ConflictDetected to the loser', () => {
+    const assigned = selectPolicyEvents(
+      { ...base, id: '3.0', type: 'GatewayAssigned', active: 'node-a', previous: '', previousStandbys: [] },
+      T(3),
+    );
+    assert.deepEqual(
+      assigned.map((e) => [e.policy, e.reason, e.type]),
+      [[policy, 'GatewayAssigned', 'Normal']],
+    );
+    const failed = selectPolicyEvents(
+      { ...base, id: '4.0', type: 'GatewayFailedOver', from: 'node-a', to: 'node-b', reason: 'NodeLost' },
+      T(4),
+    );
+    assert.match(failed[0]!.message, /from node-a to node-b \(NodeLost\)/);
+    const loserPolicy = { kind: 'StaticEgressIP' as const, namespace: 'default', name: 'eip2' };
+    const conflict = selectPolicyEvents(
+      {
+        schema: 1,
+        id: '5.0',
+        type: 'ConflictDetected',
+        offset: 5,
+        conflict: 'EgressIPClaimed',
+        loser: 'default/eip2#0',
+        loserPolicy,
+        winner: 'default/eip#0',
+        winnerPolicy: policy,
+        egressIP: '198.51.100.10',
+        pods: 0,
+        message: 'claimed',
+      },
+      T(5),
+    );
+    assert.deepEqual(
+      conflict.map((e) => [e.policy, e.type]),
+      [[loserPolicy, 'Warning']],
+    );
+  });
+  test('rule ids name their policy', () => {
+    assert.deepEqual(parseRuleOwner('cluster/pay#1'), { kind: 'ClusterStaticEgressIP', name: 'pay' });
+    assert.equal(parseRuleOwner(''), undefined);
+  });
+});
