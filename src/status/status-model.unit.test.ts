@@ -100,8 +100,8 @@ const seeded = (): StatusInput[] => [
   { kind: 'nodeRules', rules: nodeRules('node-b', 5, [steer(['10.1.0.5'])]), at: T(1) },
 ];
 
-describe('status model', () => {
-  test('given a status decision and no acks, then Programmed and Ready are False (Pending)', () => {
+void describe('status model', () => {
+  void test('given a status decision and no acks, then Programmed and Ready are False (Pending)', () => {
     const s = fold(seeded());
     assert.equal(condOf(s, 'Programmed').status, 'False');
     assert.equal(condOf(s, 'Programmed').reason, 'Pending');
@@ -111,7 +111,7 @@ describe('status model', () => {
     assert.equal(status(s).activeGateways, 'node-a');
   });
 
-  test('when every involved node acks a generation >= the one carrying the rule, then Programmed and Ready are True, at the ack time', () => {
+  void test('when every involved node acks a generation >= the one carrying the rule, then Programmed and Ready are True, at the ack time', () => {
     const s = fold([
       ...seeded(),
       { kind: 'ack', ack: ack('node-a', 5), at: T(2) },
@@ -124,7 +124,7 @@ describe('status model', () => {
     assert.equal(status(s).rules[0]!.programmedNodes, 2);
   });
 
-  test('an ack of an older generation than the one that carries the rule does not count', () => {
+  void test('an ack of an older generation than the one that carries the rule does not count', () => {
     const s = fold([
       ...seeded(),
       { kind: 'ack', ack: ack('node-a', 5), at: T(2) },
@@ -134,7 +134,7 @@ describe('status model', () => {
     assert.equal(condOf(s, 'Programmed').reason, 'Pending');
   });
 
-  test("an unrelated change of a node's rules keeps it programmed; a change of this rule's part does not", () => {
+  void test("an unrelated change of a node's rules keeps it programmed; a change of this rule's part does not", () => {
     const s = fold([
       ...seeded(),
       { kind: 'ack', ack: ack('node-a', 5), at: T(2) },
@@ -158,7 +158,7 @@ describe('status model', () => {
     assert.equal(condOf(s, 'Ready').lastTransitionTime, T(6));
   });
 
-  test('a failed apply makes Programmed False with reason ApplyFailed naming the node', () => {
+  void test('a failed apply makes Programmed False with reason ApplyFailed naming the node', () => {
     const s = fold([
       ...seeded(),
       { kind: 'ack', ack: ack('node-a', 5), at: T(2) },
@@ -168,7 +168,7 @@ describe('status model', () => {
     assert.match(condOf(s, 'Programmed').message, /node-b/);
   });
 
-  test('a conflict loser programs nothing and is not Ready because of the Conflict', () => {
+  void test('a conflict loser programs nothing and is not Ready because of the Conflict', () => {
     const loser = rule({
       active: '',
       standbys: [],
@@ -188,12 +188,12 @@ describe('status model', () => {
     assert.equal(condOf(s, 'Ready').reason, 'NotAssigned');
   });
 
-  test('the same inputs give the same status (times come from the inputs, not a clock)', () => {
+  void test('the same inputs give the same status (times come from the inputs, not a clock)', () => {
     const inputs: StatusInput[] = [...seeded(), { kind: 'ack', ack: ack('node-a', 5), at: T(2) }];
     assert.deepEqual(status(fold(inputs)), status(fold(inputs)));
   });
 
-  test('a status decision keeps lastTransitionTime of conditions whose status did not change', () => {
+  void test('a status decision keeps lastTransitionTime of conditions whose status did not change', () => {
     const s = fold(seeded());
     evolveStatus(s, { kind: 'decision', decision: computed(9, [rule({ selectedPods: 3 })]), at: T(9) });
     assert.equal(condOf(s, 'Accepted').lastTransitionTime, T(1));
@@ -201,7 +201,7 @@ describe('status model', () => {
   });
 });
 
-describe('policy events', () => {
+void describe('policy events', () => {
   const base = {
     schema: 1 as const,
     offset: 3,
@@ -210,7 +210,7 @@ describe('policy events', () => {
     owner: 'default/eip#0',
     standbys: ['node-b'],
   };
-  test('GatewayAssigned and GatewayFailedOver go to the owner policy; ConflictDetected to the loser', () => {
+  void test('GatewayAssigned and GatewayFailedOver go to the owner policy; ConflictDetected to the loser', () => {
     const assigned = selectPolicyEvents(
       { ...base, id: '3.0', type: 'GatewayAssigned', active: 'node-a', previous: '', previousStandbys: [] },
       T(3),
@@ -247,7 +247,7 @@ describe('policy events', () => {
       [[loserPolicy, 'Warning']],
     );
   });
-  test('rule ids name their policy', () => {
+  void test('rule ids name their policy', () => {
     assert.deepEqual(parseRuleOwner('cluster/pay#1'), { kind: 'ClusterStaticEgressIP', name: 'pay' });
     assert.equal(parseRuleOwner(''), undefined);
   });
