@@ -468,8 +468,10 @@ export function sortKernelState(state: KernelState): KernelState {
  *    CNI's masquerade never touches the inner packet;
  *  - local (steer whose gateway is this node, or whose slot this node holds): mark rule only;
  *    the SNAT-by-mark rule of the held slot does the rest, no tunnel;
+ *  - no gateway (gatewayIP ""): the steer's match ends in drop instead of the mark, nothing else;
  *  - gateway (held egress IP): the /32 on the uplink, a tunnel device that receives, a mark on
  *    what arrives through it, and SNAT by mark.
+ * Each steer has its own sets and match rule, even when several share a slot (see steerKey).
  */
 export function computeKernelState(
   cfg: DataplaneConfig,
