@@ -13,6 +13,7 @@ import { systemClock, type Clock } from '../lib/clock.ts';
 import { createDeadLetterSink } from '../lib/dead-letter.ts';
 import { startHealthServer, type HealthServer } from '../lib/health.ts';
 import { createKafka } from '../lib/kafka.ts';
+import type { KafkaSecurity } from '../lib/kafka-security.ts';
 import { createLogger, type Logger } from '../lib/log.ts';
 import { createAgent, type Agent } from './agent.ts';
 import type { AgentDataplane } from './apply-loop.ts';
@@ -43,6 +44,8 @@ export interface AgentServiceOptions {
   log?: Logger;
   /** Test seam: how kafkajs opens broker connections (int tests cut this agent off alone). */
   socketFactory?: ISocketFactory;
+  /** Kafka TLS/SASL (src/lib/kafka-security.ts); default plaintext. */
+  kafkaSecurity?: KafkaSecurity;
 }
 
 export interface AgentService {
@@ -100,7 +103,10 @@ export async function startAgentService(opts: AgentServiceOptions): Promise<Agen
   const clock = opts.clock ?? systemClock;
   const bootId = new Date().toISOString();
 
-  const seam = opts.socketFactory === undefined ? {} : { socketFactory: opts.socketFactory };
+  const seam = {
+    ...(opts.socketFactory === undefined ? {} : { socketFactory: opts.socketFactory }),
+    ...opts.kafkaSecurity,
+  };
   const kafka = createKafka(config.brokers, `kseip-agent-${node}`, seam);
   const heartbeatKafka = createKafka(config.brokers, `kseip-agent-${node}-heartbeat`, {
     ...seam,

@@ -14,6 +14,7 @@ import {
   option,
   type ConfigOf,
 } from '../lib/config.ts';
+import { kafkaSecuritySpec } from '../lib/kafka-security.ts';
 import { DEFAULT_DATAPLANE_CONFIG } from './dataplane-model.ts';
 
 export const agentConfigSpec = {
@@ -31,6 +32,7 @@ export const agentConfigSpec = {
     required: true,
     doc: 'Kafka bootstrap brokers, host:port[,host:port...]',
   }),
+  ...kafkaSecuritySpec,
   netns: option<string | undefined>({
     flag: '--netns',
     env: 'KSEIP_NETNS',

@@ -4,11 +4,13 @@
 // flush acks, disconnect, and leave the dataplane as it is unless --uninstall.
 import { createLogger } from '../lib/log.ts';
 import { loadConfigOrExit } from '../lib/config.ts';
+import { loadKafkaSecurityOrExit } from '../lib/kafka-security.ts';
 import { agentConfigSpec, agentUsage, checkAgentConfig } from './config.ts';
 import { createDataplane } from './dataplane.ts';
 import { startAgentService } from './agent-service.ts';
 
 const config = loadConfigOrExit(agentConfigSpec, agentUsage, checkAgentConfig);
+const kafkaSecurity = loadKafkaSecurityOrExit(config);
 const log = createLogger('agent', { node: config.nodeName });
 log.info({ config }, 'starting');
 
@@ -26,7 +28,7 @@ const dataplane = createDataplane(
   log.child({ part: 'dataplane' }),
 );
 
-const service = await startAgentService({ config, dataplane, log });
+const service = await startAgentService({ config, dataplane, log, kafkaSecurity });
 log.info({ healthPort: service.healthPort }, 'agent running');
 
 let stopping = false;

@@ -9,6 +9,7 @@ import {
   option,
   type ConfigOf,
 } from '../lib/config.ts';
+import { kafkaSecuritySpec } from '../lib/kafka-security.ts';
 
 export const livenessConfigSpec = {
   brokers: option({
@@ -18,6 +19,7 @@ export const livenessConfigSpec = {
     required: true,
     doc: 'Kafka bootstrap brokers, host:port[,host:port...]',
   }),
+  ...kafkaSecuritySpec,
   lostAfterMs: option({
     flag: '--lost-after',
     env: 'KSEIP_LOST_AFTER',

@@ -11,17 +11,19 @@ import { loadConfigOrExit } from '../lib/config.ts';
 import { createDeadLetterSink } from '../lib/dead-letter.ts';
 import { startHealthServer } from '../lib/health.ts';
 import { createKafka } from '../lib/kafka.ts';
+import { loadKafkaSecurityOrExit } from '../lib/kafka-security.ts';
 import { createLeaderElector } from '../lib/leader-election.ts';
 import { createLogger } from '../lib/log.ts';
 import { checkLivenessConfig, livenessConfigSpec, livenessUsage } from './config.ts';
 import { createLiveness } from './liveness.ts';
 
 const config = loadConfigOrExit(livenessConfigSpec, livenessUsage, checkLivenessConfig);
+const kafkaSecurity = loadKafkaSecurityOrExit(config);
 const log = createLogger('liveness');
 const identity = config.identity ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`;
 log.info({ config, identity, topic: TOPICS.clusterEvents }, 'starting');
 
-const kafka = createKafka(config.brokers, 'kseip-liveness');
+const kafka = createKafka(config.brokers, 'kseip-liveness', kafkaSecurity);
 const deadLetterProducer = kafka.producer({ allowAutoTopicCreation: false });
 await deadLetterProducer.connect();
 

@@ -17,6 +17,7 @@ import {
 } from '../lib/config.ts';
 import { startHealthServer } from '../lib/health.ts';
 import { createKafka } from '../lib/kafka.ts';
+import { kafkaSecuritySpec, loadKafkaSecurityOrExit } from '../lib/kafka-security.ts';
 import { createLogger } from '../lib/log.ts';
 import { TOPICS } from '../events/topics.ts';
 import { createProjector, type CrashPoint } from './projector.ts';
@@ -36,6 +37,7 @@ const spec = {
     required: true,
     doc: 'Kafka bootstrap brokers',
   }),
+  ...kafkaSecuritySpec,
   clusterEventsTopic: option({
     flag: '--cluster-events-topic',
     codec: NonEmptyString,
@@ -122,11 +124,12 @@ const config = loadConfigOrExit(
   spec,
   'kseip-projector: folds cluster events into decisions and per-node rules',
 );
+const kafkaSecurity = loadKafkaSecurityOrExit(config);
 const log = createLogger('projector');
 const crash = config.crash;
 
 const projector = createProjector({
-  kafka: createKafka(config.brokers, `kseip-projector-${hostname()}-${process.pid}`),
+  kafka: createKafka(config.brokers, `kseip-projector-${hostname()}-${process.pid}`, kafkaSecurity),
   log,
   groupId: config.groupId,
   topics: {

@@ -17,6 +17,7 @@ import {
 } from '../lib/config.ts';
 import { startHealthServer } from '../lib/health.ts';
 import { createKafka } from '../lib/kafka.ts';
+import { kafkaSecuritySpec, loadKafkaSecurityOrExit } from '../lib/kafka-security.ts';
 import { createLogger } from '../lib/log.ts';
 import { createWatcher } from './watcher.ts';
 
@@ -35,6 +36,7 @@ const spec = {
     required: true,
     doc: 'Kafka bootstrap brokers',
   }),
+  ...kafkaSecuritySpec,
   topic: option({
     flag: '--topic',
     env: 'KSEIP_TOPIC',
@@ -136,6 +138,8 @@ const config = loadConfigOrExit(
     c.renewDeadlineMs >= c.leaseDurationMs ? ['--renew-deadline must be shorter than --lease-duration'] : [],
 );
 
+const kafkaSecurity = loadKafkaSecurityOrExit(config);
+
 const identity = `${config.identity || hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
 const log = createLogger('watcher', { identity });
 
@@ -145,7 +149,7 @@ else kubeConfig.loadFromDefault();
 
 const watcher = createWatcher({
   kubeConfig,
-  kafka: createKafka(config.brokers, `kseip-watcher-${identity}`),
+  kafka: createKafka(config.brokers, `kseip-watcher-${identity}`, kafkaSecurity),
   topic: config.topic,
   createTopic: config.createTopic,
   replicationFactor: config.replicationFactor,
