@@ -57,7 +57,7 @@ void test('given inconsistent settings, then every problem is named', () => {
   const c = configOf({ KSEIP_KAFKA_SECRET_DIR: '/s', KSEIP_KAFKA_SASL_MECHANISM: 'plain' });
   const out = computeKafkaSecurity(c, files({ '/s/tls.crt': 'CERT' }));
   assert.equal(out._tag, 'Left');
-  const problems = (out as { left: string[] }).left.join('\n');
+  const problems = (out as { left: readonly string[] }).left.join('\n');
   assert.match(problems, /tls\.crt and tls\.key go together/);
   assert.match(problems, /--kafka-sasl-username .* is required/);
   assert.match(problems, /sasl-password/);
