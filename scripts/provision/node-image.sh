@@ -26,7 +26,13 @@ npm_version=$(node -p "require('$NPM_DIR/package.json').version" 2>/dev/null || 
 
 SUITE=bookworm
 MIRROR=http://deb.debian.org/debian
-recipe=$(printf '%s\n' "minbase $SUITE ca-certificates node $node_version npm $npm_version v1" | sha256sum | cut -c1-12)
+# This machine reaches the registries through a TLS-inspecting proxy whose CA it trusts
+# (/usr/local/share/ca-certificates); the stand-in trusts the same CAs, or `npm ci` in the
+# Dockerfile fails with SELF_SIGNED_CERT_IN_CHAIN. The official image has no such CA, and needs none.
+EXTRA_CAS=(/usr/local/share/ca-certificates/*.crt)
+[ -e "${EXTRA_CAS[0]}" ] || EXTRA_CAS=()
+cas_hash=$( (cat /dev/null "${EXTRA_CAS[@]}") | sha256sum | cut -c1-12)
+recipe=$(printf '%s\n' "minbase $SUITE ca-certificates node $node_version npm $npm_version cas $cas_hash v2" | sha256sum | cut -c1-12)
 
 step_begin node-image "$TAG stand-in (debootstrap $SUITE + node $node_version + npm $npm_version)"
 if [ "$(docker image inspect -f '{{ index .Config.Labels "kseip.recipe" }}' "$TAG" 2>/dev/null)" = "$recipe" ]; then
@@ -70,19 +76,23 @@ rm -rf "$stage"
 # The `node` user (uid/gid 1000) and the environment of the official image.
 imported=kseip/node-rootfs:$recipe
 run_logged node-image-import docker import "$full_tar" "$imported"
-build() {
-  printf '%s\n' \
-    "FROM $imported" \
-    'RUN groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node' \
-    "ENV NODE_VERSION=${node_version#v} PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
-    "LABEL kseip.recipe=$recipe" \
-    'CMD ["node"]' |
-    DOCKER_BUILDKIT=0 docker build -t "$TAG" -
-}
+ctx=$WORK/context
+rm -rf "$ctx"
+mkdir -p "$ctx/cas"
+[ ${#EXTRA_CAS[@]} -eq 0 ] || cp "${EXTRA_CAS[@]}" "$ctx/cas/"
+printf '%s\n' \
+  "FROM $imported" \
+  'COPY cas/ /usr/local/share/ca-certificates/' \
+  'RUN update-ca-certificates >/dev/null && groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node' \
+  "ENV NODE_VERSION=${node_version#v} PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+  'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt' \
+  "LABEL kseip.recipe=$recipe" \
+  'CMD ["node"]' >"$ctx/Dockerfile"
+build() { DOCKER_BUILDKIT=0 docker build -t "$TAG" "$ctx"; }
 run_logged node-image-build build
 docker run --rm "$TAG" node -e 'process.exit(process.versions.node.startsWith("24.") ? 0 : 1)' ||
   die "$TAG does not run Node 24"
-rm -f "$full_tar"
+rm -rf "$full_tar" "$ctx"
 step_end "built"
 env_set NODE_BASE_IMAGE "$TAG"
 say "NODE_BASE_IMAGE=$TAG"
