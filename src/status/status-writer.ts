@@ -1,0 +1,359 @@
+// The status writer: reads kseip.decisions.v1, kseip.node-rules.v1 and kseip.node-status.v1 from
+// the beginning, folds them with the pure model (status-model.ts), and writes the result to the
+// status subresource of StaticEgressIP / ClusterStaticEgressIP, plus Kubernetes Events for
+// GatewayAssigned, GatewayFailedOver and ConflictDetected. Effectful: owns one Kafka consumer, the
+// policies' `.status` and the core/v1 Events it creates, nothing else. Status is never read back
+// as an input: the log alone decides it.
+//
+// - Start-up replays all three topics (their own consumer group per process, no commits: the fold
+//   needs the whole history anyway, like the projector's replay). Nothing is written until the
+//   fold has reached the high watermarks seen at start, so a restart writes each policy's current
+//   status once instead of replaying history into the API server.
+// - Bursts coalesce: inputs only mark policies dirty; every --min-interval the latest status of
+//   each dirty policy is written once (JSON merge patch on /status), skipped when equal to what
+//   this process last wrote. 404 means the policy is gone (deleted after the decision): ignored.
+//   Other errors keep the policy dirty for the next round.
+// - Events get a deterministic name (<policy>.kseip-<decision id>), so writing one twice after a
+//   restart is a 409 AlreadyExists, not a duplicate. Decisions older than --event-max-age (the API
+//   server's event TTL) are not turned into Events on replay: they would have expired already.
+import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  ApiException,
+  CoreV1Api,
+  CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+} from '@kubernetes/client-node';
+import { Counter, Gauge } from 'prom-client';
+import { decodeDecision } from '../events/decisions.ts';
+import { decodeNodeApplyStatus } from '../events/node-reports.ts';
+import { decodeNodeRules } from '../events/node-rules.ts';
+import type { PolicyRef } from '../events/decisions.ts';
+import type { DeadLetterSink } from '../lib/dead-letter.ts';
+import type { Logger } from '../lib/log.ts';
+import {
+  evolveStatus,
+  initialStatusState,
+  selectPolicyEvents,
+  selectPolicyStatus,
+  type PolicyEvent,
+  type StatusInput,
+} from './status-model.ts';
+
+const GROUP = 'staticegressips.nirmata.io';
+const VERSION = 'v1alpha1';
+const API_VERSION = `${GROUP}/${VERSION}`;
+const PLURAL = {
+  StaticEgressIP: 'staticegressips',
+  ClusterStaticEgressIP: 'clusterstaticegressips',
+} as const;
+/** Where Events about cluster-scoped policies go (as Kubernetes does for Nodes). */
+const CLUSTER_EVENTS_NAMESPACE = 'default';
+const EVENT_ATTEMPTS = 5;
+
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+const writes = new Counter({
+  name: 'kseip_status_writes_total',
+  help: 'Status writes by result: written, unchanged (skipped), gone (policy deleted, 404)',
+  labelNames: ['result'] as const,
+});
+const writeErrors = new Counter({
+  name: 'kseip_status_write_errors_total',
+  help: 'Status patches that failed (retried on the next round)',
+});
+const eventsTotal = new Counter({
+  name: 'kseip_status_events_total',
+  help: 'Kubernetes Events by result: created, duplicate (409), gone, failed',
+  labelNames: ['reason', 'result'] as const,
+});
+const lagRecords = new Gauge({
+  name: 'kseip_status_lag_records',
+  help: 'High watermark minus the next offset to fold, per input topic',
+  labelNames: ['topic'] as const,
+});
+const lagSeconds = new Gauge({
+  name: 'kseip_status_lag_seconds',
+  help: 'At the last status write: time since the newest folded input record was appended to the log',
+});
+const recordsTotal = new Counter({
+  name: 'kseip_status_records_total',
+  help: 'Input records folded, per topic',
+  labelNames: ['topic'] as const,
+});
+const deadLetters = new Counter({
+  name: 'kseip_status_dead_letters_total',
+  help: 'Input records that did not decode (sent to the dead-letter topic)',
+  labelNames: ['topic'] as const,
+});
+
+export interface StatusWriterTopics {
+  readonly decisions: string;
+  readonly nodeRules: string;
+  readonly nodeStatus: string;
+}
+
+export interface StatusWriterOptions {
+  kafka: Kafka;
+  kubeConfig: KubeConfig;
+  topics: StatusWriterTopics;
+  /** Minimum pause between two write rounds (the rate limit). */
+  minIntervalMs: number;
+  eventMaxAgeMs: number;
+  identity: string;
+  deadLetters: DeadLetterSink;
+  log: Logger;
+}
+
+export interface StatusWriter {
+  /** Consumes and writes until stop(); rejects only on a fatal consumer error. */
+  run(): Promise<void>;
+  /** Caught up with the log as it was at start. */
+  ready(): boolean;
+  stop(): Promise<void>;
+}
+
+const isApi = (err: unknown, code: number): boolean => err instanceof ApiException && err.code === code;
+
+/** kubectl-style event name: the object's name plus the decision id (dots and digits only). */
+export function renderEventName(e: PolicyEvent): string {
+  return `${e.policy.name}.kseip-${e.decisionId}`;
+}
+
+export function createStatusWriter(opts: StatusWriterOptions): StatusWriter {
+  const { log, topics } = opts;
+  const state = initialStatusState();
+  const dirty = new Set<string>();
+  const lastWritten = new Map<string, string>();
+  const pendingEvents: { event: PolicyEvent; attempts: number }[] = [];
+  const custom = opts.kubeConfig.makeApiClient(CustomObjectsApi);
+  const core = opts.kubeConfig.makeApiClient(CoreV1Api);
+  const targets = new Map<string, number>();
+  const next = new Map<string, number>();
+  let caughtUp = false;
+  let newestRecordMs = 0;
+  let stopping = false;
+  let consumer: Consumer | undefined;
+
+  function fold(
+    topic: string,
+    offset: string,
+    key: Buffer | null,
+    value: Buffer | null,
+    timestamp: string,
+  ): void {
+    const at = new Date(Number(timestamp)).toISOString();
+    let input: StatusInput;
+    const bad = (reason: string): void => {
+      deadLetters.inc({ topic });
+      opts.deadLetters.send({ sourceTopic: topic, partition: 0, offset, key, value, reason });
+    };
+    if (topic === topics.decisions) {
+      const d = decodeDecision(value);
+      if (d._tag === 'Left') return bad(d.left.reason);
+      input = { kind: 'decision', decision: d.right, at };
+      if (Date.now() - Number(timestamp) <= opts.eventMaxAgeMs)
+        for (const event of selectPolicyEvents(d.right, at)) pendingEvents.push({ event, attempts: 0 });
+    } else if (topic === topics.nodeRules) {
+      if (value === null) return; // a compaction tombstone: nothing to fold
+      const r = decodeNodeRules(value);
+      if (r._tag === 'Left') return bad(r.left.reason);
+      input = { kind: 'nodeRules', rules: r.right, at };
+    } else {
+      const a = decodeNodeApplyStatus(value);
+      if (a._tag === 'Left') return bad(a.left.reason);
+      input = { kind: 'ack', ack: a.right, at };
+    }
+    newestRecordMs = Math.max(newestRecordMs, Number(timestamp));
+    for (const k of evolveStatus(state, input).touched) dirty.add(k);
+  }
+
+  function checkCaughtUp(): void {
+    if (caughtUp) return;
+    for (const [topic, target] of targets) if ((next.get(topic) ?? 0) < target) return;
+    caughtUp = true;
+    log.info({ policies: state.policies.size }, 'caught up with the log; writing status');
+  }
+
+  async function eachBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch } = payload;
+    for (const m of batch.messages) {
+      if (stopping) return;
+      fold(batch.topic, m.offset, m.key, m.value, m.timestamp);
+      payload.resolveOffset(m.offset);
+      next.set(batch.topic, Number(m.offset) + 1);
+      recordsTotal.inc({ topic: batch.topic });
+    }
+    // The last offsets may be transaction markers (the projector writes transactionally), which
+    // are never delivered; lastOffset() counts them, so the end of the log is reachable.
+    if (!stopping)
+      next.set(batch.topic, Math.max(next.get(batch.topic) ?? 0, Number(batch.lastOffset()) + 1));
+    lagRecords.set(
+      { topic: batch.topic },
+      Math.max(0, Number(batch.highWatermark) - (next.get(batch.topic) ?? 0)),
+    );
+    checkCaughtUp();
+    await payload.heartbeat();
+  }
+
+  function ref(policy: PolicyRef): {
+    group: string;
+    version: string;
+    plural: string;
+    name: string;
+    namespace?: string;
+  } {
+    const base = { group: GROUP, version: VERSION, plural: PLURAL[policy.kind], name: policy.name };
+    return policy.namespace === undefined ? base : { ...base, namespace: policy.namespace };
+  }
+
+  async function writeStatus(key: string): Promise<void> {
+    const selected = selectPolicyStatus(state, key);
+    if (selected === undefined) return;
+    const body = JSON.stringify(selected.status);
+    if (lastWritten.get(key) === body) {
+      writes.inc({ result: 'unchanged' });
+      return;
+    }
+    const r = ref(selected.ref);
+    const patch = { status: selected.status };
+    try {
+      if (r.namespace === undefined)
+        await custom.patchClusterCustomObjectStatus({ ...r, body: patch }, mergePatch);
+      else
+        await custom.patchNamespacedCustomObjectStatus(
+          { ...r, namespace: r.namespace, body: patch },
+          mergePatch,
+        );
+      lastWritten.set(key, body);
+      writes.inc({ result: 'written' });
+      lagSeconds.set(Math.max(0, (Date.now() - newestRecordMs) / 1000));
+      log.debug({ policy: key }, 'status written');
+    } catch (err) {
+      if (isApi(err, 404)) {
+        // Deleted after the decision; a re-created policy gets a new decision (new generation).
+        lastWritten.set(key, body);
+        writes.inc({ result: 'gone' });
+        return;
+      }
+      writeErrors.inc();
+      dirty.add(key);
+      log.warn({ policy: key, err }, 'status write failed; retrying next round');
+    }
+  }
+
+  async function emitEvent(item: { event: PolicyEvent; attempts: number }): Promise<boolean> {
+    const e = item.event;
+    const r = ref(e.policy);
+    let uid: string | undefined;
+    try {
+      const obj = (
+        r.namespace === undefined
+          ? await custom.getClusterCustomObject(r)
+          : await custom.getNamespacedCustomObject({ ...r, namespace: r.namespace })
+      ) as { metadata?: { uid?: string } };
+      uid = obj.metadata?.uid;
+    } catch (err) {
+      if (isApi(err, 404)) {
+        eventsTotal.inc({ reason: e.reason, result: 'gone' });
+        return true;
+      }
+      throw err;
+    }
+    const namespace = e.policy.namespace ?? CLUSTER_EVENTS_NAMESPACE;
+    const at = new Date(e.at);
+    try {
+      await core.createNamespacedEvent({
+        namespace,
+        body: {
+          metadata: { name: renderEventName(e), namespace },
+          involvedObject: {
+            apiVersion: API_VERSION,
+            kind: e.policy.kind,
+            name: e.policy.name,
+            ...(e.policy.namespace === undefined ? {} : { namespace: e.policy.namespace }),
+            ...(uid === undefined ? {} : { uid }),
+          },
+          reason: e.reason,
+          message: e.message,
+          type: e.type,
+          count: 1,
+          firstTimestamp: at,
+          lastTimestamp: at,
+          source: { component: 'kseip-status-writer' },
+          reportingComponent: 'kseip-status-writer',
+          reportingInstance: opts.identity,
+        },
+      });
+      eventsTotal.inc({ reason: e.reason, result: 'created' });
+    } catch (err) {
+      if (!isApi(err, 409)) throw err;
+      eventsTotal.inc({ reason: e.reason, result: 'duplicate' });
+    }
+    return true;
+  }
+
+  async function round(): Promise<void> {
+    const keys = [...dirty].sort();
+    dirty.clear();
+    for (const key of keys) await writeStatus(key);
+    const events = pendingEvents.splice(0);
+    for (const item of events) {
+      try {
+        await emitEvent(item);
+      } catch (err) {
+        item.attempts++;
+        if (item.attempts < EVENT_ATTEMPTS) pendingEvents.push(item);
+        else eventsTotal.inc({ reason: item.event.reason, result: 'failed' });
+        log.warn(
+          { policy: item.event.policy, reason: item.event.reason, attempts: item.attempts, err },
+          item.attempts < EVENT_ATTEMPTS ? 'event not recorded; retrying' : 'event not recorded; giving up',
+        );
+      }
+    }
+  }
+
+  async function writeLoop(): Promise<void> {
+    while (!stopping) {
+      if (caughtUp && (dirty.size > 0 || pendingEvents.length > 0)) await round();
+      // The pause is the rate limit: everything that arrives meanwhile coalesces into one write.
+      await sleep(opts.minIntervalMs);
+    }
+  }
+
+  return {
+    async run() {
+      const admin = opts.kafka.admin();
+      await admin.connect();
+      try {
+        for (const topic of [topics.decisions, topics.nodeRules, topics.nodeStatus]) {
+          const offsets = await admin.fetchTopicOffsets(topic);
+          targets.set(topic, Math.max(0, ...offsets.map((o) => Number(o.high))));
+        }
+      } finally {
+        await admin.disconnect();
+      }
+      consumer = opts.kafka.consumer({
+        groupId: `kseip-status-writer-${randomUUID()}`,
+        sessionTimeout: 10_000,
+        heartbeatInterval: 1_000,
+      });
+      await consumer.connect();
+      await consumer.subscribe({
+        topics: [topics.decisions, topics.nodeRules, topics.nodeStatus],
+        fromBeginning: true,
+      });
+      checkCaughtUp();
+      await consumer.run({ autoCommit: false, eachBatch });
+      await writeLoop();
+    },
+    ready: () => caughtUp && !stopping,
+    async stop() {
+      stopping = true;
+      await consumer?.disconnect().catch((err: unknown) => log.warn({ err }, 'consumer disconnect failed'));
+    },
+  };
+}
