@@ -1,10 +1,18 @@
 // The `kseip` command line. Effectful entry point: builds the commander program from the command
 // modules under ./commands/ (one file per command group: events today; replay, audit, explain,
 // verify and export slot in the same way), runs it, and maps failures to exit codes:
-// 2 for usage errors, 1 for anything else, with the reason on stderr.
+// 2 for usage errors, 3 for a verify divergence, 4 for explain of an unknown pod, 1 for anything
+// else, with the reason on stderr (docs/cli.md).
 import { Command } from 'commander';
+import { registerAuditCommand } from './commands/audit.ts';
 import { registerEventsCommand } from './commands/events.ts';
+import { registerExplainCommand } from './commands/explain.ts';
+import { registerExportCommand } from './commands/export.ts';
+import { registerReplayCommand } from './commands/replay.ts';
+import { registerVerifyCommand } from './commands/verify.ts';
+import { registerWhatIfCommand } from './commands/what-if.ts';
 import { CliUsageError, processContext } from './context.ts';
+import { CliExit } from './commands/exit.ts';
 
 const program = new Command('kseip')
   .description('kube-static-egress-ip: read and check the event log')
@@ -17,6 +25,12 @@ const program = new Command('kseip')
   .exitOverride();
 
 registerEventsCommand(program, processContext);
+registerReplayCommand(program, processContext);
+registerAuditCommand(program, processContext);
+registerExplainCommand(program, processContext);
+registerVerifyCommand(program, processContext);
+registerWhatIfCommand(program, processContext);
+registerExportCommand(program, processContext);
 
 // A reader piped into `head` closes stdout early; that ends the command, it is no error.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -35,5 +49,7 @@ try {
     process.exit(code === 'commander.helpDisplayed' || code === 'commander.version' ? 0 : exitCode);
   }
   process.stderr.write(`kseip: ${err instanceof Error ? err.message : String(err)}\n`);
+  // A command that ends with a documented exit code (verify: 3, explain: 4; docs/cli.md).
+  if (err instanceof CliExit) process.exit(err.exitCode);
   process.exit(err instanceof CliUsageError ? 2 : 1);
 }

@@ -1,0 +1,121 @@
+// `kseip audit egress-ip|pod|failovers`: the egress history replayed from cluster-events
+// (core/history.ts). Effectful (reads the log, writes stdout); the answers are pure derivations.
+import type { Command } from 'commander';
+import { fail, type CliContext } from '../context.ts';
+import {
+  evolveHistory,
+  initialHistory,
+  selectIntervals,
+  type EgressInterval,
+  type HistoryFilter,
+} from '../core/history.ts';
+import { renderTable } from '../core/render.ts';
+import { parseTimeArg } from '../topic-records.ts';
+import { replayLog } from '../replay-log.ts';
+import { selectSource, withReadOptions, type ReadOptions } from './options.ts';
+
+interface WindowOptions extends ReadOptions {
+  at?: string;
+  since?: string;
+  to?: string;
+}
+
+function time(flag: string, text: string | undefined, now: number): number | undefined {
+  if (text === undefined) return undefined;
+  const t = parseTimeArg(text, now);
+  if (t._tag === 'Left') fail(`${flag}: ${t.left.reason}`);
+  return t.right;
+}
+
+async function history(program: Command, ctx: CliContext, opts: ReadOptions, filter: HistoryFilter) {
+  const h = initialHistory(filter);
+  const fold = await replayLog(selectSource(program, opts), ctx, {
+    onStep: (step, f) => evolveHistory(h, f, step),
+  });
+  return { h, fold };
+}
+
+export function renderIntervals(intervals: readonly EgressInterval[]): string {
+  return renderTable(
+    ['FROM', 'TO', 'POD', 'POD-IP', 'NODE', 'EGRESS-IP', 'GATEWAY', 'OFFSETS'],
+    intervals.map((iv) => [
+      iv.from.time,
+      iv.to?.time ?? '(now)',
+      iv.pod,
+      iv.podIP,
+      iv.node,
+      iv.egressIP,
+      iv.gateway || '(none: dropped)',
+      `${iv.from.offset}-${iv.to?.offset ?? ''}`,
+    ]),
+  );
+}
+
+const json = (value: unknown): string => `${JSON.stringify(value)}\n`;
+
+export function registerAuditCommand(program: Command, ctx: CliContext): void {
+  const audit = program
+    .command('audit')
+    .description('who left the cluster as which egress IP, when, through which gateway');
+  withReadOptions(
+    audit
+      .command('egress-ip')
+      .description('pods mapped to an egress IP, as intervals (at a time, in a window, or ever)')
+      .argument('<ip>', 'the egress IP')
+      .option('--at <time>', 'at this time (RFC 3339 or an age like 10m)')
+      .option('--since <time>', 'window start (also: --from <time>)')
+      .option('--to <time>', 'window end'),
+  )
+    // --from names the export file on every read command; here a --from that reads as a time
+    // (RFC 3339 or an age) is the window start instead, as the issue spells the window.
+    .action(async (ip: string, opts: WindowOptions) => {
+      const now = ctx.now();
+      let since = opts.since;
+      if (opts.from !== undefined && parseTimeArg(opts.from, now)._tag === 'Right') {
+        since = opts.from;
+        delete opts.from;
+      }
+      const at = time('--at', opts.at, now);
+      const from = at ?? time('--since', since, now) ?? -Infinity;
+      const to = at ?? time('--to', opts.to, now) ?? Infinity;
+      const { h } = await history(program, ctx, opts, { egressIP: ip });
+      const rows = selectIntervals(h, from, to);
+      ctx.write(opts.output === 'json' ? json({ egressIP: ip, intervals: rows }) : renderIntervals(rows));
+    });
+  withReadOptions(
+    audit
+      .command('pod')
+      .description("a pod's egress history: intervals, egress IPs, gateways")
+      .argument('<ns/name>', 'the pod'),
+  ).action(async (pod: string, opts: ReadOptions) => {
+    if (!/^[^/]+\/[^/]+$/.test(pod)) fail(`pod ${JSON.stringify(pod)}: expected namespace/name`);
+    const { h } = await history(program, ctx, opts, { pod });
+    ctx.write(opts.output === 'json' ? json({ pod, intervals: h.intervals }) : renderIntervals(h.intervals));
+  });
+  withReadOptions(
+    audit
+      .command('failovers')
+      .description('gateway changes: assignments, failovers (with reason) and releases')
+      .option('--ip <ip>', 'only this egress IP'),
+  ).action(async (opts: ReadOptions & { ip?: string }) => {
+    const { h } = await history(program, ctx, opts, opts.ip === undefined ? {} : { egressIP: opts.ip });
+    // History with an IP filter tracks only that IP's intervals; without one, only decisions matter.
+    const rows = h.gatewayDecisions;
+    if (opts.output === 'json') return ctx.write(json({ decisions: rows }));
+    ctx.write(
+      renderTable(
+        ['TIME', 'OFFSET', 'EGRESS-IP', 'TYPE', 'FROM', 'TO', 'REASON', 'STANDBYS'],
+        rows.map((d) => [
+          d.time,
+          String(d.offset),
+          d.egressIP,
+          d.type,
+          d.type === 'GatewayAssigned' ? d.previous || '-' : d.from,
+          d.type === 'GatewayAssigned' ? d.active : d.type === 'GatewayFailedOver' ? d.to : '-',
+          d.type === 'GatewayAssigned' ? '-' : d.reason,
+          d.standbys.join(',') || '-',
+        ]),
+      ),
+    );
+  });
+}
