@@ -12,9 +12,10 @@ import {
 import { renderTable } from '../core/render.ts';
 import { parseTimeArg } from '../topic-records.ts';
 import { replayLog } from '../replay-log.ts';
-import { selectSource, withReadOptions, type ReadOptions } from './options.ts';
+import { selectSource, splitFrom, withReadOptions, type ReadOptions } from './options.ts';
 
-interface WindowOptions extends ReadOptions {
+interface WindowOptions extends Omit<ReadOptions, 'from'> {
+  from?: string[];
   at?: string;
   since?: string;
   to?: string;
@@ -65,20 +66,22 @@ export function registerAuditCommand(program: Command, ctx: CliContext): void {
       .option('--at <time>', 'at this time (RFC 3339 or an age like 10m)')
       .option('--since <time>', 'window start (also: --from <time>)')
       .option('--to <time>', 'window end'),
+    true,
   )
     // --from names the export file on every read command; here a --from that reads as a time
     // (RFC 3339 or an age) is the window start instead, as the issue spells the window.
     .action(async (ip: string, opts: WindowOptions) => {
       const now = ctx.now();
-      let since = opts.since;
-      if (opts.from !== undefined && parseTimeArg(opts.from, now)._tag === 'Right') {
-        since = opts.from;
-        delete opts.from;
-      }
+      const split = splitFrom(opts.from, (v) => parseTimeArg(v, now)._tag === 'Right');
+      const since = split.time ?? opts.since;
       const at = time('--at', opts.at, now);
       const from = at ?? time('--since', since, now) ?? -Infinity;
       const to = at ?? time('--to', opts.to, now) ?? Infinity;
-      const { h } = await history(program, ctx, opts, { egressIP: ip });
+      const read: ReadOptions = {
+        output: opts.output,
+        ...(split.file === undefined ? {} : { from: split.file }),
+      };
+      const { h } = await history(program, ctx, read, { egressIP: ip });
       const rows = selectIntervals(h, from, to);
       ctx.write(opts.output === 'json' ? json({ egressIP: ip, intervals: rows }) : renderIntervals(rows));
     });
