@@ -48,16 +48,13 @@ export function parseChange(docs: readonly unknown[]): Either<WhatIfError, AnyPa
 
 /** The events as the current watcher leader would write them (its term, the log's last time). */
 export function computeChangeEvents(f: Fold, changes: readonly AnyParsed[]): ClusterEvent[] {
-  return changes.map(
-    (c, i) =>
-      ({
-        schema: CLUSTER_EVENTS_SCHEMA,
-        id: `what-if-${f.offset + 1 + i}`,
-        observedAt: f.time === '' ? new Date(0).toISOString() : f.time,
-        producer: { component: 'watcher', term: f.terms.get('watcher') ?? 0 },
-        ...c,
-      }),
-  );
+  return changes.map((c, i) => ({
+    schema: CLUSTER_EVENTS_SCHEMA,
+    id: `what-if-${f.offset + 1 + i}`,
+    observedAt: f.time === '' ? new Date(0).toISOString() : f.time,
+    producer: { component: 'watcher', term: f.terms.get('watcher') ?? 0 },
+    ...c,
+  }));
 }
 
 export interface Snapshot {
