@@ -215,10 +215,14 @@ export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: Datapla
         const plan = computeIpPlan(desired, current.state);
         const nftOps = computeNftTransaction(desired.nft, current.state.nft, resync);
         const changed = !isEmptyIpPlan(plan) || nftOps.length > 0;
-        if (changed) {
-          await applyPlan(plan, nftOps);
-          announce(plan.acquired);
-        }
+        if (changed) await applyPlan(plan, nftOps);
+        // Announced against the last state we know we applied, not the kernel just read: an
+        // attempt that failed after adding an egress IP left it on the uplink, and the retry
+        // that finishes the job must still announce it, or upstream keeps the old holder's MAC.
+        const heldBefore = egressIPs(applied?.state ?? current.state);
+        announce([
+          ...new Set([...plan.acquired, ...[...egressIPs(desired)].filter((ip) => !heldBefore.has(ip))]),
+        ]);
         applied = { state: desired, uplinkMtu: current.uplinkMtu };
         dirty = false;
         full = false;
@@ -233,6 +237,10 @@ export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: Datapla
       }
     }
     throw lastError;
+  }
+
+  function egressIPs(state: KernelState): Set<string> {
+    return new Set(state.addresses.filter((a) => a.kind === 'egress').map((a) => a.ip));
   }
 
   function desiredFrom(rules: NodeRules): (uplinkMtu: number) => KernelState {

@@ -143,6 +143,25 @@ void describe('dataplane rendering', () => {
     golden('failover.apply', renderChange(before, after));
   });
 
+  void it('a director that becomes its own gateway re-addresses the tunnel and drops no flushed neighbour', () => {
+    const before = stateOf(directorAndGateway);
+    const after = stateOf(
+      rules({
+        ...directorAndGateway,
+        steers: directorAndGateway.steers.map((s) =>
+          s.slot === 1 ? { ...s, gatewayIP: '192.0.2.1', gatewayNode: 'node-a' } : s,
+        ),
+        egressIPs: [...directorAndGateway.egressIPs, { slot: 1, egressIP: '198.51.100.11' }],
+      }),
+    );
+    const plan = computeIpPlan(after, before);
+    // The new MAC flushes the device's neighbours; deleting one again would fail with ENOENT.
+    assert.ok(plan.adds.some((l) => l.startsWith('link set dev kseip-v1 address')));
+    assert.ok(!plan.removes.some((l) => l.startsWith('neigh del')), plan.removes.join('\n'));
+    assert.deepEqual(plan.acquired, ['198.51.100.11']);
+    golden('director-becomes-gateway.apply', renderChange(before, after));
+  });
+
   void it('removal is the mirror of setup: add-nothing, remove everything, delete our table', () => {
     golden('removal.apply', renderChange(stateOf(directorAndGateway), EMPTY_KERNEL_STATE));
   });

@@ -94,12 +94,17 @@ export function computeIpPlan(desired: KernelState, current: KernelState): IpPla
 
   // Links that are (re)created lose every neighbour, fdb entry and route that used them.
   const fresh = new Set<string>();
+  // A link whose MAC changes keeps its routes but the kernel flushes its neighbour entries.
+  const newMac = new Set<string>();
   for (const d of desired.links) {
     const c = curLinks.get(d.name);
     if (c !== undefined && !needsRecreate(d, c)) {
       const changes: string[] = [];
       if (c.mtu !== d.mtu) changes.push(`mtu ${d.mtu}`);
-      if (c.mac !== d.mac) changes.push(`address ${d.mac}`);
+      if (c.mac !== d.mac) {
+        changes.push(`address ${d.mac}`);
+        newMac.add(d.name);
+      }
       if (!c.up) changes.push('up');
       if (changes.length > 0) adds.push(`link set dev ${d.name} ${changes.join(' ')}`);
       continue;
@@ -117,8 +122,9 @@ export function computeIpPlan(desired: KernelState, current: KernelState): IpPla
     (s) => fresh.has(devOfSysctl(s)) || curSysctls.get(s.key)?.value !== s.value,
   );
 
+  const neighbourSurvives = (dev: string): boolean => survives(dev) && !newMac.has(dev);
   const curNeigh = index(
-    current.neighbours.filter((n) => survives(n.dev)),
+    current.neighbours.filter((n) => neighbourSurvives(n.dev)),
     neighKey,
   );
   for (const d of desired.neighbours) {
@@ -168,7 +174,7 @@ export function computeIpPlan(desired: KernelState, current: KernelState): IpPla
   }
   const desiredNeigh = index(desired.neighbours, neighKey);
   for (const c of current.neighbours) {
-    if (!desiredNeigh.has(neighKey(c)) && survives(c.dev) && !linkGoes(c.dev)) {
+    if (!desiredNeigh.has(neighKey(c)) && neighbourSurvives(c.dev) && !linkGoes(c.dev)) {
       removes.push(`neigh del ${c.ip} dev ${c.dev}`);
     }
   }
