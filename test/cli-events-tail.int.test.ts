@@ -10,9 +10,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { Partitioners, type Kafka } from 'kafkajs';
 import type { ClusterEvent } from '../src/events/cluster-events.ts';
-import { createTopics, startKafka, type KafkaBroker } from '../src/devenv/kafka.ts';
+import { createTopics, startKafka, type KafkaBroker, kafkaClient } from '../src/devenv/kafka.ts';
 import { TOPICS } from '../src/events/topics.ts';
-import { quietKafka, waitFor } from './support/watcher-harness.ts';
+import { waitFor } from './support/watcher-harness.ts';
 
 const run = promisify(execFile);
 const root = path.resolve(import.meta.dirname, '..');
@@ -113,7 +113,7 @@ const log: { key: string; second: number; value: string }[] = [
 
 before(async () => {
   broker = await startKafka();
-  kafka = quietKafka(broker.brokers, 'cli-test');
+  kafka = kafkaClient(broker.brokers, 'cli-test');
   await createTopics(broker.brokers, [{ topic: TOPICS.clusterEvents, config: { 'retention.ms': '-1' } }]);
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();

@@ -24,7 +24,7 @@ import { parse as parseYaml } from 'yaml';
 import type { ClusterEvent } from '../src/events/cluster-events.ts';
 import { topicSpecs, TOPICS } from '../src/events/topics.ts';
 import { startApiServer, type ApiServer } from '../src/devenv/apiserver.ts';
-import { startKafka, type KafkaBroker } from '../src/devenv/kafka.ts';
+import { startKafka, type KafkaBroker, kafkaClient } from '../src/devenv/kafka.ts';
 import { eventKey } from '../src/watcher/envelope.ts';
 import { watchedKinds } from '../src/watcher/kinds.ts';
 import { createWatcher } from '../src/watcher/watcher.ts';
@@ -34,7 +34,6 @@ import {
   foldClusterEvents,
   followTopic,
   killAllWatcherProcesses,
-  quietKafka,
   selectApiServerState,
   selectProjectionView,
   startWatcherProcess,
@@ -70,7 +69,7 @@ before(async () => {
     '--timeout=60s',
   ]);
   assert.equal(established.code, 0, established.stderr);
-  kafka = quietKafka(broker.brokers, 'watcher-int-test');
+  kafka = kafkaClient(broker.brokers, 'watcher-int-test');
   core = api.kubeConfig.makeApiClient(CoreV1Api);
   discovery = api.kubeConfig.makeApiClient(DiscoveryV1Api);
   custom = api.kubeConfig.makeApiClient(CustomObjectsApi);
@@ -685,7 +684,7 @@ void describe('watcher against a real API server and Kafka', { timeout: 900_000 
     let stalled = false;
     const watcher = createWatcher({
       kubeConfig: api.kubeConfig,
-      kafka: quietKafka(broker.brokers, 'watcher-watchdog'),
+      kafka: kafkaClient(broker.brokers, 'watcher-watchdog'),
       topic,
       identity: `watchdog-${process.pid}`,
       lease: {

@@ -1,8 +1,8 @@
 // A real single-node Kafka broker (KRaft) for tests and the demo, started with testcontainers
 // from the image scripts/provision/kafka.sh built (tools/kafka). Effectful: owns exactly the
 // one container it starts (stop/restart/pause touch only that container, by its id) and the
-// two loopback ports it picked. Also the project's one place that configures kafkajs clients
-// for the dev environment: kafkaClient() routes kafkajs' own logger into pino.
+// two loopback ports it picked.kafkaClient() is the
+// dev environment's quiet kafkajs client.
 //
 // Why host networking: kafkajs connects to the advertised listener it reads from metadata, so
 // the broker must advertise an address the test process can reach. With host networking the
@@ -11,10 +11,10 @@
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
-import { Kafka, logLevel, type Admin, type ITopicConfig, type LogEntry, type logCreator } from 'kafkajs';
+import type { Admin, ITopicConfig, Kafka } from 'kafkajs';
 import { pino, type Logger } from 'pino';
 import { GenericContainer, Wait, getContainerRuntimeClient, type StartedTestContainer } from 'testcontainers';
-import '../lib/kafkajs-idle-timer-fix.ts';
+import { createKafka } from '../lib/kafka.ts';
 import { requireArtifact } from './artifacts.ts';
 
 // testcontainers' reaper (Ryuk) is an image that cannot be pulled here; every caller stops its
@@ -285,8 +285,8 @@ export interface KafkaClientOptions {
 }
 
 /**
- * A kafkajs client whose own logging goes into pino as structured fields. kafkajs logs routine
- * events (rebalances, retried requests, coordinator moves) at ERROR, which would bury test
+ * A kafkajs client for tests and the demo (src/lib/kafka.ts with short connection timeouts).
+ * kafkajs logs routine events (rebalances, coordinator moves) at ERROR, which would bury test
  * output, so by default it is silent; pass a pino logger (or set KSEIP_KAFKAJS_LOG_LEVEL) to
  * see it.
  */
@@ -294,46 +294,11 @@ export function kafkaClient(brokers: string[], clientId: string, opts: KafkaClie
   const log =
     opts.log?.child({ component: 'kafkajs' }) ??
     pino({ name: 'kafkajs', level: process.env.KSEIP_KAFKAJS_LOG_LEVEL ?? 'silent' }, pino.destination(2));
-  return new Kafka({
-    clientId,
-    brokers,
+  return createKafka(brokers, clientId, {
+    log,
     connectionTimeout: opts.connectionTimeout ?? 3_000,
     requestTimeout: opts.requestTimeout ?? 30_000,
-    logLevel: kafkajsLevel(log),
-    logCreator: pinoLogCreator(log),
   });
-}
-
-function kafkajsLevel(log: Logger): logLevel {
-  if (log.isLevelEnabled('debug')) return logLevel.DEBUG;
-  if (log.isLevelEnabled('info')) return logLevel.INFO;
-  if (log.isLevelEnabled('warn')) return logLevel.WARN;
-  if (log.isLevelEnabled('error')) return logLevel.ERROR;
-  return logLevel.NOTHING;
-}
-
-function pinoLogCreator(log: Logger): logCreator {
-  return () =>
-    ({ namespace, level, log: entry }: LogEntry) => {
-      const { message, timestamp: _ts, logger: _logger, ...fields } = entry;
-      const obj = { namespace, ...fields };
-      switch (level) {
-        case logLevel.ERROR:
-          log.error(obj, message);
-          break;
-        case logLevel.WARN:
-          log.warn(obj, message);
-          break;
-        case logLevel.INFO:
-          log.info(obj, message);
-          break;
-        case logLevel.DEBUG:
-          log.debug(obj, message);
-          break;
-        case logLevel.NOTHING:
-          break;
-      }
-    };
 }
 
 // ----- topics -----------------------------------------------------------------------------

@@ -1,26 +1,44 @@
-// kafkajs client construction in one place: brokers, client id, and kafkajs' own log lines routed
-// into pino with structured fields. Effectful (creates clients; no connection until used).
+// kafkajs client construction in one place: brokers, client id, retries, the idle-timer fix, and
+// kafkajs' own log lines routed into pino with structured fields. Effectful (creates clients; no
+// connection until used).
 import './kafkajs-idle-timer-fix.ts';
 import { Kafka, logLevel, type KafkaConfig, type logCreator } from 'kafkajs';
-import { createLogger } from './log.ts';
+import { createLogger, type Logger } from './log.ts';
 
-const kafkaLog = createLogger('kafkajs');
+export interface CreateKafkaOptions extends Partial<KafkaConfig> {
+  /** Where kafkajs' log lines go (default: component "kafkajs"). Its level caps kafkajs' level. */
+  readonly log?: Logger;
+}
 
-const pinoLogCreator: logCreator = () => (entry) => {
-  const { message, ...fields } = entry.log;
-  const record = { namespace: entry.namespace, ...fields };
-  if (entry.level === logLevel.ERROR) kafkaLog.error(record, message);
-  else if (entry.level === logLevel.WARN) kafkaLog.warn(record, message);
-  else kafkaLog.debug(record, message);
-};
+/**
+ * kafkajs' own level from the pino logger's, so kafkajs does not build lines pino drops. Its
+ * INFO lines are routine (rebalances, retried requests) and only show at debug.
+ */
+function kafkajsLevel(log: Logger): logLevel {
+  if (log.isLevelEnabled('debug')) return logLevel.DEBUG;
+  if (log.isLevelEnabled('warn')) return logLevel.WARN;
+  if (log.isLevelEnabled('error')) return logLevel.ERROR;
+  return logLevel.NOTHING;
+}
 
-export function createKafka(brokers: string[], clientId: string, extra: Partial<KafkaConfig> = {}): Kafka {
+function pinoLogCreator(log: Logger): logCreator {
+  return () => (entry) => {
+    const { message, timestamp: _timestamp, logger: _logger, ...fields } = entry.log;
+    const record = { namespace: entry.namespace, ...fields };
+    if (entry.level === logLevel.ERROR) log.error(record, message);
+    else if (entry.level === logLevel.WARN) log.warn(record, message);
+    else log.debug(record, message);
+  };
+}
+
+export function createKafka(brokers: string[], clientId: string, options: CreateKafkaOptions = {}): Kafka {
+  const { log = createLogger('kafkajs'), ...config } = options;
   return new Kafka({
     brokers,
     clientId,
-    logLevel: logLevel.WARN,
-    logCreator: pinoLogCreator,
+    logLevel: kafkajsLevel(log),
+    logCreator: pinoLogCreator(log),
     retry: { initialRetryTime: 100, retries: 8 },
-    ...extra,
+    ...config,
   });
 }

@@ -4,15 +4,14 @@
 // fold itself (foldClusterEvents) is pure.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { logLevel, type Kafka } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
+import { freePort } from '../../src/devenv/free-port.ts';
 import { decodeClusterEvent, type ClusterEvent } from '../../src/events/cluster-events.ts';
 import { readTopic } from '../../src/cli/read-topic.ts';
-import { createKafka } from '../../src/lib/kafka.ts';
 import { eventKey } from '../../src/watcher/envelope.ts';
 import { listAll } from '../../src/watcher/informer.ts';
 import { watchedKinds } from '../../src/watcher/kinds.ts';
@@ -20,11 +19,9 @@ import { canonicalJson } from '../../src/watcher/parse.ts';
 import { evolveClusterView } from '../../src/projections/cluster-view.ts';
 import { initialState } from '../../src/projections/model.ts';
 
-const root = path.resolve(import.meta.dirname, '../..');
+export { freePort };
 
-export function quietKafka(brokers: string[], clientId: string): Kafka {
-  return createKafka(brokers, clientId, { logLevel: logLevel.NOTHING });
-}
+const root = path.resolve(import.meta.dirname, '../..');
 
 export async function waitFor<T>(
   what: string,
@@ -43,14 +40,6 @@ export async function waitFor<T>(
     }
     await sleep(100);
   }
-}
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 // ---- the watcher as a child process ---------------------------------------------------------------

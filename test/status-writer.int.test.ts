@@ -1,0 +1,342 @@
+// The status writer (src/status/) end to end against a real kube-apiserver and a real Kafka broker,
+// with the real watcher, projector and liveness as child processes (src/devenv/control-plane.ts).
+// The test plays the nodes' agents: it heartbeats for two nodes (so liveness declares them back)
+// and acks every node-rules record as an agent that applied it would. Given the CRDs, a pool and
+// the seed manifest (documentation IPs), then `kubectl get seip` shows the egress IP, the gateway
+// and Ready=True, and `kubectl describe` shows the conditions and a GatewayAssigned Event. A
+// second policy claiming the same egress IP gets Conflict=True and a ConflictDetected Event,
+// while the first stays Ready.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import type { Consumer, Kafka, Producer } from 'kafkajs';
+import { startApiServer, type ApiServer } from '../src/devenv/apiserver.ts';
+import { createTopics, startKafka, type KafkaBroker, kafkaClient } from '../src/devenv/kafka.ts';
+import { decodeNodeRules } from '../src/events/node-rules.ts';
+import type { Heartbeat, NodeApplyStatus } from '../src/events/node-reports.ts';
+import { TOPICS, topicSpecs } from '../src/events/topics.ts';
+import { startControlPlane, type ControlPlane } from '../src/devenv/control-plane.ts';
+import { waitFor } from './support/watcher-harness.ts';
+
+const EGRESS_IP = '198.51.100.10';
+const NODES = [
+  { name: 'node-a', ip: '192.0.2.11', pod: 'frontend-a', podIP: '192.0.2.101' },
+  { name: 'node-b', ip: '192.0.2.12', pod: 'frontend-b', podIP: '192.0.2.102' },
+];
+
+let api: ApiServer;
+let broker: KafkaBroker;
+let kafka: Kafka;
+let producer: Producer;
+let agentConsumer: Consumer | undefined;
+let plane: ControlPlane | undefined;
+let heartbeatTimer: NodeJS.Timeout | undefined;
+const acked: NodeApplyStatus[] = [];
+
+async function kubectl(args: readonly string[], stdin?: string): Promise<string> {
+  const r = await api.kubectl(args, stdin);
+  assert.equal(r.code, 0, `kubectl ${args.join(' ')} failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+interface Cond {
+  type: string;
+  status: string;
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+}
+interface PolicyJson {
+  status?: {
+    egressIPs?: string;
+    activeGateways?: string;
+    observedGeneration?: number;
+    rules?: { activeGateway?: string; programmedNodes?: number; selectedNodes?: number }[];
+    conditions?: Cond[];
+  };
+}
+
+async function getPolicy(name: string): Promise<PolicyJson> {
+  return JSON.parse(await kubectl(['get', 'seip', name, '-n', 'default', '-o', 'json'])) as PolicyJson;
+}
+const conditionOf = (p: PolicyJson, type: string): Cond | undefined =>
+  p.status?.conditions?.find((c) => c.type === type);
+
+const diagnostics = (): string => plane?.describe() ?? '(control plane not started)';
+
+before(async () => {
+  [api, broker] = await Promise.all([startApiServer(), startKafka()]);
+  await createTopics(
+    broker.brokers,
+    topicSpecs().map((s) => ({
+      topic: s.topic,
+      config: Object.fromEntries((s.configEntries ?? []).map((e) => [e.name, e.value])),
+    })),
+  );
+  await kubectl(['apply', '-k', path.resolve(import.meta.dirname, '../k8s/crds')]);
+  await kubectl(['wait', '--for=condition=Established', 'crd', '--all', '--timeout=60s']);
+
+  // The cluster the policies talk about: two Ready nodes with InternalIPs, a Service, its pods.
+  for (const n of NODES) {
+    await kubectl(
+      ['apply', '-f', '-'],
+      JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: n.name } }),
+    );
+    await kubectl([
+      'patch',
+      'node',
+      n.name,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({
+        status: {
+          addresses: [{ type: 'InternalIP', address: n.ip }],
+          conditions: [
+            {
+              type: 'Ready',
+              status: 'True',
+              reason: 'KubeletReady',
+              message: 'test node',
+              lastHeartbeatTime: new Date().toISOString(),
+              lastTransitionTime: new Date().toISOString(),
+            },
+          ],
+        },
+      }),
+    ]);
+  }
+  await kubectl(
+    ['apply', '-f', '-'],
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'frontend', namespace: 'default' },
+      spec: { selector: { app: 'frontend' }, ports: [{ port: 80 }] },
+    }),
+  );
+  for (const n of NODES) {
+    await kubectl(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: n.pod, namespace: 'default', labels: { app: 'frontend' } },
+        spec: { nodeName: n.name, containers: [{ name: 'web', image: 'registry.invalid/web:1' }] },
+      }),
+    );
+    await kubectl([
+      'patch',
+      'pod',
+      n.pod,
+      '-n',
+      'default',
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({
+        status: {
+          phase: 'Running',
+          podIP: n.podIP,
+          podIPs: [{ ip: n.podIP }],
+          conditions: [{ type: 'Ready', status: 'True' }],
+        },
+      }),
+    ]);
+  }
+
+  kafka = kafkaClient(broker.brokers, 'status-writer-int');
+  producer = kafka.producer();
+  await producer.connect();
+
+  plane = await startControlPlane({
+    kubeconfigPath: api.kubeconfigPath,
+    brokers: broker.brokers,
+    leaseSuffix: String(process.pid),
+    // Heartbeats come from this test on a busy machine: generous liveness, no start-up seeding.
+    lostAfter: '5s',
+    extraArgs: { liveness: ['--blind-after', '2s', '--tick', '100ms', '--seed-window', '0'] },
+  });
+
+  // The agents' part: heartbeats (so liveness writes NodeBack), and an ok ack for every
+  // node-rules record, as an agent that applied it reports on kseip.node-status.v1.
+  const bootId = new Date().toISOString();
+  let seq = 0;
+  heartbeatTimer = setInterval(() => {
+    seq++;
+    const messages = NODES.map((n) => {
+      const hb: Heartbeat = { node: n.name, sentAt: new Date().toISOString(), seq, bootId };
+      return { key: n.name, value: JSON.stringify(hb) };
+    });
+    producer.send({ topic: TOPICS.heartbeats, messages }).catch(() => undefined);
+  }, 200);
+  agentConsumer = kafka.consumer({ groupId: `agents-${randomUUID()}`, maxWaitTimeInMs: 100 });
+  await agentConsumer.connect();
+  await agentConsumer.subscribe({ topic: TOPICS.nodeRules, fromBeginning: true });
+  await agentConsumer.run({
+    eachMessage: async ({ message }) => {
+      const rules = decodeNodeRules(message.value);
+      if (rules._tag === 'Left')
+        throw new Error(`projector wrote undecodable node rules: ${rules.left.reason}`);
+      const ack: NodeApplyStatus = {
+        node: rules.right.node,
+        generation: rules.right.generation,
+        ok: true,
+        appliedAt: new Date().toISOString(),
+        durationMs: 1,
+        unchanged: false,
+        reason: 'update',
+      };
+      acked.push(ack);
+      await producer.send({
+        topic: TOPICS.nodeStatus,
+        messages: [{ key: ack.node, value: JSON.stringify(ack) }],
+      });
+    },
+  });
+
+  await waitFor(
+    'every control-plane process to be ready',
+    async () => {
+      for (const p of plane!.components.values()) if (!(await p.ready())) return false;
+      return true;
+    },
+    120_000,
+    diagnostics,
+  );
+});
+
+after(async () => {
+  if (heartbeatTimer !== undefined) clearInterval(heartbeatTimer);
+  await agentConsumer?.disconnect().catch(() => undefined);
+  await plane?.stop().catch(() => undefined);
+  await producer?.disconnect().catch(() => undefined);
+  await Promise.all([api?.stop(), broker?.stop()]);
+});
+
+void describe('status writer against a real API server and Kafka', () => {
+  void test('the seed manifest gets its gateway, Ready=True, conditions and a GatewayAssigned Event', async () => {
+    await kubectl(
+      ['apply', '-f', '-'],
+      `apiVersion: staticegressips.nirmata.io/v1alpha1
+kind: StaticEgressIPPool
+metadata: {name: seed}
+spec:
+  addresses: [${EGRESS_IP}/32]
+`,
+    );
+    // The seed project's manifest, unchanged except for documentation-range addresses.
+    await kubectl(
+      ['apply', '-f', '-'],
+      `apiVersion: staticegressips.nirmata.io/v1alpha1
+kind: StaticEgressIP
+metadata: {name: eip, namespace: default}
+spec:
+  rules:
+  - egressip: ${EGRESS_IP}
+    service-name: frontend
+    cidr: 203.0.113.10/32
+`,
+    );
+    const ready = await waitFor(
+      'eip to be Ready',
+      async () => {
+        const p = await getPolicy('eip');
+        return conditionOf(p, 'Ready')?.status === 'True' ? p : undefined;
+      },
+      120_000,
+      () => `${diagnostics()}\nacks: ${JSON.stringify(acked.slice(-6))}`,
+    );
+    const gateway = ready.status?.rules?.[0]?.activeGateway ?? '';
+    assert.ok(
+      NODES.some((n) => n.name === gateway),
+      `active gateway ${gateway} is one of the nodes`,
+    );
+    assert.equal(ready.status?.egressIPs, EGRESS_IP);
+    assert.equal(ready.status?.activeGateways, gateway);
+    assert.equal(ready.status?.observedGeneration, 1);
+    assert.equal(ready.status?.rules?.[0]?.selectedNodes, 2);
+    assert.equal(ready.status?.rules?.[0]?.programmedNodes, 3, 'two directors and the gateway');
+    for (const [type, status] of [
+      ['Accepted', 'True'],
+      ['Assigned', 'True'],
+      ['Programmed', 'True'],
+      ['Conflict', 'False'],
+    ] as const)
+      assert.equal(conditionOf(ready, type)?.status, status, `${type} is ${status}`);
+
+    const table = await kubectl(['get', 'seip', '-n', 'default']);
+    const row = table.split('\n').find((l) => l.startsWith('eip '));
+    assert.ok(row !== undefined, table);
+    assert.match(
+      row,
+      new RegExp(`^eip\\s+${EGRESS_IP.replaceAll('.', '\\.')}\\s+${gateway}\\s+True\\s`),
+      table,
+    );
+
+    const described = await waitFor(
+      'kubectl describe to show the GatewayAssigned Event',
+      async () => {
+        const text = await kubectl(['describe', 'seip', 'eip', '-n', 'default']);
+        return /GatewayAssigned/.test(text) && /Events:/.test(text) && text.includes(`now held by ${gateway}`)
+          ? text
+          : undefined;
+      },
+      60_000,
+      diagnostics,
+    );
+    for (const type of ['Accepted', 'Assigned', 'Programmed', 'Conflict', 'Ready'])
+      assert.match(described, new RegExp(`Type:\\s+${type}`), described);
+    assert.ok(
+      (await plane!.component('status-writer').metric('kseip_status_writes_total', '{result="written"}'))! >=
+        1,
+    );
+  });
+
+  void test('a second policy with the same egress IP shows Conflict, and the first stays Ready', async () => {
+    await kubectl(
+      ['apply', '-f', '-'],
+      `apiVersion: staticegressips.nirmata.io/v1alpha1
+kind: StaticEgressIP
+metadata: {name: eip-again, namespace: default}
+spec:
+  rules:
+  - egressip: ${EGRESS_IP}
+    service-name: frontend
+    cidr: 203.0.113.10/32
+`,
+    );
+    const loser = await waitFor(
+      'eip-again to show Conflict=True',
+      async () => {
+        const p = await getPolicy('eip-again');
+        return conditionOf(p, 'Conflict')?.status === 'True' ? p : undefined;
+      },
+      120_000,
+      diagnostics,
+    );
+    assert.equal(conditionOf(loser, 'Conflict')?.reason, 'EgressIPClaimed');
+    assert.match(conditionOf(loser, 'Conflict')?.message ?? '', /default\/eip#0/);
+    assert.equal(conditionOf(loser, 'Ready')?.status, 'False');
+    assert.equal(conditionOf(loser, 'Assigned')?.reason, 'ConflictLost');
+
+    const winner = await getPolicy('eip');
+    assert.equal(conditionOf(winner, 'Ready')?.status, 'True', JSON.stringify(winner.status));
+    assert.equal(conditionOf(winner, 'Conflict')?.status, 'False');
+
+    const table = await kubectl(['get', 'seip', '-n', 'default']);
+    assert.match(table, /^eip-again\s+198\.51\.100\.10\s+<none>\s+False\s/m, table);
+    assert.match(table, /^eip\s+198\.51\.100\.10\s+node-[ab]\s+True\s/m, table);
+
+    await waitFor(
+      'kubectl describe to show the ConflictDetected Event',
+      async () => {
+        const text = await kubectl(['describe', 'seip', 'eip-again', '-n', 'default']);
+        return /ConflictDetected/.test(text) && /Reason:\s+EgressIPClaimed/.test(text) ? text : undefined;
+      },
+      60_000,
+      diagnostics,
+    );
+  });
+});
