@@ -64,7 +64,7 @@ async function main(): Promise<void> {
   let t = performance.now();
   const work = await addSeedWorkload(s);
   step(
-    'Service frontend, pods frontend-1 (node-1), frontend-2 (node-2), backend-1 (node-1)',
+    'Service frontend, pods frontend-1 (node1), frontend-2 (node2), backend-1 (node1)',
     performance.now() - t,
   );
 

@@ -322,7 +322,9 @@ export async function measureFailover(
   const probes: Promise<void>[] = [];
   const probeLoop = (async () => {
     while (!stop) {
-      if (inFlight < 12) {
+      // Probes stuck in the outage wait out their timeout; the cap must leave room for new ones
+      // every 20 ms meanwhile, or the measured gap is the probe timeout, not the failover.
+      if (inFlight < 150) {
         const tag = `${runTag}-${sent++}`;
         inFlight++;
         probes.push(
@@ -341,9 +343,12 @@ export async function measureFailover(
     }
   })();
   await sleep(600);
+  // A node dies all at once: its uplink and its agent (heartbeats) together. Once killNode has
+  // resolved the old gateway is off the network, so every later reply came via the new one.
+  const agentKilled = stack.controlPlane.killAgent(oldGateway.name);
   await cluster.killNode(oldGateway.name);
-  await stack.controlPlane.killAgent(oldGateway.name);
   const killedAt = Date.now();
+  await agentKilled;
   killed = true;
   const deadline = Date.now() + 20_000;
   while (answeredAfterKill < 10 && Date.now() < deadline) await sleep(50);

@@ -47,6 +47,7 @@ function applyChange(state: State, change: ViewChange): void {
     case 'Node':
       return applyNodeChange(state, change.name, change.before);
     case 'Liveness':
+      markPoliciesOnNode(state, change.name);
       return updateEligibility(state, change.name);
     case 'Service':
       return applyServiceChange(state, change);
@@ -62,6 +63,13 @@ function applyChange(state: State, change: ViewChange): void {
       const _exhaustive: never = change;
       return _exhaustive;
     }
+  }
+}
+
+/** Policies with selected pods on the node: their selectedNodes counts only live nodes. */
+function markPoliciesOnNode(state: State, node: string): void {
+  for (const policy of state.policies.values()) {
+    if (policy.rules.some((r) => r.nodeCounts.has(node))) state.dirty.policies.add(policy);
   }
 }
 

@@ -80,7 +80,9 @@ export function computeRuleStatus(state: State, rule: RuleRec): RuleStatus {
     standbys: active !== '' && ip !== undefined ? ip.emitted.standbys : [],
     selectedPods: rule.selected.size,
     unprogrammablePods: rule.unprogrammable,
-    selectedNodes: rule.nodeCounts.size,
+    // A node declared lost cannot send anything, so it is not waited for: Programmed and Ready
+    // describe the traffic that can flow. It programs its rules when it is back.
+    selectedNodes: [...rule.nodeCounts.keys()].filter((node) => state.liveness.get(node) !== false).length,
     conditions: ruleConditions(state, rule),
   };
 }

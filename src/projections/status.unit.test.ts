@@ -69,4 +69,21 @@ void describe('policy status', () => {
     assert.equal(accepted?.reason, 'NoPoolCoversIP');
     assert.match(accepted?.message ?? '', /^rule 1: .*192\.0\.2\.77/);
   });
+
+  void it('given pods on two nodes, when one node is lost, then selectedNodes counts only the live one, and again both when it is back', () => {
+    const ev = events();
+    const s = new Scenario().given(
+      ev.pool('pool'),
+      healthyNode(ev, 'node-1'),
+      healthyNode(ev, 'node-2'),
+      ev.pod('default', 'a', { labels: { app: 'fe' }, ip: '10.0.1.1', node: 'node-1' }),
+      ev.pod('default', 'b', { labels: { app: 'fe' }, ip: '10.0.2.1', node: 'node-2' }),
+      ev.policy('default', 'eip', [rule({ podSelector: { app: 'fe' } })]),
+    );
+    assert.equal(s.status('default/eip')?.rules[0]?.selectedNodes, 2);
+    s.when(ev.nodeLost('node-2'));
+    assert.equal(s.status('default/eip')?.rules[0]?.selectedNodes, 1);
+    s.when(ev.nodeBack('node-2'));
+    assert.equal(s.status('default/eip')?.rules[0]?.selectedNodes, 2);
+  });
 });
