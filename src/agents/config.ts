@@ -109,9 +109,12 @@ export const agentConfigSpec = {
     default: 5_000,
     doc: 'how often the kernel is compared with the desired state; a difference is repaired by a full apply',
   }),
+  // The key stays metricsPort for existing callers; the flag is --health-port like every other
+  // component's, and the old spellings keep working.
   metricsPort: option({
-    flag: '--metrics-port',
-    env: 'KSEIP_METRICS_PORT',
+    flag: '--health-port',
+    env: 'KSEIP_HEALTH_PORT',
+    aliases: [{ flag: '--metrics-port', env: 'KSEIP_METRICS_PORT' }],
     codec: intFromString(0, 65535),
     default: 9464,
     doc: '/healthz, /readyz and /metrics port (0 picks a free one)',

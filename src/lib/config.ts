@@ -1,6 +1,7 @@
 // Configuration parsing shared by every component: one spec per component lists its options, each
 // with a command-line flag, an optional environment variable, an io-ts codec that decodes the raw
 // string, a default (absent = required) and a one-line doc. Flags win over env, env over defaults.
+// A renamed option keeps its old spellings as deprecated aliases (a warning, never a break).
 //
 // Pure core (parseConfig, renderHelp, the string codecs) returns Either with a ConfigError that
 // names every bad option at once; loadConfigOrExit is the one effectful edge: it prints the
@@ -23,6 +24,17 @@ export interface Option<A> {
   /** A bare `--flag` means "true" (only for boolean options). */
   readonly boolean?: boolean;
   readonly doc: string;
+  /**
+   * Deprecated spellings still accepted, so that renaming an option breaks no Deployment. The
+   * primary flag wins over an alias flag, any flag over any env variable, and the primary env
+   * over an alias env; an alias that disagrees with the primary at the same level is a problem.
+   */
+  readonly aliases?: readonly Alias[];
+}
+
+export interface Alias {
+  readonly flag: string;
+  readonly env?: string;
 }
 
 export type Spec = Record<string, Option<unknown>>;
@@ -45,13 +57,23 @@ export function option<A>(o: Option<A>): Option<A> {
 }
 
 function describeSource(o: Option<unknown>): string {
-  return o.env === undefined ? o.flag : `${o.flag} (env ${o.env})`;
+  const primary = o.env === undefined ? o.flag : `${o.flag} (env ${o.env})`;
+  const aliases = (o.aliases ?? []).map((a) => (a.env === undefined ? a.flag : `${a.flag}, env ${a.env}`));
+  return aliases.length === 0 ? primary : `${primary} [deprecated alias ${aliases.join('; ')}]`;
 }
 
-/** Splits argv into flag → raw value; unknown flags and missing values are problems. */
-function readFlags(spec: Spec, argv: readonly string[]): { values: Map<string, string>; problems: string[] } {
-  const byFlag = new Map(Object.values(spec).map((o) => [o.flag, o]));
+/** Splits argv into primary flag → raw value (alias flags apart); unknown flags are problems. */
+function readFlags(
+  spec: Spec,
+  argv: readonly string[],
+): { values: Map<string, string>; aliasValues: Map<string, string>; problems: string[] } {
+  const byFlag = new Map<string, { o: Option<unknown>; alias: boolean }>();
+  for (const o of Object.values(spec)) {
+    byFlag.set(o.flag, { o, alias: false });
+    for (const a of o.aliases ?? []) byFlag.set(a.flag, { o, alias: true });
+  }
   const values = new Map<string, string>();
+  const aliasValues = new Map<string, string>();
   const problems: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -61,22 +83,74 @@ function readFlags(spec: Spec, argv: readonly string[]): { values: Map<string, s
     }
     const eq = arg.indexOf('=');
     const flag = eq === -1 ? arg : arg.slice(0, eq);
-    const o = byFlag.get(flag);
-    if (o === undefined) {
+    const found = byFlag.get(flag);
+    if (found === undefined) {
       problems.push(`unknown option ${flag}`);
       continue;
     }
+    const { o, alias } = found;
+    const into = alias ? aliasValues : values;
     if (eq !== -1) {
-      values.set(flag, arg.slice(eq + 1));
+      into.set(o.flag, arg.slice(eq + 1));
     } else if (o.boolean === true && (i + 1 >= argv.length || argv[i + 1]!.startsWith('--'))) {
-      values.set(flag, 'true');
+      into.set(o.flag, 'true');
     } else if (i + 1 < argv.length) {
-      values.set(flag, argv[++i]!);
+      into.set(o.flag, argv[++i]!);
     } else {
       problems.push(`${flag} needs a value`);
     }
   }
-  return { values, problems };
+  return { values, aliasValues, problems };
+}
+
+/**
+ * The raw value of one option: primary flag, alias flag, primary env, alias env. Disagreeing
+ * spellings at the same level are reported rather than silently resolved.
+ */
+function rawValue(
+  o: Option<unknown>,
+  flags: { values: Map<string, string>; aliasValues: Map<string, string> },
+  env: Readonly<Record<string, string | undefined>>,
+  problems: string[],
+): string | undefined {
+  const aliases = o.aliases ?? [];
+  const fromFlag = flags.values.get(o.flag);
+  const fromAliasFlag = flags.aliasValues.get(o.flag);
+  if (fromFlag !== undefined && fromAliasFlag !== undefined && fromFlag !== fromAliasFlag) {
+    problems.push(
+      `${o.flag} ${JSON.stringify(fromFlag)} and its deprecated alias ${aliases.map((a) => a.flag).join('/')} ${JSON.stringify(fromAliasFlag)} disagree: give only ${o.flag}`,
+    );
+  }
+  if (fromFlag !== undefined || fromAliasFlag !== undefined) return fromFlag ?? fromAliasFlag;
+  const fromEnv = o.env === undefined ? undefined : env[o.env];
+  const aliasEnv = aliases.find((a) => a.env !== undefined && env[a.env] !== undefined)?.env;
+  const fromAliasEnv = aliasEnv === undefined ? undefined : env[aliasEnv];
+  if (fromEnv !== undefined && fromAliasEnv !== undefined && fromEnv !== fromAliasEnv) {
+    problems.push(
+      `env ${o.env} ${JSON.stringify(fromEnv)} and its deprecated alias ${aliasEnv} ${JSON.stringify(fromAliasEnv)} disagree: set only ${o.env}`,
+    );
+  }
+  return fromEnv ?? fromAliasEnv;
+}
+
+/** Which deprecated spellings argv and env use, one line each (loadConfigOrExit prints them). */
+export function deprecatedUses(
+  spec: Spec,
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): string[] {
+  const notes: string[] = [];
+  for (const o of Object.values(spec)) {
+    for (const a of o.aliases ?? []) {
+      if (argv.some((arg) => arg === a.flag || arg.startsWith(`${a.flag}=`))) {
+        notes.push(`${a.flag} is deprecated: use ${o.flag}`);
+      }
+      if (a.env !== undefined && env[a.env] !== undefined) {
+        notes.push(`env ${a.env} is deprecated: use ${o.env ?? o.flag}`);
+      }
+    }
+  }
+  return notes;
 }
 
 function explain(errors: t.Errors, codec: t.Decoder<unknown, unknown>): string {
@@ -96,10 +170,11 @@ export function parseConfig<S extends Spec>(
   env: Readonly<Record<string, string | undefined>>,
   check?: (config: ConfigOf<S>) => readonly string[],
 ): Either<ConfigError, ConfigOf<S>> {
-  const { values, problems } = readFlags(spec, argv);
+  const flags = readFlags(spec, argv);
+  const problems = flags.problems;
   const out: Record<string, unknown> = {};
   for (const [key, o] of Object.entries(spec)) {
-    const raw = values.get(o.flag) ?? (o.env === undefined ? undefined : env[o.env]);
+    const raw = rawValue(o, flags, env, problems);
     if (raw === undefined || (raw === '' && o.required === true)) {
       if (o.required === true) problems.push(`${describeSource(o)} is required: ${o.doc}`);
       else out[key] = o.default;
@@ -127,6 +202,9 @@ export function renderHelp(spec: Spec, usage: string): string {
           : `default ${JSON.stringify(o.default)}`;
     lines.push(`  ${o.flag}${o.env === undefined ? '' : `, env ${o.env}`}  (${o.codec.name}; ${dflt})`);
     lines.push(`      ${o.doc}`);
+    for (const a of o.aliases ?? []) {
+      lines.push(`      deprecated alias: ${a.flag}${a.env === undefined ? '' : `, env ${a.env}`}`);
+    }
   }
   return lines.join('\n');
 }
@@ -146,6 +224,7 @@ export function loadConfigOrExit<S extends Spec>(
     process.stdout.write(`${renderHelp(spec, usage)}\n`);
     process.exit(0);
   }
+  for (const note of deprecatedUses(spec, argv, env)) process.stderr.write(`warning: ${note}\n`);
   const parsed = parseConfig(spec, argv, env, check);
   if (parsed._tag === 'Right') return parsed.right;
   process.stderr.write(

@@ -48,9 +48,12 @@ export const livenessConfigSpec = {
     default: 30_000,
     doc: 'at start, nodes that heartbeated within this window are declared lost if they stay silent (0: off)',
   }),
+  // The key stays metricsPort for existing callers; the flag is --health-port like every other
+  // component's, and the old spellings keep working.
   metricsPort: option({
-    flag: '--metrics-port',
-    env: 'KSEIP_METRICS_PORT',
+    flag: '--health-port',
+    env: 'KSEIP_HEALTH_PORT',
+    aliases: [{ flag: '--metrics-port', env: 'KSEIP_METRICS_PORT' }],
     codec: intFromString(0, 65535),
     default: 9465,
     doc: '/healthz, /readyz and /metrics port (0 picks a free one)',
