@@ -78,7 +78,7 @@ void describe('policy status', () => {
       healthyNode(ev, 'node-2'),
       ev.pod('default', 'a', { labels: { app: 'fe' }, ip: '10.0.1.1', node: 'node-1' }),
       ev.pod('default', 'b', { labels: { app: 'fe' }, ip: '10.0.2.1', node: 'node-2' }),
-      ev.policy('default', 'eip', [rule({ podSelector: { app: 'fe' } })]),
+      ev.policy('default', 'eip', [rule({ podSelector: { matchLabels: { app: 'fe' } } })]),
     );
     assert.equal(s.status('default/eip')?.rules[0]?.selectedNodes, 2);
     s.when(ev.nodeLost('node-2'));
