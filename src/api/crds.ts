@@ -475,7 +475,8 @@ function policyStatus(): Schema {
             selectedPods: { type: 'integer', description: 'How many pods the rule selects now.' },
             selectedNodes: {
               type: 'integer',
-              description: 'How many nodes run selected pods (the directors), not counting nodes declared lost.',
+              description:
+                'How many nodes run selected pods (the directors), not counting nodes declared lost.',
             },
             programmedNodes: {
               type: 'integer',
