@@ -47,6 +47,12 @@ export interface ClusterSim {
   addPod(nodeName: string, podName: string, options?: SimPodOptions): Promise<SimPod>;
   /** Deletes the Pod object (grace 0), then the netns pod. */
   removePod(podName: string): Promise<void>;
+  /**
+   * Pod churn with a new address, as a StatefulSet pod re-created on the same node: the Pod
+   * object is deleted, the netns pod gets another IP (netcluster setPodIp; the next free one
+   * unless given), and a Pod object of the same name, namespace and labels is created with it.
+   */
+  setPodIp(podName: string, ip?: string): Promise<SimPod>;
   pods(): SimPod[];
   pod(name: string): SimPod;
 }
@@ -54,6 +60,7 @@ export interface ClusterSim {
 export function createClusterSim(cluster: NetCluster, kubeConfig: KubeConfig): ClusterSim {
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const pods = new Map<string, SimPod>();
+  const podLabels = new Map<string, Readonly<Record<string, string>>>();
   const namespaces = new Set<string>(['default']);
 
   const nodeStatus = (node: NetNode, ready: boolean) => ({
@@ -104,6 +111,50 @@ export function createClusterSim(cluster: NetCluster, kubeConfig: KubeConfig): C
     }
   }
 
+  /** The Pod object of a netns pod: scheduled on its node, then Running and Ready with its IP. */
+  async function createPodObject(
+    net: NetPod,
+    namespace: string,
+    labels: Readonly<Record<string, string>>,
+  ): Promise<SimPod> {
+    const body: V1Pod = {
+      metadata: { name: net.name, namespace, labels: { ...labels } },
+      // No scheduler or kubelet: the pod is "scheduled" by naming its node, and never pulled.
+      spec: {
+        nodeName: net.node,
+        containers: [{ name: 'app', image: 'registry.invalid/app:1' }],
+        terminationGracePeriodSeconds: 0,
+      },
+    };
+    await core.createNamespacedPod({ namespace, body });
+    const node = cluster.node(net.node);
+    await core.patchNamespacedPodStatus(
+      {
+        name: net.name,
+        namespace,
+        body: {
+          status: {
+            phase: 'Running',
+            hostIP: node.ip,
+            hostIPs: [{ ip: node.ip }],
+            podIP: net.ip,
+            podIPs: [{ ip: net.ip }],
+            conditions: [
+              { type: 'PodScheduled', status: 'True' },
+              { type: 'Ready', status: 'True' },
+              { type: 'ContainersReady', status: 'True' },
+            ],
+          },
+        },
+      },
+      strategicMerge,
+    );
+    const pod = { name: net.name, namespace, node: net.node, net };
+    pods.set(net.name, pod);
+    podLabels.set(net.name, { ...labels });
+    return pod;
+  }
+
   return {
     syncNode,
     async addNode(name, labels) {
@@ -115,6 +166,7 @@ export function createClusterSim(cluster: NetCluster, kubeConfig: KubeConfig): C
       for (const pod of [...pods.values()].filter((p) => p.node === name)) {
         await deletePodObject(pod);
         pods.delete(pod.name);
+        podLabels.delete(pod.name);
       }
       try {
         await core.deleteNode({ name });
@@ -136,47 +188,22 @@ export function createClusterSim(cluster: NetCluster, kubeConfig: KubeConfig): C
       const namespace = options.namespace ?? 'default';
       await ensureNamespace(namespace);
       const net = await cluster.addPod(nodeName, podName, options.ip === undefined ? {} : { ip: options.ip });
-      const body: V1Pod = {
-        metadata: { name: podName, namespace, labels: { ...options.labels } },
-        // No scheduler or kubelet: the pod is "scheduled" by naming its node, and never pulled.
-        spec: {
-          nodeName,
-          containers: [{ name: 'app', image: 'registry.invalid/app:1' }],
-          terminationGracePeriodSeconds: 0,
-        },
-      };
-      await core.createNamespacedPod({ namespace, body });
-      const node = cluster.node(nodeName);
-      await core.patchNamespacedPodStatus(
-        {
-          name: podName,
-          namespace,
-          body: {
-            status: {
-              phase: 'Running',
-              hostIP: node.ip,
-              hostIPs: [{ ip: node.ip }],
-              podIP: net.ip,
-              podIPs: [{ ip: net.ip }],
-              conditions: [
-                { type: 'PodScheduled', status: 'True' },
-                { type: 'Ready', status: 'True' },
-                { type: 'ContainersReady', status: 'True' },
-              ],
-            },
-          },
-        },
-        strategicMerge,
-      );
-      const pod = { name: podName, namespace, node: nodeName, net };
-      pods.set(podName, pod);
-      return pod;
+      return createPodObject(net, namespace, options.labels ?? {});
+    },
+    async setPodIp(podName, ip) {
+      const pod = pods.get(podName);
+      if (pod === undefined) throw new Error(`no pod ${podName} in the simulated cluster`);
+      await deletePodObject(pod);
+      pods.delete(podName);
+      const net = await cluster.setPodIp(podName, ip);
+      return createPodObject(net, pod.namespace, podLabels.get(podName) ?? {});
     },
     async removePod(podName) {
       const pod = pods.get(podName);
       if (pod === undefined) throw new Error(`no pod ${podName} in the simulated cluster`);
       await deletePodObject(pod);
       pods.delete(podName);
+      podLabels.delete(podName);
       await cluster.removePod(podName);
     },
     pods: () => [...pods.values()],
