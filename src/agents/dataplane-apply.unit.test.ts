@@ -19,8 +19,11 @@ interface Call {
   readonly input: string;
 }
 
-/** A kernel that holds our table with one stale pod and nothing else, and records every call. */
-function fakeKernel(options: { failNftWrites?: number } = {}): KernelRunner & { calls: Call[] } {
+/** A kernel that holds our table with one stale pod (and `heldEgressIPs` on the uplink, with our
+ *  label) and nothing else, and records every call. */
+function fakeKernel(
+  options: { failNftWrites?: number; heldEgressIPs?: readonly string[] } = {},
+): KernelRunner & { calls: Call[] } {
   let failNftWrites = options.failNftWrites ?? 0;
   let writes = 0;
   const calls: Call[] = [];
@@ -46,9 +49,14 @@ function fakeKernel(options: { failNftWrites?: number } = {}): KernelRunner & { 
       }
       if (tool === 'ip' && args.includes('-j')) {
         // One JSON array per batched read: links, addresses (the uplink's MTU), rules, routes, neigh, netconf.
-        return Promise.resolve(
-          ok(['[]', '[{"ifname":"eth0","mtu":1500,"addr_info":[]}]', '[]', '[]', '[]', '[]'].join('\n')),
-        );
+        const held = (options.heldEgressIPs ?? []).map((ip) => ({
+          family: 'inet',
+          local: ip,
+          prefixlen: 32,
+          label: 'eth0:kseip',
+        }));
+        const uplink = JSON.stringify([{ ifname: 'eth0', mtu: 1500, addr_info: held }]);
+        return Promise.resolve(ok(['[]', uplink, '[]', '[]', '[]', '[]'].join('\n')));
       }
       return Promise.resolve(ok(tool === 'bridge' && args.includes('-j') ? '[]' : ''));
     },
@@ -122,6 +130,29 @@ void describe('dataplane apply engine', () => {
     const dp = createDataplane(cfg, silent, { runner: kernel, backoffMs: 1, attempts: 3 });
     await assert.rejects(dp.reconcile(rules), /nft -f - exited 1: Error: Could not process rule/);
     assert.equal((await dp.reconcile(rules)).changed, true);
+  });
+
+  void it('a new process announces the egress IP it finds already held on its first apply, and only then', async () => {
+    // A gateway whose node was cut off (or whose agent was restarted) while another node held
+    // and announced the IP, and that now holds it again: the address never left its uplink, so
+    // there is nothing to add, but upstream still has the other node's MAC.
+    const gateway: NodeRules = { ...rules, egressIPs: [{ slot: 1, egressIP: '198.51.100.11' }] };
+    const kernel = fakeKernel({ heldEgressIPs: ['198.51.100.11'] });
+    // In a namespace, sysctls (the gateway's tunnel rp_filter) go through the runner too.
+    const dp = createDataplane({ ...cfg, netns: 'node-a' }, silent, { runner: kernel, garpCount: 1 });
+    await dp.reconcile(gateway);
+    await dp.settled();
+    const arpings = () => kernel.calls.filter((c) => c.tool === 'arping').map((c) => c.args.at(-1));
+    assert.ok(
+      !kernel.calls.some((c) => c.input.includes('address replace 198.51.100.11')),
+      'the address was there already',
+    );
+    assert.deepEqual(arpings(), ['198.51.100.11']);
+    // Still held by the same process: no new announcement.
+    await dp.reconcile({ ...gateway, generation: 4 });
+    await dp.reconcile({ ...gateway, generation: 5, steers: [] });
+    await dp.settled();
+    assert.deepEqual(arpings(), ['198.51.100.11']);
   });
 
   void it('a desired state that cannot be computed fails at once, without retries or writes', async () => {

@@ -219,7 +219,11 @@ export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: Datapla
         // Announced against the last state we know we applied, not the kernel just read: an
         // attempt that failed after adding an egress IP left it on the uplink, and the retry
         // that finishes the job must still announce it, or upstream keeps the old holder's MAC.
-        const heldBefore = egressIPs(applied?.state ?? current.state);
+        // A process that has applied nothing yet knows nothing of upstream: an egress IP it
+        // finds on the uplink may be a leftover of a previous process or of a node that was cut
+        // off while another node held and announced the IP. So its first apply announces every
+        // egress IP it holds (a gratuitous ARP for an entry already ours changes nothing).
+        const heldBefore = applied === undefined ? new Set<string>() : egressIPs(applied.state);
         announce([
           ...new Set([...plan.acquired, ...[...egressIPs(desired)].filter((ip) => !heldBefore.has(ip))]),
         ]);
