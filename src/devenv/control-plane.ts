@@ -71,6 +71,10 @@ export interface ControlPlane {
   startAgent(node: NetNode): Promise<ComponentProcess>;
   /** SIGKILL the node's agent (a crashed node), resolved once it has exited. */
   killAgent(node: string): Promise<void>;
+  /** SIGKILL a component (kill -9, a crash), resolved once it has exited; it stays down. */
+  killComponent(name: ComponentName): Promise<void>;
+  /** Starts a component again with the flags it first had (after killComponent or a crash). */
+  restartComponent(name: ComponentName): Promise<ComponentProcess>;
   stop(): Promise<void>;
   /** Synchronous SIGKILL of everything, for exit and signal handlers. */
   killAllSync(): void;
@@ -176,7 +180,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     `kseip-${name}${suffix}`,
     ...fastLease,
   ];
-  const start = (name: ComponentName, script: string, args: readonly string[], healthFlag?: string) =>
+  const startOne = (name: ComponentName, script: string, args: readonly string[], healthFlag?: string) =>
     startComponent(name, script, [...args, ...extra(name)], {
       logDir,
       logLevel: opts.logLevel,
@@ -184,6 +188,17 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     });
   const components = new Map<ComponentName, ComponentProcess>();
   const agents = new Map<string, ComponentProcess>();
+  const specs = new Map<ComponentName, () => Promise<ComponentProcess>>();
+  const start = (
+    name: ComponentName,
+    script: string,
+    args: readonly string[],
+    healthFlag?: string,
+  ): Promise<ComponentProcess> => {
+    const run = (): Promise<ComponentProcess> => startOne(name, script, args, healthFlag);
+    specs.set(name, run);
+    return run();
+  };
   const started = await Promise.all([
     start('watcher', 'src/watcher/main.ts', [
       '--kubeconfig',
@@ -258,6 +273,21 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       agent.kill('SIGKILL');
       await agent.exited;
       agents.delete(node);
+    },
+    async killComponent(name) {
+      const proc = components.get(name);
+      if (proc === undefined) throw new Error(`no ${name} process`);
+      proc.kill('SIGKILL');
+      await proc.exited;
+    },
+    async restartComponent(name) {
+      const run = specs.get(name);
+      if (run === undefined) throw new Error(`no ${name} process was ever started`);
+      const old = components.get(name);
+      if (old?.running === true) throw new Error(`${name} (pid ${old.pid}) is still running`);
+      const proc = await run();
+      components.set(name, proc);
+      return proc;
     },
     async stop() {
       // Agents first (a plain SIGTERM keeps their dataplane; the namespaces go anyway).

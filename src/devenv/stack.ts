@@ -10,6 +10,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Either } from 'fp-ts/lib/Either.js';
+import { readTopic } from '../cli/read-topic.ts';
+import type { DecodeFailure } from '../events/decode.ts';
 import { TOPICS, topicSpecs } from '../events/topics.ts';
 import type { Logger } from '../lib/log.ts';
 import { startApiServer, type ApiServer } from './apiserver.ts';
@@ -310,8 +313,10 @@ export async function measureFailover(
   probePodNs: string,
   egressIP: string,
   oldGateway: NetNode,
+  options: { readonly dst?: string } = {},
 ): Promise<FailoverResult> {
   const { cluster } = stack;
+  const dst = options.dst ?? EXTERNAL_HOST_IP;
   const runTag = `fo-${Date.now().toString(36)}`;
   let sent = 0;
   let inFlight = 0;
@@ -329,7 +334,7 @@ export async function measureFailover(
         inFlight++;
         probes.push(
           cluster
-            .whoami(probePodNs, EXTERNAL_HOST_IP, { timeoutMs: 2000, tag })
+            .whoami(probePodNs, dst, { timeoutMs: 2000, tag })
             .then((src) => {
               if (src !== egressIP) return;
               answered++;
@@ -373,4 +378,184 @@ export async function measureFailover(
     probesAnswered: answered,
     routerMac: await selectRouterMac(cluster, egressIP),
   };
+}
+
+// ---- helpers for the e2e tests and benchmarks -----------------------------------------------------
+
+/** Every node whose uplink holds `ip`, killed ones included (a killed node keeps its addresses). */
+export async function selectHolders(cluster: NetCluster, ip: string): Promise<NetNode[]> {
+  const holders: NetNode[] = [];
+  for (const node of cluster.nodes()) {
+    const r = await cluster.exec(node.ns, ['ip', '-j', '-4', 'addr', 'show', 'dev', node.uplink]);
+    if (r.code === 0 && r.stdout.includes(`"${ip}"`)) holders.push(node);
+  }
+  return holders;
+}
+
+/**
+ * Brings a killed node back: its uplink first, then a fresh agent, as a machine that reboots and
+ * whose DaemonSet pod starts again. The node keeps the kernel state it had (a netns does not
+ * reboot); the new agent reconciles it.
+ */
+export async function reviveNode(stack: Stack, name: string): Promise<void> {
+  await stack.cluster.reviveNode(name);
+  await stack.controlPlane.startAgent(stack.cluster.node(name));
+}
+
+export interface FollowedRecord<T> {
+  readonly offset: number;
+  readonly key: string | null;
+  readonly value: T;
+  /** Date.now() when this process received the record. */
+  readonly receivedAt: number;
+}
+
+export interface FollowedTopic<T> {
+  readonly records: FollowedRecord<T>[];
+  /** Records that did not decode: `offset: reason`. */
+  readonly undecodable: string[];
+  /** Resolves with the first record (already received or arriving later) that `pick` accepts. */
+  waitFor<U>(what: string, pick: (r: FollowedRecord<T>) => U | undefined, timeoutMs?: number): Promise<U>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Reads `topic` from the beginning and on and on (riding out broker restarts), decoding each
+ * record with `decode`. For tests and benchmarks that watch what the components publish
+ * (decisions, node-rules, node-status).
+ */
+export function followRecords<T>(
+  stack: Pick<Stack, 'kafka'>,
+  topic: string,
+  decode: (value: Buffer | null) => Either<DecodeFailure, T>,
+): FollowedTopic<T> {
+  const records: FollowedRecord<T>[] = [];
+  const undecodable: string[] = [];
+  const abort = new AbortController();
+  const kafka = kafkaClient(stack.kafka.brokers, `kseip-follow-${topic}`);
+  const done = readTopic({
+    kafka,
+    topic,
+    start: { kind: 'beginning' },
+    follow: true,
+    signal: abort.signal,
+    onRecord: (r) => {
+      const decoded = decode(r.value);
+      if (decoded._tag === 'Left') undecodable.push(`${r.offset}: ${decoded.left.reason}`);
+      else
+        records.push({ offset: Number(r.offset), key: r.key, value: decoded.right, receivedAt: Date.now() });
+    },
+  }).catch((err: unknown) => {
+    undecodable.push(`the follower stopped: ${String(err)}`);
+  });
+  return {
+    records,
+    undecodable,
+    async waitFor(what, pick, timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      let seen = 0;
+      for (;;) {
+        for (; seen < records.length; seen++) {
+          const picked = pick(records[seen]!);
+          if (picked !== undefined) return picked;
+        }
+        if (Date.now() > deadline)
+          throw new Error(`${topic}: no record ${what} within ${timeoutMs} ms (${records.length} read)`);
+        await sleep(20);
+      }
+    },
+    async stop() {
+      abort.abort();
+      await done;
+    },
+  };
+}
+
+export interface ProbeResult {
+  readonly tag: string;
+  /** Date.now() when the probe was sent and when it ended (answer or failure). */
+  readonly sentAt: number;
+  readonly endedAt: number;
+  /** The source the external host saw, or undefined when the probe failed (timeout, reset). */
+  readonly src: string | undefined;
+}
+
+export interface ProbeLoop {
+  /** Every probe's tag is `<tagPrefix>-<n>`. */
+  readonly tagPrefix: string;
+  readonly results: ProbeResult[];
+  /** Stops sending and resolves once every probe in flight has ended. */
+  stop(): Promise<ProbeResult[]>;
+}
+
+/**
+ * whoami from `ns` to `dst` every `intervalMs` (default 25) with at most `maxInFlight` (default
+ * 100) outstanding, each with its own tag in the external host's log. Probes stuck in an outage
+ * wait out their timeout, so the cap must leave room for new ones meanwhile.
+ */
+export function startProbes(
+  cluster: NetCluster,
+  ns: string,
+  dst: string,
+  options: { intervalMs?: number; maxInFlight?: number; timeoutMs?: number } = {},
+): ProbeLoop {
+  const runTag = `pr-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
+  const results: ProbeResult[] = [];
+  const inFlight = new Set<Promise<void>>();
+  let stopped = false;
+  let n = 0;
+  const loop = (async () => {
+    while (!stopped) {
+      if (inFlight.size < (options.maxInFlight ?? 100)) {
+        const tag = `${runTag}-${n++}`;
+        const sentAt = Date.now();
+        const p: Promise<void> = cluster
+          .whoami(ns, dst, { timeoutMs: options.timeoutMs ?? 2000, tag })
+          .then(
+            (src) => void results.push({ tag, sentAt, endedAt: Date.now(), src }),
+            () => void results.push({ tag, sentAt, endedAt: Date.now(), src: undefined }),
+          )
+          .finally(() => inFlight.delete(p));
+        inFlight.add(p);
+      }
+      await sleep(options.intervalMs ?? 25);
+    }
+  })();
+  return {
+    tagPrefix: runTag,
+    results,
+    async stop() {
+      stopped = true;
+      await loop;
+      await Promise.all([...inFlight]);
+      return [...results].sort((a, b) => a.sentAt - b.sentAt);
+    },
+  };
+}
+
+/** The longest interval between consecutive times (ms) within [from, to]; 0 with fewer than two. Pure. */
+export function computeLongestGap(times: readonly number[], from = -Infinity, to = Infinity): number {
+  const inside = times.filter((t) => t >= from && t <= to).sort((a, b) => a - b);
+  let longest = 0;
+  for (let i = 1; i < inside.length; i++) longest = Math.max(longest, inside[i]! - inside[i - 1]!);
+  return longest;
+}
+
+/** When the external host saw this loop's probes with source `src` (its own clock, ms). */
+export async function selectObservedTimes(
+  cluster: NetCluster,
+  loop: ProbeLoop,
+  src: string,
+): Promise<number[]> {
+  return (await cluster.observations())
+    .filter((o) => o.tag?.startsWith(`${loop.tagPrefix}-`) === true && o.src === src)
+    .map((o) => Date.parse(o.time));
+}
+
+/** p-th percentile (0-100) by nearest rank; NaN for no samples. Pure. */
+export function computePercentile(samples: readonly number[], p: number): number {
+  if (samples.length === 0) return Number.NaN;
+  const sorted = [...samples].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));
+  return sorted[rank - 1]!;
 }
