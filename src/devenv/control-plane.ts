@@ -85,12 +85,12 @@ export interface ControlPlane {
 const nodeBin = path.join(repoRoot, 'node_modules/.bin/node');
 const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
 
-/** Starts `script` with `args` plus `healthFlag <free port>`, stdout and stderr into `<logDir>/<name>.log`. */
+/** Starts `script` with `args` plus `--health-port <free port>`, stdout and stderr into `<logDir>/<name>.log`. */
 export async function startComponent(
   name: string,
   script: string,
   args: readonly string[],
-  options: { logDir: string; logLevel?: string | undefined; healthFlag?: string },
+  options: { logDir: string; logLevel?: string | undefined },
 ): Promise<ComponentProcess> {
   const healthPort = await freePort();
   const logFile = path.join(options.logDir, `${name}.log`);
@@ -100,7 +100,7 @@ export async function startComponent(
     '--disable-warning=ExperimentalWarning',
     path.join(repoRoot, script),
     ...args,
-    options.healthFlag ?? '--health-port',
+    '--health-port',
     String(healthPort),
   ];
   // setpriv execs in place, so the PID stays the component's own.
@@ -180,22 +180,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     `kseip-${name}${suffix}`,
     ...fastLease,
   ];
-  const startOne = (name: ComponentName, script: string, args: readonly string[], healthFlag?: string) =>
-    startComponent(name, script, [...args, ...extra(name)], {
-      logDir,
-      logLevel: opts.logLevel,
-      ...(healthFlag === undefined ? {} : { healthFlag }),
-    });
+  const startOne = (name: ComponentName, script: string, args: readonly string[]) =>
+    startComponent(name, script, [...args, ...extra(name)], { logDir, logLevel: opts.logLevel });
   const components = new Map<ComponentName, ComponentProcess>();
   const agents = new Map<string, ComponentProcess>();
   const specs = new Map<ComponentName, () => Promise<ComponentProcess>>();
-  const start = (
-    name: ComponentName,
-    script: string,
-    args: readonly string[],
-    healthFlag?: string,
-  ): Promise<ComponentProcess> => {
-    const run = (): Promise<ComponentProcess> => startOne(name, script, args, healthFlag);
+  const start = (name: ComponentName, script: string, args: readonly string[]): Promise<ComponentProcess> => {
+    const run = (): Promise<ComponentProcess> => startOne(name, script, args);
     specs.set(name, run);
     return run();
   };
@@ -214,12 +205,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       '--transaction-timeout',
       '10s',
     ]),
-    start(
-      'liveness',
-      'src/liveness/main.ts',
-      ['--brokers', brokers, '--lost-after', opts.lostAfter ?? DEV_TIMING.lostAfter],
-      '--metrics-port',
-    ),
+    start('liveness', 'src/liveness/main.ts', [
+      '--brokers',
+      brokers,
+      '--lost-after',
+      opts.lostAfter ?? DEV_TIMING.lostAfter,
+    ]),
     start('status-writer', 'src/status/main.ts', [
       '--kubeconfig',
       opts.kubeconfigPath,
@@ -262,7 +253,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
           '--fence-after',
           DEV_TIMING.fenceAfter,
         ],
-        { logDir, logLevel: opts.logLevel, healthFlag: '--metrics-port' },
+        { logDir, logLevel: opts.logLevel },
       );
       agents.set(node.name, agent);
       return agent;
