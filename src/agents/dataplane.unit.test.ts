@@ -162,6 +162,33 @@ void describe('dataplane rendering', () => {
     golden('director-becomes-gateway.apply', renderChange(before, after));
   });
 
+  void it('a gateway that becomes a director of the same slot drops the tunnel address before adding its route', () => {
+    // node-a holds slot 2 and steers its own pod locally; the IP moves to node-b and node-a now
+    // directs that pod to node-b through the slot's tunnel.
+    const before = stateOf(directorAndGateway);
+    const after = stateOf(
+      rules({
+        ...directorAndGateway,
+        steers: directorAndGateway.steers.map((s) =>
+          s.slot === 2 ? { ...s, gatewayIP: '192.0.2.2', gatewayNode: 'node-b' } : s,
+        ),
+        egressIPs: [],
+      }),
+    );
+    const plan = computeIpPlan(after, before);
+    // Deleting the device's last address flushes its routes and neighbours: it must come first.
+    const del = plan.adds.indexOf('address del 169.254.42.2/32 dev kseip-v2');
+    const route = plan.adds.findIndex((l) =>
+      l.startsWith('route replace default via 169.254.42.1 dev kseip-v2'),
+    );
+    const neigh = plan.adds.findIndex(
+      (l) => l.startsWith('neigh replace 169.254.42.1') && l.includes('kseip-v2'),
+    );
+    assert.ok(del >= 0 && route > del && neigh > del, plan.adds.join('\n'));
+    assert.ok(!plan.removes.some((l) => l.includes('169.254.42.2')), plan.removes.join('\n'));
+    golden('gateway-becomes-director.apply', renderChange(before, after));
+  });
+
   void it('removal is the mirror of setup: add-nothing, remove everything, delete our table', () => {
     golden('removal.apply', renderChange(stateOf(directorAndGateway), EMPTY_KERNEL_STATE));
   });

@@ -117,12 +117,27 @@ export function computeIpPlan(desired: KernelState, current: KernelState): IpPla
   }
   const survives = (dev: string | undefined): boolean => dev === undefined || !fresh.has(dev);
 
+  // Deleting a device's last IPv4 address makes the kernel disable IP on it (fib_disable_ip):
+  // every route through the device and every neighbour on it goes too, permanent ones included.
+  // A gateway that becomes a director of the same slot loses the tunnel's receiving address and
+  // gains a route and a neighbour on that device; deleted last, the address would take them
+  // along and the steered traffic would leave through the main table with the node IP. So that
+  // address is deleted first, and the device's routes and neighbours count as gone.
+  const desiredAddressDevs = new Set(desired.addresses.map((a) => a.dev));
+  const addressGoesFirst = current.addresses.filter(
+    (a) =>
+      a.kind === 'tunnel' && survives(a.dev) && desiredLinks.has(a.dev) && !desiredAddressDevs.has(a.dev),
+  );
+  const flushed = new Set(addressGoesFirst.map((a) => a.dev));
+  const wasFlushed = (dev: string | undefined): boolean => dev !== undefined && flushed.has(dev);
+  for (const a of addressGoesFirst) adds.push(renderAddress('del', a));
+
   const curSysctls = index(current.sysctls, sysctlKey);
   const sysctls = desired.sysctls.filter(
     (s) => fresh.has(devOfSysctl(s)) || curSysctls.get(s.key)?.value !== s.value,
   );
 
-  const neighbourSurvives = (dev: string): boolean => survives(dev) && !newMac.has(dev);
+  const neighbourSurvives = (dev: string): boolean => survives(dev) && !newMac.has(dev) && !flushed.has(dev);
   const curNeigh = index(
     current.neighbours.filter((n) => neighbourSurvives(n.dev)),
     neighKey,
@@ -133,7 +148,7 @@ export function computeIpPlan(desired: KernelState, current: KernelState): IpPla
     }
   }
   const curRoutes = index(
-    current.routes.filter((r) => survives(r.dev)),
+    current.routes.filter((r) => survives(r.dev) && !wasFlushed(r.dev)),
     routeKey,
   );
   for (const d of desired.routes) {
@@ -169,7 +184,7 @@ export function computeIpPlan(desired: KernelState, current: KernelState): IpPla
   for (const c of current.rules) if (!desiredRules.has(ruleKey(c))) removes.push(renderRule('del', c));
   const desiredRoutes = index(desired.routes, routeKey);
   for (const c of current.routes) {
-    if (!desiredRoutes.has(routeKey(c)) && survives(c.dev) && !linkGoes(c.dev))
+    if (!desiredRoutes.has(routeKey(c)) && survives(c.dev) && !linkGoes(c.dev) && !wasFlushed(c.dev))
       removes.push(renderRoute('del', c));
   }
   const desiredNeigh = index(desired.neighbours, neighKey);
@@ -186,7 +201,8 @@ export function computeIpPlan(desired: KernelState, current: KernelState): IpPla
   for (const c of current.links) if (!desiredLinks.has(c.name)) removes.push(`link del ${c.name}`);
   const desiredAddresses = index(desired.addresses, addressKey);
   for (const c of current.addresses) {
-    if (!desiredAddresses.has(addressKey(c)) && !linkGoes(c.dev)) removes.push(renderAddress('del', c));
+    if (!desiredAddresses.has(addressKey(c)) && !linkGoes(c.dev) && !addressGoesFirst.includes(c))
+      removes.push(renderAddress('del', c));
   }
 
   // Without a sysctl to write between creating a link and bringing it up (director devices
