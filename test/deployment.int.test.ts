@@ -841,8 +841,24 @@ void describe('k8s/ applied to a real API server', () => {
     assert.ok((await holderOf('kseip-watcher'))?.startsWith('kseip-watcher-test-0'));
     assert.ok((await holderOf('kseip-liveness'))?.startsWith('kseip-liveness-test-0'));
     assert.ok((await holderOf('kseip-status-writer'))?.startsWith('kseip-status-writer-test-0'));
-    for (const port of Object.values(ports)) {
-      assert.equal(await httpStatus(port, '/readyz'), 200, `readyz on ${port}`);
+    for (const [component, port] of Object.entries(ports)) {
+      assert.equal(await httpStatus(port, '/healthz'), 200, `${component} /healthz`);
+      assert.equal(await httpStatus(port, '/readyz'), 200, `${component} /readyz`);
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      assert.match(metrics, /^process_cpu_seconds_total /m, `${component} /metrics`);
+      assert.match(metrics, /^kseip_\w+/m, `${component} /metrics has no kseip_ metric`);
+    }
+    // pino JSON on stdout: every line of every log is one JSON object (stderr carries nothing).
+    for (const s of started) {
+      const lines = readFileSync(s.logPath, 'utf8').trimEnd().split('\n');
+      const notJson = lines.filter((l) => {
+        try {
+          return typeof (JSON.parse(l) as { level?: unknown }).level !== 'string';
+        } catch {
+          return true;
+        }
+      });
+      assert.deepEqual(notJson, [], `${path.basename(s.logPath)} has lines that are not pino JSON`);
     }
     for (const s of started) assertNoForbidden(s);
     // SIGTERM: each stops gracefully (exit 0); the agent leaves the dataplane in place.
