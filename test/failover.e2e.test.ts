@@ -153,6 +153,7 @@ void describe('gateway failover (e2e)', () => {
         `${Math.round(result.gapMs)} ms (external host's log); ${result.probesAnswered}/${result.probesSent} probes answered`,
     );
     assert.ok(result.newGateway !== undefined && result.newGateway !== old.name, JSON.stringify(result));
+    assert.equal(result.probesLeaked, 0, 'no probe may leave with another source');
     const fresh = node(result.newGateway);
     assert.equal(result.routerMac, fresh.uplinkMac, "the router's entry must move to the new gateway's MAC");
 
@@ -311,6 +312,7 @@ void describe('gateway failover (e2e)', () => {
       `active ${active.name} killed, standby ${standby} took over in ${Math.round(result.gapMs)} ms`,
     );
     assert.equal(result.newGateway, standby);
+    assert.equal(result.probesLeaked, 0, 'no probe may leave with another source');
     assert.equal(result.routerMac, node(standby).uplinkMac);
     assert.deepEqual(
       failoversOf(fromIndex).map((d) => [d.from, d.to, d.reason]),

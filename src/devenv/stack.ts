@@ -289,6 +289,8 @@ export interface FailoverResult {
   readonly gapMs: number;
   readonly probesSent: number;
   readonly probesAnswered: number;
+  /** Answers with a source other than the egress IP: traffic that leaked (must be 0). */
+  readonly probesLeaked: number;
   /** MAC the router holds for the egress IP after the failover (gratuitous ARP moved it). */
   readonly routerMac: string | undefined;
 }
@@ -321,6 +323,7 @@ export async function measureFailover(
   let sent = 0;
   let inFlight = 0;
   let answered = 0;
+  let leaked = 0;
   let answeredAfterKill = 0;
   let killed = false;
   let stop = false;
@@ -336,7 +339,10 @@ export async function measureFailover(
           cluster
             .whoami(probePodNs, dst, { timeoutMs: 2000, tag })
             .then((src) => {
-              if (src !== egressIP) return;
+              if (src !== egressIP) {
+                leaked++;
+                return;
+              }
               answered++;
               if (killed) answeredAfterKill++;
             })
@@ -376,6 +382,7 @@ export async function measureFailover(
     gapMs: Math.min(...after) - Math.max(...before),
     probesSent: sent,
     probesAnswered: answered,
+    probesLeaked: leaked,
     routerMac: await selectRouterMac(cluster, egressIP),
   };
 }
