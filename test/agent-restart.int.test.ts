@@ -155,7 +155,7 @@ void describe('agent restart: kill -9 and start again', () => {
         node.uplink,
         '--never-steer',
         CLUSTER_POD_CIDR,
-        '--metrics-port',
+        '--health-port',
         '0',
         // Generous on a shared 2-core machine: this test is about restarts, not self-fencing,
         // and a fence at start-up (a slow first heartbeat) would withdraw and re-add the egress IP.
