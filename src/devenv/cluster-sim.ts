@@ -25,6 +25,9 @@ export interface SimPodOptions {
   readonly labels?: Readonly<Record<string, string>>;
   /** A fixed pod IP inside the node's pod CIDR; the next free one when absent. */
   readonly ip?: string;
+  /** Called just before the status patch that gives the pod its IP (what a kubelet reports):
+   *  where a benchmark of "new pod → programmed" starts its clock. */
+  readonly beforeReady?: () => void;
 }
 
 export interface SimPod {
@@ -116,6 +119,7 @@ export function createClusterSim(cluster: NetCluster, kubeConfig: KubeConfig): C
     net: NetPod,
     namespace: string,
     labels: Readonly<Record<string, string>>,
+    beforeReady?: () => void,
   ): Promise<SimPod> {
     const body: V1Pod = {
       metadata: { name: net.name, namespace, labels: { ...labels } },
@@ -128,6 +132,7 @@ export function createClusterSim(cluster: NetCluster, kubeConfig: KubeConfig): C
     };
     await core.createNamespacedPod({ namespace, body });
     const node = cluster.node(net.node);
+    beforeReady?.();
     await core.patchNamespacedPodStatus(
       {
         name: net.name,
@@ -188,7 +193,7 @@ export function createClusterSim(cluster: NetCluster, kubeConfig: KubeConfig): C
       const namespace = options.namespace ?? 'default';
       await ensureNamespace(namespace);
       const net = await cluster.addPod(nodeName, podName, options.ip === undefined ? {} : { ip: options.ip });
-      return createPodObject(net, namespace, options.labels ?? {});
+      return createPodObject(net, namespace, options.labels ?? {}, options.beforeReady);
     },
     async setPodIp(podName, ip) {
       const pod = pods.get(podName);
