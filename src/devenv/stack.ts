@@ -415,6 +415,8 @@ export interface FollowedRecord<T> {
   readonly value: T;
   /** Date.now() when this process received the record. */
   readonly receivedAt: number;
+  /** The record's Kafka timestamp (ms; the producer's clock at send, this machine's). */
+  readonly timestamp: number;
 }
 
 export interface FollowedTopic<T> {
@@ -450,7 +452,13 @@ export function followRecords<T>(
       const decoded = decode(r.value);
       if (decoded._tag === 'Left') undecodable.push(`${r.offset}: ${decoded.left.reason}`);
       else
-        records.push({ offset: Number(r.offset), key: r.key, value: decoded.right, receivedAt: Date.now() });
+        records.push({
+          offset: Number(r.offset),
+          key: r.key,
+          value: decoded.right,
+          receivedAt: Date.now(),
+          timestamp: Number(r.timestamp),
+        });
     },
   }).catch((err: unknown) => {
     undecodable.push(`the follower stopped: ${String(err)}`);

@@ -1,0 +1,479 @@
+// Benchmark of the whole path (not a test; budgets live here, never in tests). Effectful: starts
+// the full dev stack (src/devenv/stack.ts: Kafka, kube-apiserver, a 3-node netns cluster, the
+// control plane and an agent per node as processes), and measures, each over --runs runs:
+//   - CR apply → programmed on all nodes: from just before the API request that creates a
+//     StaticEgressIP to the last ack of the nodes it involves (directors and gateway);
+//   - new pod → programmed on its node: from just before the status patch that gives the pod its
+//     IP (what a kubelet reports) to its node's ack;
+//   - failover: last reply via the old gateway → first via the new one, on the external host's
+//     clock (measureFailover: the gateway node is cut off and its agent killed; it is revived
+//     between runs and takes its IP back);
+//   - iperf3 throughput pod → director → tunnel → gateway → external vs node → external,
+//     alternately in the same run.
+// "Programmed" = the node's agent acknowledged on kseip.node-status.v1 (ok) a generation at least
+// the first kseip.node-rules.v1 generation for that node that contains the change; the time is
+// the ack's appliedAt (the agent's wall clock, this machine's). The first CR run is also checked
+// from outside: the external host sees the egress IP from every selected pod.
+// Run: npm run bench:e2e [-- --runs 10 --iperf-seconds 3]   (root: network namespaces)
+import { loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CustomObjectsApi } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { decodeClusterEvent, type ClusterEvent } from '../src/events/cluster-events.ts';
+import { decodeNodeApplyStatus, type NodeApplyStatus } from '../src/events/node-reports.ts';
+import { decodeNodeRules, type NodeRules } from '../src/events/node-rules.ts';
+import { TOPICS } from '../src/events/topics.ts';
+import type { SimPod } from '../src/devenv/cluster-sim.ts';
+import {
+  addSeedWorkload,
+  computePercentile,
+  EXTERNAL_HOST_IP,
+  followRecords,
+  measureFailover,
+  type FollowedRecord,
+  POOL_YAML,
+  reviveNode,
+  SEED,
+  seedManifest,
+  selectHolder,
+  selectHolders,
+  selectRouterMac,
+  startStack,
+  waitForSource,
+  type FollowedTopic,
+  type Stack,
+} from '../src/devenv/stack.ts';
+
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '10' },
+    'iperf-seconds': { type: 'string', default: '3' },
+  },
+});
+const RUNS = Number(values.runs);
+const IPERF_SECONDS = Number(values['iperf-seconds']);
+if (!Number.isInteger(RUNS) || RUNS < 1) throw new Error(`--runs must be a positive integer`);
+
+const GROUP = 'staticegressips.nirmata.io';
+const VERSION = 'v1alpha1';
+const PLURAL = 'staticegressips';
+
+const say = (line = ''): void => void process.stdout.write(`${line}\n`);
+const ms = (v: number): string => (Number.isNaN(v) ? '—' : `${Math.round(v)} ms`);
+
+let stack: Stack | undefined;
+let stopping: Promise<void> | undefined;
+const cleanup = (): Promise<void> => (stopping ??= stack?.stop() ?? Promise.resolve());
+for (const signal of ['SIGINT', 'SIGTERM'] as const)
+  process.on(signal, () => void cleanup().finally(() => process.exit(130)));
+
+// ---- "programmed": node-rules generation → node-status ack -----------------------------------
+
+interface Followers {
+  readonly events: FollowedTopic<ClusterEvent>;
+  readonly rules: FollowedTopic<NodeRules>;
+  readonly acks: FollowedTopic<NodeApplyStatus>;
+}
+
+type RulesRecord = FollowedRecord<NodeRules>;
+
+/**
+ * Waits until, among node-rules records from index `from` on, every node that `complete` needs has
+ * a first record satisfying `has`; returns node → that record.
+ */
+async function waitRules(
+  f: Followers,
+  from: number,
+  has: (r: NodeRules) => boolean,
+  complete: (found: ReadonlyMap<string, NodeRules>) => boolean,
+  what: string,
+): Promise<Map<string, RulesRecord>> {
+  const found = new Map<string, RulesRecord>();
+  const deadline = Date.now() + 60_000;
+  for (let i = from; ;) {
+    for (; i < f.rules.records.length; i++) {
+      const record = f.rules.records[i]!;
+      if (!found.has(record.value.node) && has(record.value)) found.set(record.value.node, record);
+    }
+    if (complete(new Map([...found].map(([n, r]) => [n, r.value])))) return found;
+    if (Date.now() > deadline)
+      throw new Error(`no node-rules for ${what} after 60 s (have ${[...found.keys()].join(', ')})`);
+    await sleep(10);
+  }
+}
+
+/** Each node's first ok ack of at least the generation of its record. */
+async function waitAcks(
+  f: Followers,
+  records: ReadonlyMap<string, RulesRecord>,
+): Promise<Map<string, NodeApplyStatus>> {
+  const acked = new Map<string, NodeApplyStatus>();
+  for (const [node, record] of records) {
+    const generation = record.value.generation;
+    const ack = await f.acks.waitFor(`ok ack of ${node} ≥ generation ${generation}`, (r) =>
+      r.value.node === node && r.value.ok && r.value.generation >= generation ? r.value : undefined,
+    );
+    acked.set(node, ack);
+  }
+  return acked;
+}
+
+/** Where the time of one sample went, on the node that acked last. */
+interface Stages {
+  /** t0 → the watcher's event in kseip.cluster-events.v1 (its Kafka timestamp). */
+  readonly watcher: number;
+  /** That event → the projector's node-rules record (its Kafka timestamp). */
+  readonly projector: number;
+  /** The node-rules record → the agent starts applying. */
+  readonly pickup: number;
+  /** The agent's apply (durationMs of its ack). */
+  readonly apply: number;
+}
+
+async function computeStages(
+  f: Followers,
+  t0: number,
+  record: RulesRecord,
+  ack: NodeApplyStatus,
+): Promise<Stages> {
+  // A node's generation is the cluster-events offset of the event that changed its rules.
+  const eventAt = await f.events.waitFor(`event ${record.value.generation}`, (r) =>
+    r.offset === record.value.generation ? r.timestamp : undefined,
+  );
+  const applyStart = Date.parse(ack.appliedAt) - ack.durationMs;
+  return {
+    watcher: eventAt - t0,
+    projector: record.timestamp - eventAt,
+    pickup: applyStart - record.timestamp,
+    apply: ack.durationMs,
+  };
+}
+
+function lastAcked(acked: ReadonlyMap<string, NodeApplyStatus>): [string, NodeApplyStatus] {
+  return [...acked].reduce((a, b) => (Date.parse(b[1].appliedAt) > Date.parse(a[1].appliedAt) ? b : a));
+}
+
+function sayStages(stages: readonly Stages[]): void {
+  const p50 = (pick: (s: Stages) => number): string => ms(computePercentile(stages.map(pick), 50));
+  say(
+    `    p50 by stage: watcher ${p50((s) => s.watcher)} · projector ${p50((s) => s.projector)} · ` +
+      `agent pickup ${p50((s) => s.pickup)} · apply ${p50((s) => s.apply)}`,
+  );
+}
+
+const mentions = (r: NodeRules, ip: string): boolean =>
+  r.steers.some((s) => s.egressIP === ip) || r.egressIPs.some((e) => e.egressIP === ip);
+
+// ---- the measurements --------------------------------------------------------------------------
+
+interface Timed {
+  readonly samples: number[];
+  readonly stages: Stages[];
+}
+
+async function benchPolicyApply(s: Stack, f: Followers, selected: readonly SimPod[]): Promise<Timed> {
+  const custom = s.kube.kubeConfig.makeApiClient(CustomObjectsApi);
+  const directors = new Set(selected.map((p) => p.node));
+  const out: Timed = { samples: [], stages: [] };
+  for (let run = 0; run < RUNS; run++) {
+    const ip = `198.51.100.${20 + run}`;
+    const name = `bench-${run}`;
+    const from = f.rules.records.length;
+    const t0 = Date.now();
+    await custom.createNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace: SEED.namespace,
+      plural: PLURAL,
+      body: {
+        apiVersion: `${GROUP}/${VERSION}`,
+        kind: 'StaticEgressIP',
+        metadata: { name, namespace: SEED.namespace },
+        spec: { rules: [{ egressip: ip, 'service-name': SEED.service, cidr: SEED.destination }] },
+      },
+    });
+    const records = await waitRules(
+      f,
+      from,
+      (r) => mentions(r, ip),
+      (found) =>
+        [...directors].every((n) => found.has(n)) &&
+        [...found.values()].some((r) => r.egressIPs.some((e) => e.egressIP === ip)),
+      `policy ${name}`,
+    );
+    const [last, ack] = lastAcked(await waitAcks(f, records));
+    out.samples.push(Date.parse(ack.appliedAt) - t0);
+    out.stages.push(await computeStages(f, t0, records.get(last)!, ack));
+    if (run === 0)
+      for (const pod of selected) await waitForSource(s.cluster, pod.net.ns, EXTERNAL_HOST_IP, ip, 10_000);
+
+    // Gone again before the next run (two policies with the same pods and destination conflict).
+    const beforeDelete = f.rules.records.length;
+    await custom.deleteNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace: SEED.namespace,
+      plural: PLURAL,
+      name,
+    });
+    const cleared = await waitRules(
+      f,
+      beforeDelete,
+      (r) => !mentions(r, ip),
+      (found) => [...records.keys()].every((n) => found.has(n)),
+      `policy ${name} deleted`,
+    );
+    await waitAcks(f, cleared);
+  }
+  return out;
+}
+
+async function benchNewPod(s: Stack, f: Followers): Promise<Timed> {
+  const nodes = s.cluster.nodes();
+  const out: Timed = { samples: [], stages: [] };
+  for (let run = 0; run < RUNS; run++) {
+    const node = nodes[run % nodes.length]!;
+    const from = f.rules.records.length;
+    let t0 = 0;
+    const pod = await s.sim.addPod(node.name, `bench-pod-${run}`, {
+      labels: { app: 'frontend' },
+      beforeReady: () => (t0 = Date.now()),
+    });
+    const steered = (r: NodeRules): boolean => r.steers.some((st) => st.podIPs.includes(pod.net.ip));
+    const records = await waitRules(
+      f,
+      from,
+      (r) => r.node === node.name && steered(r),
+      (found) => found.has(node.name),
+      `pod ${pod.name}`,
+    );
+    const ack = (await waitAcks(f, records)).get(node.name)!;
+    out.samples.push(Date.parse(ack.appliedAt) - t0);
+    out.stages.push(await computeStages(f, t0, records.get(node.name)!, ack));
+
+    const beforeDelete = f.rules.records.length;
+    await s.sim.removePod(pod.name);
+    const cleared = await waitRules(
+      f,
+      beforeDelete,
+      (r) => r.node === node.name && !steered(r),
+      (found) => found.has(node.name),
+      `pod ${pod.name} removed`,
+    );
+    await waitAcks(f, cleared);
+  }
+  return out;
+}
+
+async function benchFailover(s: Stack, selected: readonly SimPod[]): Promise<number[]> {
+  const samples: number[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    const old = await selectHolder(s.cluster, SEED.egressIP);
+    if (old === undefined) throw new Error(`no node holds ${SEED.egressIP}`);
+    const probe = selected.find((p) => p.node !== old.name);
+    if (probe === undefined) throw new Error(`no selected pod off the gateway ${old.name}`);
+    const result = await measureFailover(s, probe.net.ns, SEED.egressIP, old);
+    if (result.probesLeaked > 0) throw new Error(`${result.probesLeaked} probes left with another source`);
+    samples.push(result.gapMs);
+    say(`    run ${run + 1}: ${old.name} → ${result.newGateway ?? '?'} ${ms(result.gapMs)}`);
+    // Back for the next run: the old gateway ranks first and takes its IP back (Preempted).
+    await reviveNode(s, old.name);
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const holders = await selectHolders(s.cluster, SEED.egressIP);
+      const mac = await selectRouterMac(s.cluster, SEED.egressIP);
+      if (holders.length === 1 && holders[0]!.name === old.name && mac === old.uplinkMac) break;
+      if (Date.now() > deadline) throw new Error(`${SEED.egressIP} did not settle on ${old.name} again`);
+      await sleep(100);
+    }
+    await sleep(1000);
+  }
+  return samples;
+}
+
+async function iperf3(s: Stack, ns: string, port: number): Promise<number> {
+  const r = await s.cluster.exec(
+    ns,
+    ['iperf3', '-c', EXTERNAL_HOST_IP, '-p', String(port), '-t', String(IPERF_SECONDS), '-O', '1', '-J'],
+    { timeoutMs: (IPERF_SECONDS + 20) * 1000 },
+  );
+  const json = JSON.parse(r.stdout || '{}') as {
+    error?: string;
+    end?: { sum_received?: { bits_per_second?: number } };
+  };
+  const bps = json.end?.sum_received?.bits_per_second;
+  if (r.code !== 0 || bps === undefined)
+    throw new Error(`iperf3 from ${ns} failed (${r.code}): ${json.error ?? r.stderr.slice(-500)}`);
+  return bps;
+}
+
+async function benchThroughput(
+  s: Stack,
+  selected: readonly SimPod[],
+): Promise<{ gateway: number[]; direct: number[]; ratio: number[] }> {
+  const holder = await selectHolder(s.cluster, SEED.egressIP);
+  const pod = selected.find((p) => p.node !== holder?.name);
+  if (holder === undefined || pod === undefined) throw new Error('no gateway, or no pod off the gateway');
+  const node = s.cluster.node(pod.node);
+  say(`    gateway path: ${pod.name} on ${node.name} → tunnel → ${holder.name} (SNAT) → external`);
+  say(`    direct path:  ${node.name} itself → external`);
+  const server = await s.cluster.startIperf3();
+  const out = { gateway: [] as number[], direct: [] as number[], ratio: [] as number[] };
+  try {
+    for (let run = 0; run < RUNS; run++) {
+      const viaGateway = await iperf3(s, pod.net.ns, server.port);
+      const direct = await iperf3(s, node.ns, server.port);
+      out.gateway.push(viaGateway / 1e6);
+      out.direct.push(direct / 1e6);
+      out.ratio.push(viaGateway / direct);
+    }
+  } finally {
+    await server.stop();
+  }
+  return out;
+}
+
+// ---- report ------------------------------------------------------------------------------------
+
+interface Row {
+  readonly what: string;
+  readonly samples: readonly number[];
+  readonly unit: (v: number) => string;
+  readonly budget: string;
+  readonly pass: boolean;
+  /** For throughput, the tail that matters is the low one. */
+  readonly lowIsBad?: boolean;
+}
+
+function report(rows: readonly Row[]): void {
+  say();
+  say(
+    `${'measurement'.padEnd(44)}${'runs'.padStart(5)}${'p50'.padStart(12)}${'p99'.padStart(12)}   ${'budget'.padEnd(24)}verdict`,
+  );
+  for (const r of rows) {
+    const p50 = computePercentile(r.samples, 50);
+    const p99 = r.lowIsBad ? computePercentile(r.samples, 1) : computePercentile(r.samples, 99);
+    say(
+      `${r.what.padEnd(44)}${String(r.samples.length).padStart(5)}${r.unit(p50).padStart(12)}${r.unit(p99).padStart(12)}   ${r.budget.padEnd(24)}${r.pass ? 'PASS' : 'OVER'}`,
+    );
+  }
+  say('(throughput rows: p99 is the low tail, i.e. the 1st percentile)');
+}
+
+async function main(): Promise<void> {
+  const began = Date.now();
+  say(`e2e benchmark: ${RUNS} runs each; full stack on this machine (load average ${loadAverage()})`);
+  stack = await startStack({ log: pino({ level: 'error' }) });
+  const s = stack;
+  const f: Followers = {
+    events: followRecords(s, TOPICS.clusterEvents, decodeClusterEvent),
+    rules: followRecords(s, TOPICS.nodeRules, decodeNodeRules),
+    acks: followRecords(s, TOPICS.nodeStatus, decodeNodeApplyStatus),
+  };
+  try {
+    const work = await addSeedWorkload(s);
+    await s.apply(POOL_YAML);
+    // Let the pods and the pool settle into the log first, so the first run measures the policy.
+    await sleep(2000);
+
+    say('\n1. CR apply → programmed on all nodes (node-status acks)');
+    const policyRuns = await benchPolicyApply(s, f, work.selected);
+    const policy = policyRuns.samples;
+    say(`    samples: ${policy.map(ms).join(', ')}`);
+    sayStages(policyRuns.stages);
+
+    await s.apply(seedManifest());
+    for (const pod of work.selected)
+      await waitForSource(s.cluster, pod.net.ns, EXTERNAL_HOST_IP, SEED.egressIP, 60_000);
+
+    say('\n2. new pod → programmed on its node (node-status ack)');
+    const podRuns = await benchNewPod(s, f);
+    const pod = podRuns.samples;
+    say(`    samples: ${pod.map(ms).join(', ')}`);
+    sayStages(podRuns.stages);
+
+    say('\n3. iperf3, pod → gateway → external vs node → external, alternately');
+    const tp = await benchThroughput(s, work.selected);
+    say(`    gateway Mbit/s: ${tp.gateway.map((v) => v.toFixed(0)).join(', ')}`);
+    say(`    direct  Mbit/s: ${tp.direct.map((v) => v.toFixed(0)).join(', ')}`);
+
+    say('\n4. failover (last reply via the old gateway → first via the new one)');
+    const failover = await benchFailover(s, work.selected);
+
+    const mbit = (v: number): string => `${v.toFixed(0)} Mb/s`;
+    const pct = (v: number): string => `${(v * 100).toFixed(0)} %`;
+    report([
+      {
+        what: 'CR apply → programmed on all nodes',
+        samples: policy,
+        unit: ms,
+        budget: 'p99 < 300 ms',
+        pass: computePercentile(policy, 99) < 300,
+      },
+      {
+        what: 'new pod → programmed on its node',
+        samples: pod,
+        unit: ms,
+        budget: 'p99 < 200 ms',
+        pass: computePercentile(pod, 99) < 200,
+      },
+      {
+        what: 'failover (traffic gap)',
+        samples: failover,
+        unit: ms,
+        budget: 'p99 < 1000 ms',
+        pass: computePercentile(failover, 99) < 1000,
+      },
+      {
+        what: 'throughput pod → gateway → external',
+        samples: tp.gateway,
+        unit: mbit,
+        budget: 'reported',
+        pass: true,
+        lowIsBad: true,
+      },
+      {
+        what: 'throughput node → external (direct)',
+        samples: tp.direct,
+        unit: mbit,
+        budget: 'baseline',
+        pass: true,
+        lowIsBad: true,
+      },
+      {
+        what: 'gateway / direct, per run',
+        samples: tp.ratio,
+        unit: pct,
+        budget: 'p50 ≥ 90 % of direct',
+        pass: computePercentile(tp.ratio, 50) >= 0.9,
+        lowIsBad: true,
+      },
+    ]);
+    say(`\ntotal ${((Date.now() - began) / 1000).toFixed(0)} s; load average now ${loadAverage()}`);
+  } finally {
+    await f.events.stop();
+    await f.rules.stop();
+    await f.acks.stop();
+  }
+}
+
+function loadAverage(): string {
+  return loadavg()
+    .map((v) => v.toFixed(1))
+    .join(' ');
+}
+
+try {
+  await main();
+  await cleanup();
+  process.exit(0);
+} catch (err) {
+  process.stderr.write(
+    `e2e bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  );
+  if (stack !== undefined)
+    process.stderr.write(`${stack.controlPlane.describe(10)}\ncomponent logs: ${stack.runDir}\n`);
+  await cleanup();
+  process.exit(1);
+}
