@@ -8,8 +8,8 @@
 //   - failover: last reply via the old gateway → first via the new one, on the external host's
 //     clock (measureFailover: the gateway node is cut off and its agent killed; it is revived
 //     between runs and takes its IP back);
-//   - iperf3 throughput pod → director → tunnel → gateway → external vs node → external,
-//     alternately in the same run.
+//   - iperf3 throughput pod → director → tunnel → gateway → external vs node → external (the
+//     issue's baseline) and vs a pod no policy selects (CNI masquerade), alternately in one run.
 // "Programmed" = the node's agent acknowledged on kseip.node-status.v1 (ok) a generation at least
 // the first kseip.node-rules.v1 generation for that node that contains the change; the time is
 // the ack's appliedAt (the agent's wall clock, this machine's). The first CR run is also checked
@@ -266,17 +266,53 @@ async function benchNewPod(s: Stack, f: Followers): Promise<Timed> {
   return out;
 }
 
-async function benchFailover(s: Stack, selected: readonly SimPod[]): Promise<number[]> {
-  const samples: number[] = [];
+/** Where a failover's time went: kill → NodeLost → node-rules → applied → first reply. */
+interface FailoverStages {
+  /** Off the network → liveness' NodeLost in the log (its Kafka timestamp). */
+  readonly detection: number;
+  /** NodeLost → the new gateway's node-rules record. */
+  readonly projector: number;
+  /** That record → the new gateway's agent acked it (pickup and apply). */
+  readonly agent: number;
+  /** Applied → the first reply via the new gateway (gratuitous ARP, the probe's own timing). */
+  readonly announce: number;
+}
+
+async function benchFailover(
+  s: Stack,
+  f: Followers,
+  selected: readonly SimPod[],
+): Promise<{ samples: number[]; stages: FailoverStages[] }> {
+  const out = { samples: [] as number[], stages: [] as FailoverStages[] };
   for (let run = 0; run < RUNS; run++) {
     const old = await selectHolder(s.cluster, SEED.egressIP);
     if (old === undefined) throw new Error(`no node holds ${SEED.egressIP}`);
     const probe = selected.find((p) => p.node !== old.name);
     if (probe === undefined) throw new Error(`no selected pod off the gateway ${old.name}`);
+    const fromEvent = f.events.records.at(-1)?.offset ?? -1;
     const result = await measureFailover(s, probe.net.ns, SEED.egressIP, old);
     if (result.probesLeaked > 0) throw new Error(`${result.probesLeaked} probes left with another source`);
-    samples.push(result.gapMs);
-    say(`    run ${run + 1}: ${old.name} → ${result.newGateway ?? '?'} ${ms(result.gapMs)}`);
+    out.samples.push(result.gapMs);
+    const lost = await f.events.waitFor(`NodeLost of ${old.name}`, (r) =>
+      r.offset > fromEvent && r.value.type === 'NodeLost' && r.value.object.name === old.name ? r : undefined,
+    );
+    const fresh = result.newGateway ?? '';
+    const rules = await f.rules.waitFor(`node-rules of ${fresh} holding ${SEED.egressIP}`, (r) =>
+      r.value.node === fresh &&
+      r.value.generation >= lost.offset &&
+      r.value.egressIPs.some((e) => e.egressIP === SEED.egressIP)
+        ? r
+        : undefined,
+    );
+    const ack = (await waitAcks(f, new Map([[fresh, rules]]))).get(fresh)!;
+    const appliedAt = Date.parse(ack.appliedAt);
+    out.stages.push({
+      detection: lost.timestamp - result.killedAt,
+      projector: rules.timestamp - lost.timestamp,
+      agent: appliedAt - rules.timestamp,
+      announce: result.firstReplyAt - appliedAt,
+    });
+    say(`    run ${run + 1}: ${old.name} → ${fresh || '?'} ${ms(result.gapMs)}`);
     // Back for the next run: the old gateway ranks first and takes its IP back (Preempted).
     await reviveNode(s, old.name);
     const deadline = Date.now() + 60_000;
@@ -289,7 +325,7 @@ async function benchFailover(s: Stack, selected: readonly SimPod[]): Promise<num
     }
     await sleep(1000);
   }
-  return samples;
+  return out;
 }
 
 async function iperf3(s: Stack, ns: string, port: number): Promise<number> {
@@ -308,25 +344,36 @@ async function iperf3(s: Stack, ns: string, port: number): Promise<number> {
   return bps;
 }
 
-async function benchThroughput(
-  s: Stack,
-  selected: readonly SimPod[],
-): Promise<{ gateway: number[]; direct: number[]; ratio: number[] }> {
+interface Throughput {
+  readonly gateway: number[];
+  readonly direct: number[];
+  readonly unselected: number[];
+  /** gateway / direct and gateway / unselected pod, per run. */
+  readonly ratio: number[];
+  readonly ratioToPod: number[];
+}
+
+async function benchThroughput(s: Stack, selected: readonly SimPod[], other: SimPod): Promise<Throughput> {
   const holder = await selectHolder(s.cluster, SEED.egressIP);
-  const pod = selected.find((p) => p.node !== holder?.name);
-  if (holder === undefined || pod === undefined) throw new Error('no gateway, or no pod off the gateway');
+  const pod = selected.find((p) => p.node === other.node && p.node !== holder?.name);
+  if (holder === undefined || pod === undefined)
+    throw new Error(`no gateway, or no selected pod next to ${other.name} off the gateway`);
   const node = s.cluster.node(pod.node);
   say(`    gateway path: ${pod.name} on ${node.name} → tunnel → ${holder.name} (SNAT) → external`);
-  say(`    direct path:  ${node.name} itself → external`);
+  say(`    direct path:  ${node.name} itself → external (the issue's baseline)`);
+  say(`    pod path:     ${other.name} (not selected) on ${node.name} → CNI masquerade → external`);
   const server = await s.cluster.startIperf3();
-  const out = { gateway: [] as number[], direct: [] as number[], ratio: [] as number[] };
+  const out: Throughput = { gateway: [], direct: [], unselected: [], ratio: [], ratioToPod: [] };
   try {
     for (let run = 0; run < RUNS; run++) {
       const viaGateway = await iperf3(s, pod.net.ns, server.port);
       const direct = await iperf3(s, node.ns, server.port);
+      const unselected = await iperf3(s, other.net.ns, server.port);
       out.gateway.push(viaGateway / 1e6);
       out.direct.push(direct / 1e6);
+      out.unselected.push(unselected / 1e6);
       out.ratio.push(viaGateway / direct);
+      out.ratioToPod.push(viaGateway / unselected);
     }
   } finally {
     await server.stop();
@@ -394,12 +441,20 @@ async function main(): Promise<void> {
     sayStages(podRuns.stages);
 
     say('\n3. iperf3, pod → gateway → external vs node → external, alternately');
-    const tp = await benchThroughput(s, work.selected);
+    const tp = await benchThroughput(s, work.selected, work.other);
     say(`    gateway Mbit/s: ${tp.gateway.map((v) => v.toFixed(0)).join(', ')}`);
     say(`    direct  Mbit/s: ${tp.direct.map((v) => v.toFixed(0)).join(', ')}`);
+    say(`    pod     Mbit/s: ${tp.unselected.map((v) => v.toFixed(0)).join(', ')}`);
 
     say('\n4. failover (last reply via the old gateway → first via the new one)');
-    const failover = await benchFailover(s, work.selected);
+    const failoverRuns = await benchFailover(s, f, work.selected);
+    const failover = failoverRuns.samples;
+    const fp50 = (pick: (x: FailoverStages) => number): string =>
+      ms(computePercentile(failoverRuns.stages.map(pick), 50));
+    say(
+      `    p50 by stage: kill → NodeLost ${fp50((x) => x.detection)} · projector ${fp50((x) => x.projector)} · ` +
+        `agent ${fp50((x) => x.agent)} · applied → first reply ${fp50((x) => x.announce)}`,
+    );
 
     const mbit = (v: number): string => `${v.toFixed(0)} Mb/s`;
     const pct = (v: number): string => `${(v * 100).toFixed(0)} %`;
@@ -438,6 +493,22 @@ async function main(): Promise<void> {
         samples: tp.direct,
         unit: mbit,
         budget: 'baseline',
+        pass: true,
+        lowIsBad: true,
+      },
+      {
+        what: 'throughput unselected pod → external',
+        samples: tp.unselected,
+        unit: mbit,
+        budget: 'reported',
+        pass: true,
+        lowIsBad: true,
+      },
+      {
+        what: 'gateway / unselected pod, per run',
+        samples: tp.ratioToPod,
+        unit: pct,
+        budget: 'reported',
         pass: true,
         lowIsBad: true,
       },

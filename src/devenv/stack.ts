@@ -291,6 +291,10 @@ export interface FailoverResult {
   readonly probesAnswered: number;
   /** Answers with a source other than the egress IP: traffic that leaked (must be 0). */
   readonly probesLeaked: number;
+  /** Date.now() once the old gateway was off the network, and the external host's time of the
+   *  first reply after that (for breakdowns against the components' own timestamps). */
+  readonly killedAt: number;
+  readonly firstReplyAt: number;
   /** MAC the router holds for the egress IP after the failover (gratuitous ARP moved it). */
   readonly routerMac: string | undefined;
 }
@@ -383,6 +387,8 @@ export async function measureFailover(
     probesSent: sent,
     probesAnswered: answered,
     probesLeaked: leaked,
+    killedAt,
+    firstReplyAt: Math.min(...after),
     routerMac: await selectRouterMac(cluster, egressIP),
   };
 }
