@@ -1,7 +1,9 @@
 // The kseip audit commands (replay, audit, explain, verify, what-if) on a small scripted log read
 // from an export file (no Kafka): their output is compared with a snapshot
 // (test/snapshots/cli-audit.txt; KSEIP_UPDATE_SNAPSHOTS=1 rewrites it), exit codes are checked,
-// and verify finds a tampered decision. Spawns bin/kseip; pure otherwise.
+// and verify finds a tampered decision. Also: the audit index `export --from` appends answers as
+// the replay does and verify catches a forged one; events tail/grep on an export file; commander's
+// own usage errors exit 2. Spawns bin/kseip; pure otherwise.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -124,4 +126,120 @@ void test('every command has --help; a usage error exits 2', async () => {
   }
   assert.equal((await kseipRun(['audit', 'pod', 'no-slash', '--from', file])).code, 2);
   assert.equal((await kseipRun(['replay', '--until', 'yesterday', '--from', file])).code, 2);
+});
+
+void test('export --from adds an audit index: audit answers from it as the replay does, verify checks it', async () => {
+  const indexed = path.join(dir, 'indexed.jsonl');
+  const ex = await kseipRun(['export', '--from', file, '--to', indexed, '-o', 'json']);
+  assert.equal(ex.code, 0, ex.stderr);
+  const summary = JSON.parse(ex.stdout) as { index: { intervals: number; decisions: number } };
+  assert.ok(summary.index.intervals > 0 && summary.index.decisions > 0, ex.stdout);
+  for (const args of [
+    ['audit', 'egress-ip', EIP],
+    ['audit', 'egress-ip', EIP, '--at', '2026-03-01T12:00:11.500Z', '-o', 'json'],
+    ['audit', 'egress-ip', EIP, '--from', '2026-03-01T12:00:12Z', '--to', '2026-03-01T12:00:20Z'],
+    ['audit', 'pod', 'shop/web-1', '-o', 'json'],
+    ['audit', 'pod', 'shop/db-0'],
+    ['audit', 'failovers'],
+    ['audit', 'failovers', '--ip', EIP, '-o', 'json'],
+  ]) {
+    const replayed = await kseipRun([...args, '--from', file]);
+    const fromIndex = await kseipRun([...args, '--from', indexed]);
+    assert.equal(fromIndex.stdout, replayed.stdout, args.join(' '));
+  }
+  const ok = await kseipRun(['verify', '--from', indexed]);
+  assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+  assert.match(ok.stdout, /and so does the audit index \(\d+ intervals\)/);
+  // One gateway of the index changed in place: verify names the line; --replay ignores the index.
+  const text = readFileSync(indexed, 'utf8');
+  const forged = text.replace(
+    `"gateway":"${scenario.firstActive}"`,
+    `"gateway":"${scenario.firstActive === 'node-1' ? 'node-3' : 'node-1'}"`,
+  );
+  assert.notEqual(forged, text);
+  const bad = path.join(dir, 'forged-index.jsonl');
+  writeFileSync(bad, forged);
+  const v = await kseipRun(['verify', '--from', bad]);
+  assert.equal(v.code, 3, v.stdout + v.stderr);
+  assert.match(
+    v.stdout,
+    /^DIVERGENCE at audit index line 1: audit index differs from the replayed history\n/,
+  );
+  const honest = await kseipRun(['audit', 'pod', 'shop/web-0', '--from', file]);
+  assert.equal(
+    (await kseipRun(['audit', 'pod', 'shop/web-0', '--replay', '--from', bad])).stdout,
+    honest.stdout,
+  );
+  assert.notEqual((await kseipRun(['audit', 'pod', 'shop/web-0', '--from', bad])).stdout, honest.stdout);
+});
+
+void test('events tail and grep read an export file: filters, offsets, exit 5 when grep finds nothing', async () => {
+  const tail = await kseipRun(['events', 'tail', '--from', file, '--last', '2']);
+  assert.equal(tail.code, 0, tail.stderr);
+  assert.match(
+    tail.stdout,
+    /^OFFSET +TIME +TERM +TYPE +OBJECT +DETAILS\n12 +\S+ +1 +NodeLost +Node \S+ +.*\n13 +\S+ +1 +PodDeleted +Pod shop\/web-1\n$/,
+  );
+  const grep = await kseipRun([
+    'events',
+    'grep',
+    '10\\.1\\.0\\.[67]',
+    '--kind',
+    'Pod',
+    '--from',
+    file,
+    '-o',
+    'json',
+  ]);
+  assert.equal(grep.code, 0, grep.stderr);
+  const rows = grep.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { offset: number; key: string });
+  assert.deepEqual(
+    rows.map((r) => `${r.offset} ${r.key}`),
+    ['9 Pod/shop/web-1', '10 Pod/shop/db-0'],
+  );
+  const window = await kseipRun([
+    'events',
+    'grep',
+    'node-',
+    '--topic',
+    'decisions',
+    '--type',
+    'GatewayFailedOver',
+    '--since',
+    '2026-03-01T12:00:12Z',
+    '--until',
+    '2026-03-01T12:00:12Z',
+    '--from',
+    file,
+  ]);
+  assert.equal(window.code, 0, window.stderr);
+  assert.match(
+    window.stdout,
+    /\n\d+ +2026-03-01T12:00:12\.000Z +- +GatewayFailedOver +198\.51\.100\.10 +.*reason=NodeLost/,
+  );
+  const none = await kseipRun(['events', 'grep', 'no-such-thing', '--from', file]);
+  assert.equal(none.code, 5);
+  assert.equal(none.stdout, '');
+  assert.match(none.stderr, /no record of kseip\.cluster-events\.v1 matches/);
+  assert.equal(
+    (await kseipRun(['events', 'grep', '(', '--from', file])).code,
+    2,
+    'a bad regex is a usage error',
+  );
+  assert.equal((await kseipRun(['events', 'tail', '-f', '--from', file])).code, 2, 'a file does not grow');
+});
+
+void test('usage errors commander catches itself exit 2 too', async () => {
+  for (const args of [['audit', 'pod'], ['audit', 'pod', 'a/b', '--bogus'], ['no-such-command'], []]) {
+    const r = await kseipRun(args);
+    assert.equal(r.code, 2, `kseip ${args.join(' ')}: ${r.stderr}`);
+  }
+  for (const cmd of [['events', 'tail'], ['events', 'grep'], ['events'], ['audit'], []]) {
+    const r = await kseipRun([...cmd, '--help']);
+    assert.equal(r.code, 0, cmd.join(' '));
+    assert.match(r.stdout, /Usage: kseip/);
+  }
 });

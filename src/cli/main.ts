@@ -1,8 +1,9 @@
 // The `kseip` command line. Effectful entry point: builds the commander program from the command
-// modules under ./commands/ (one file per command group: events today; replay, audit, explain,
-// verify and export slot in the same way), runs it, and maps failures to exit codes:
-// 2 for usage errors, 3 for a verify divergence, 4 for explain of an unknown pod, 1 for anything
-// else, with the reason on stderr (docs/cli.md).
+// modules under ./commands/ (one file per command group: events, replay, audit, explain, verify,
+// what-if, export), runs it, and maps failures to exit codes: 2 for usage errors (commander's
+// own included: unknown option, missing argument, no command), 3 for a verify divergence, 4 for
+// explain of an unknown pod, 5 for events grep without a match, 1 for anything else, with the
+// reason on stderr (docs/cli.md).
 import { Command } from 'commander';
 import { registerAuditCommand } from './commands/audit.ts';
 import { registerEventsCommand } from './commands/events.ts';
@@ -12,7 +13,7 @@ import { registerReplayCommand } from './commands/replay.ts';
 import { registerVerifyCommand } from './commands/verify.ts';
 import { registerWhatIfCommand } from './commands/what-if.ts';
 import { CliUsageError, processContext } from './context.ts';
-import { CliExit } from './commands/exit.ts';
+import { CliExit, EXIT } from './commands/exit.ts';
 
 const program = new Command('kseip')
   .description('kube-static-egress-ip: read and check the event log')
@@ -44,12 +45,12 @@ try {
 } catch (err) {
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && code.startsWith('commander.')) {
-    // commander printed the message (or help) itself.
-    const exitCode = (err as { exitCode?: number }).exitCode ?? 2;
-    process.exit(code === 'commander.helpDisplayed' || code === 'commander.version' ? 0 : exitCode);
+    // commander printed the message (or help) itself; everything but asking for help (or the
+    // version) is a usage error, whatever exit code commander picked (it says 1).
+    process.exit(code === 'commander.helpDisplayed' || code === 'commander.version' ? 0 : EXIT.usage);
   }
   process.stderr.write(`kseip: ${err instanceof Error ? err.message : String(err)}\n`);
   // A command that ends with a documented exit code (verify: 3, explain: 4; docs/cli.md).
   if (err instanceof CliExit) process.exit(err.exitCode);
-  process.exit(err instanceof CliUsageError ? 2 : 1);
+  process.exit(err instanceof CliUsageError ? EXIT.usage : EXIT.failure);
 }

@@ -123,42 +123,63 @@ async function consume(
       consumer.on(consumer.events.CRASH, (e) => {
         if (!e.payload.restart) reject(e.payload.error);
       });
+      // A partition is done once the read has passed the end offset seen at start. The last
+      // offsets of a transactionally written topic (decisions, node-rules: the projector's
+      // transactions) are commit markers that no consumer ever receives as messages, so "done" is
+      // judged on each batch's last offset, which counts them, not on the last message's offset.
+      const passed = (partition: number, lastOffset: bigint): void => {
+        if (lastOffset + 1n > next.get(partition)!) next.set(partition, lastOffset + 1n);
+        if (!opts.follow && open.has(partition) && lastOffset + 1n >= endOffsets.get(partition)!) {
+          open.delete(partition);
+          if (open.size === 0) finish();
+        }
+      };
+      // Batches of nothing but markers (or aborted records) never reach eachBatch; kafkajs still
+      // reports them.
+      consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
+        if (e.payload.topic === topic && e.payload.batchSize === 0)
+          passed(e.payload.partition, BigInt(e.payload.lastOffset));
+      });
       consumer
         .subscribe({ topic, fromBeginning: true })
         .then(() =>
           consumer.run({
             autoCommit: false,
-            eachMessage: async ({ partition, message }) => {
+            eachBatch: async (payload) => {
+              const { batch } = payload;
+              const isStale = (): boolean => payload.isStale();
+              const { partition } = batch;
               if (!open.has(partition)) return;
-              const offset = BigInt(message.offset);
-              // Before the start, or delivered already (a restarted consumer has no committed
-              // offsets and reads from the beginning again).
-              if (offset < next.get(partition)!) return;
               const end = endOffsets.get(partition)!;
-              const tooNew = opts.untilMs !== undefined && Number(message.timestamp) > opts.untilMs;
-              if ((!opts.follow && offset >= end) || tooNew) {
-                open.delete(partition);
-                if (open.size === 0) finish();
-                return;
+              for (const message of batch.messages) {
+                // A seek is pending: this batch was fetched from before the start.
+                if (isStale() || !open.has(partition)) return;
+                const offset = BigInt(message.offset);
+                // Before the start, or delivered already (a restarted consumer has no committed
+                // offsets and reads from the beginning again).
+                if (offset < next.get(partition)!) continue;
+                const tooNew = opts.untilMs !== undefined && Number(message.timestamp) > opts.untilMs;
+                if ((!opts.follow && offset >= end) || tooNew) {
+                  open.delete(partition);
+                  if (open.size === 0) finish();
+                  return;
+                }
+                next.set(partition, offset + 1n);
+                const headers: Record<string, string> = {};
+                for (const [k, v] of Object.entries(message.headers ?? {})) {
+                  if (v !== undefined) headers[k] = Array.isArray(v) ? v.map(String).join(',') : v.toString();
+                }
+                opts.onRecord({
+                  topic,
+                  partition,
+                  offset: message.offset,
+                  timestamp: message.timestamp,
+                  key: message.key === null ? null : message.key.toString('utf8'),
+                  value: message.value,
+                  headers,
+                });
               }
-              next.set(partition, offset + 1n);
-              const headers: Record<string, string> = {};
-              for (const [k, v] of Object.entries(message.headers ?? {})) {
-                if (v !== undefined) headers[k] = Array.isArray(v) ? v.map(String).join(',') : v.toString();
-              }
-              opts.onRecord({
-                topic,
-                partition,
-                offset: message.offset,
-                timestamp: message.timestamp,
-                key: message.key === null ? null : message.key.toString('utf8'),
-                value: message.value,
-                headers,
-              });
-              if (!opts.follow && offset + 1n >= end) {
-                open.delete(partition);
-                if (open.size === 0) finish();
-              }
+              if (!isStale()) passed(partition, BigInt(batch.lastOffset()));
               return Promise.resolve();
             },
           }),

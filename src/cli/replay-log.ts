@@ -23,27 +23,44 @@ export interface ReplayOptions {
   onSkipped?: (r: LogRecord, reason: string) => void;
 }
 
-export async function replayLog(source: LogSource, ctx: CliContext, opts: ReplayOptions = {}): Promise<Fold> {
+/** A replay fed one cluster-events record at a time (export folds while it copies). */
+export interface Replay {
+  onRecord(r: LogRecord): void;
+  /** Ends the progress output and returns the fold. */
+  finish(): Fold;
+}
+
+export function createReplay(ctx: CliContext, opts: ReplayOptions = {}): Replay {
   const fold = initialFold();
   let done = false;
   let seen = 0;
-  await source.read(TOPICS.clusterEvents, (r) => {
-    if (done) return;
-    seen++;
-    if (seen % PROGRESS_EVERY === 0) ctx.writeErr(`replayed ${seen} records (offset ${r.offset})\n`);
-    const d = decodeEventRecord(r);
-    if (isPast(opts.until, r.offset, d.ok ? d.event : undefined, r.timestamp)) {
-      done = true;
-      return;
-    }
-    if (!d.ok) {
-      fold.skipped++;
-      opts.onSkipped?.(r, d.reason);
-      return;
-    }
-    const step = stepFold(fold, d.event, r.offset);
-    opts.onStep?.(step, fold);
-  });
-  if (seen >= PROGRESS_EVERY) ctx.writeErr(`replayed ${seen} records: done\n`);
-  return fold;
+  return {
+    onRecord(r) {
+      if (done) return;
+      seen++;
+      if (seen % PROGRESS_EVERY === 0) ctx.writeErr(`replayed ${seen} records (offset ${r.offset})\n`);
+      const d = decodeEventRecord(r);
+      if (isPast(opts.until, r.offset, d.ok ? d.event : undefined, r.timestamp)) {
+        done = true;
+        return;
+      }
+      if (!d.ok) {
+        fold.skipped++;
+        opts.onSkipped?.(r, d.reason);
+        return;
+      }
+      const step = stepFold(fold, d.event, r.offset);
+      opts.onStep?.(step, fold);
+    },
+    finish() {
+      if (seen >= PROGRESS_EVERY) ctx.writeErr(`replayed ${seen} records: done\n`);
+      return fold;
+    },
+  };
+}
+
+export async function replayLog(source: LogSource, ctx: CliContext, opts: ReplayOptions = {}): Promise<Fold> {
+  const replay = createReplay(ctx, opts);
+  await source.read(TOPICS.clusterEvents, (r) => replay.onRecord(r));
+  return replay.finish();
 }

@@ -31,6 +31,8 @@ export interface HistoryFilter {
   readonly egressIP?: string;
   /** "ns/name" */
   readonly pod?: string;
+  /** false: gateway decisions only, no intervals (audit failovers). Default true. */
+  readonly intervals?: boolean;
 }
 
 export interface History {
@@ -56,19 +58,30 @@ export function evolveHistory(h: History, f: Fold, step: Step): History {
       (h.filter.egressIP === undefined || d.egressIP === h.filter.egressIP)
     )
       h.gatewayDecisions.push({ ...d, time: at.time });
+  if (h.filter.intervals === false) return h;
   if (step.outputs.nodeRules.length === 0 && step.podNodes.length === 0) return h;
   const touched = new Set<string>(step.podNodes);
   for (const r of step.outputs.nodeRules) touched.add(r.node);
-  for (const node of touched) reconcileNode(h, f, node, at);
+  const pod = h.filter.pod;
+  if (pod === undefined) for (const node of touched) reconcileNode(h, f, node, at);
+  else {
+    // Only where the pod is, or where it still has open intervals: every other node's rules
+    // cannot name it, so a long replay skips them without looking at their steers.
+    const here = f.podPlace.get(pod)?.node;
+    for (const node of touched)
+      if (node === here || h.open.has(node)) reconcileNode(h, f, node, at, f.podPlace.get(pod)?.ips ?? []);
+  }
   return h;
 }
 
-function reconcileNode(h: History, f: Fold, node: string, at: Point): void {
+/** `podIPs`: with a pod filter, the pod's IPs (only they can match on its node). */
+function reconcileNode(h: History, f: Fold, node: string, at: Point, podIPs?: readonly string[]): void {
   const now = new Map<string, Omit<EgressInterval, 'from'>>();
   const rules = f.latestRules.get(node);
   for (const s of rules?.steers ?? []) {
     if (h.filter.egressIP !== undefined && s.egressIP !== h.filter.egressIP) continue;
-    for (const podIP of s.podIPs) {
+    const candidates = podIPs === undefined ? s.podIPs : podIPs.filter((ip) => s.podIPs.includes(ip));
+    for (const podIP of candidates) {
       const pod = f.podAt.get(`${node}|${podIP}`) ?? '?';
       if (h.filter.pod !== undefined && pod !== h.filter.pod) continue;
       now.set(`${pod}|${podIP}|${s.egressIP}|${s.gatewayNode}`, {
