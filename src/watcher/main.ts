@@ -2,13 +2,9 @@
 // SIGTERM/SIGINT stop it gracefully: informers stop, buffered events are flushed (bounded by
 // --flush-timeout), the Lease is released so a standby takes over at once, and it exits 0.
 import '../lib/kafkajs-idle-timer-fix.ts';
-import { hostname } from 'node:os';
-import { randomBytes } from 'node:crypto';
-import { KubeConfig } from '@kubernetes/client-node';
 import { TOPICS } from '../events/topics.ts';
 import {
   BooleanFromString,
-  BrokerListFromString,
   NonEmptyString,
   durationMsFromString,
   intFromString,
@@ -17,26 +13,24 @@ import {
 } from '../lib/config.ts';
 import { startHealthServer } from '../lib/health.ts';
 import { createKafka } from '../lib/kafka.ts';
-import { kafkaSecuritySpec, loadKafkaSecurityOrExit } from '../lib/kafka-security.ts';
+import { loadKafkaSecurityOrExit } from '../lib/kafka-security.ts';
+import { candidateIdentity, exitOnStopSignals, loadKubeConfig } from '../lib/lifecycle.ts';
 import { createLogger } from '../lib/log.ts';
+import {
+  checkLeaseOptions,
+  healthPortOption,
+  identityPrefixOption,
+  kafkaOptions,
+  kubeconfigOption,
+  leaseOptions,
+  leaseSettingsOf,
+  replicationFactorOption,
+} from '../lib/options.ts';
 import { createWatcher } from './watcher.ts';
 
 const spec = {
-  kubeconfig: option({
-    flag: '--kubeconfig',
-    env: 'KUBECONFIG',
-    codec: NonEmptyString,
-    default: '',
-    doc: 'kubeconfig file; empty: in-cluster service account (or ~/.kube/config)',
-  }),
-  brokers: option({
-    flag: '--brokers',
-    env: 'KSEIP_BROKERS',
-    codec: BrokerListFromString,
-    required: true,
-    doc: 'Kafka bootstrap brokers',
-  }),
-  ...kafkaSecuritySpec,
+  kubeconfig: kubeconfigOption,
+  ...kafkaOptions,
   topic: option({
     flag: '--topic',
     env: 'KSEIP_TOPIC',
@@ -52,51 +46,9 @@ const spec = {
     default: true,
     doc: 'create the topic if missing (1 partition, retention forever)',
   }),
-  replicationFactor: option({
-    flag: '--replication-factor',
-    env: 'KSEIP_REPLICATION_FACTOR',
-    codec: intFromString(1, 10),
-    default: 1,
-    doc: 'replication factor when creating the topic',
-  }),
-  leaseNamespace: option({
-    flag: '--lease-namespace',
-    env: 'POD_NAMESPACE',
-    codec: NonEmptyString,
-    default: 'kube-system',
-    doc: 'namespace of the leader-election Lease',
-  }),
-  leaseName: option({
-    flag: '--lease-name',
-    codec: NonEmptyString,
-    default: 'kseip-watcher',
-    doc: 'name of the leader-election Lease',
-  }),
-  identity: option({
-    flag: '--identity',
-    env: 'POD_NAME',
-    codec: NonEmptyString,
-    default: '',
-    doc: 'candidate identity; a random suffix is always added, so a restart is a new candidate',
-  }),
-  leaseDurationMs: option({
-    flag: '--lease-duration',
-    codec: durationMsFromString(1_000, 600_000),
-    default: 15_000,
-    doc: 'how long standbys wait after the last renewal before taking over',
-  }),
-  renewDeadlineMs: option({
-    flag: '--renew-deadline',
-    codec: durationMsFromString(500, 600_000),
-    default: 10_000,
-    doc: 'a leader that could not renew for this long steps down (< lease duration)',
-  }),
-  retryPeriodMs: option({
-    flag: '--retry-period',
-    codec: durationMsFromString(100, 60_000),
-    default: 2_000,
-    doc: 'pause between lease acquire/renew attempts',
-  }),
+  replicationFactor: replicationFactorOption,
+  identity: identityPrefixOption,
+  ...leaseOptions({ namespace: 'kube-system', name: 'kseip-watcher' }),
   bufferCapacity: option({
     flag: '--buffer-capacity',
     env: 'KSEIP_BUFFER_CAPACITY',
@@ -122,45 +74,27 @@ const spec = {
     default: 10_000,
     doc: 'on SIGTERM, how long to wait for buffered events to reach Kafka',
   }),
-  healthPort: option({
-    flag: '--health-port',
-    env: 'KSEIP_HEALTH_PORT',
-    codec: intFromString(0, 65535),
-    default: 8080,
-    doc: '/healthz, /readyz and /metrics port (0: any free port, logged)',
-  }),
+  healthPort: healthPortOption(8080),
 };
 
 const config = loadConfigOrExit(
   spec,
   'kseip-watcher: publishes the cluster objects egress policies depend on to Kafka',
-  (c) =>
-    c.renewDeadlineMs >= c.leaseDurationMs ? ['--renew-deadline must be shorter than --lease-duration'] : [],
+  checkLeaseOptions,
 );
-
 const kafkaSecurity = loadKafkaSecurityOrExit(config);
 
-const identity = `${config.identity || hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+const identity = candidateIdentity(config.identity);
 const log = createLogger('watcher', { identity });
 
-const kubeConfig = new KubeConfig();
-if (config.kubeconfig) kubeConfig.loadFromFile(config.kubeconfig);
-else kubeConfig.loadFromDefault();
-
 const watcher = createWatcher({
-  kubeConfig,
+  kubeConfig: loadKubeConfig(config.kubeconfig),
   kafka: createKafka(config.brokers, `kseip-watcher-${identity}`, kafkaSecurity),
   topic: config.topic,
   createTopic: config.createTopic,
   replicationFactor: config.replicationFactor,
   identity,
-  lease: {
-    namespace: config.leaseNamespace,
-    name: config.leaseName,
-    leaseDurationMs: config.leaseDurationMs,
-    renewDeadlineMs: config.renewDeadlineMs,
-    retryPeriodMs: config.retryPeriodMs,
-  },
+  lease: leaseSettingsOf(config),
   bufferCapacity: config.bufferCapacity,
   informer: { stallMs: config.stallMs, probeIntervalMs: config.probeIntervalMs },
   log,
@@ -173,21 +107,10 @@ const health = await startHealthServer({
 });
 log.info({ healthPort: health.port, topic: config.topic, brokers: config.brokers }, 'watcher started');
 
-let shuttingDown = false;
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(signal, () => {
-    if (shuttingDown) return;
-    shuttingDown = true;
-    log.info({ signal }, 'stopping');
-    void watcher
-      .stop(config.flushTimeoutMs)
-      .then(() => health.close())
-      .then(() => {
-        log.info('stopped');
-        process.exit(0);
-      });
-  });
-}
+exitOnStopSignals(log, async () => {
+  await watcher.stop(config.flushTimeoutMs);
+  await health.close();
+});
 
 watcher.run().catch((err: unknown) => {
   log.fatal({ err }, 'watcher failed');
