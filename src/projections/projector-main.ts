@@ -7,7 +7,6 @@ import * as t from 'io-ts';
 import '../lib/kafkajs-idle-timer-fix.ts';
 import {
   BooleanFromString,
-  BrokerListFromString,
   NonEmptyString,
   durationMsFromString,
   fromString,
@@ -17,8 +16,10 @@ import {
 } from '../lib/config.ts';
 import { startHealthServer } from '../lib/health.ts';
 import { createKafka } from '../lib/kafka.ts';
-import { kafkaSecuritySpec, loadKafkaSecurityOrExit } from '../lib/kafka-security.ts';
+import { loadKafkaSecurityOrExit } from '../lib/kafka-security.ts';
+import { exitOnStopSignals } from '../lib/lifecycle.ts';
 import { createLogger } from '../lib/log.ts';
+import { healthPortOption, kafkaOptions, replicationFactorOption } from '../lib/options.ts';
 import { TOPICS } from '../events/topics.ts';
 import { createProjector, type CrashPoint } from './projector.ts';
 
@@ -30,14 +31,7 @@ const CrashFromString = fromString('none, or after-produce@<offset> / after-offs
 }) as t.Type<{ point: CrashPoint; atOffset: number } | null, unknown, unknown>;
 
 const spec = {
-  brokers: option({
-    flag: '--brokers',
-    env: 'KSEIP_BROKERS',
-    codec: BrokerListFromString,
-    required: true,
-    doc: 'Kafka bootstrap brokers',
-  }),
-  ...kafkaSecuritySpec,
+  ...kafkaOptions,
   clusterEventsTopic: option({
     flag: '--cluster-events-topic',
     codec: NonEmptyString,
@@ -97,20 +91,8 @@ const spec = {
     default: true,
     doc: 'create the decisions, node-rules and dead-letter topics if missing',
   }),
-  replicationFactor: option({
-    flag: '--replication-factor',
-    env: 'KSEIP_REPLICATION_FACTOR',
-    codec: intFromString(1, 10),
-    default: 1,
-    doc: 'replication factor when creating topics',
-  }),
-  healthPort: option({
-    flag: '--health-port',
-    env: 'KSEIP_HEALTH_PORT',
-    codec: intFromString(0, 65535),
-    default: 8080,
-    doc: '/healthz, /readyz and /metrics port (0: any free port, logged)',
-  }),
+  replicationFactor: replicationFactorOption,
+  healthPort: healthPortOption(8080),
   crash: option({
     flag: '--crash',
     env: 'KSEIP_PROJECTOR_CRASH',
@@ -159,18 +141,10 @@ const projector = createProjector({
 const health = await startHealthServer({ port: config.healthPort, ready: () => projector.ready() });
 log.info({ healthPort: health.port, brokers: config.brokers }, 'projector starting');
 
-let shuttingDown = false;
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(signal, () => {
-    if (shuttingDown) return;
-    shuttingDown = true;
-    log.info({ signal }, 'stopping');
-    void projector
-      .stop()
-      .then(() => health.close())
-      .then(() => process.exit(0));
-  });
-}
+exitOnStopSignals(log, async () => {
+  await projector.stop();
+  await health.close();
+});
 
 projector.failed.catch((err: unknown) => {
   log.fatal({ err }, 'projector failed');
