@@ -1,25 +1,11 @@
 // The liveness service's configuration model: flags + env, validated at start-up (bad value →
 // message and exit code 2, see src/lib/config.ts). Pure. The defaults give failover well under
 // 1 s together with the agent's defaults; docs/failover.md has the arithmetic.
-import {
-  BrokerListFromString,
-  NonEmptyString,
-  durationMsFromString,
-  intFromString,
-  option,
-  type ConfigOf,
-} from '../lib/config.ts';
-import { kafkaSecuritySpec } from '../lib/kafka-security.ts';
+import { NonEmptyString, durationMsFromString, intFromString, option, type ConfigOf } from '../lib/config.ts';
+import { checkLeaseOptions, healthPortOption, kafkaOptions, optionalLeaseOptions } from '../lib/options.ts';
 
 export const livenessConfigSpec = {
-  brokers: option({
-    flag: '--brokers',
-    env: 'KSEIP_BROKERS',
-    codec: BrokerListFromString,
-    required: true,
-    doc: 'Kafka bootstrap brokers, host:port[,host:port...]',
-  }),
-  ...kafkaSecuritySpec,
+  ...kafkaOptions,
   lostAfterMs: option({
     flag: '--lost-after',
     env: 'KSEIP_LOST_AFTER',
@@ -50,53 +36,15 @@ export const livenessConfigSpec = {
   }),
   // The key stays metricsPort for existing callers; the flag is --health-port like every other
   // component's, and the old spellings keep working.
-  metricsPort: option({
-    flag: '--health-port',
-    env: 'KSEIP_HEALTH_PORT',
-    aliases: [{ flag: '--metrics-port', env: 'KSEIP_METRICS_PORT' }],
-    codec: intFromString(0, 65535),
-    default: 9465,
-    doc: '/healthz, /readyz and /metrics port (0 picks a free one)',
-  }),
-  leaseNamespace: option<string | undefined>({
-    flag: '--lease-namespace',
-    env: 'KSEIP_LEASE_NAMESPACE',
-    codec: NonEmptyString,
-    doc: 'namespace of the coordination.k8s.io Lease for leader election (with --lease-name); none: run alone',
-  }),
-  leaseName: option<string | undefined>({
-    flag: '--lease-name',
-    env: 'KSEIP_LEASE_NAME',
-    codec: NonEmptyString,
-    doc: 'name of the Lease for leader election, e.g. kseip-liveness',
-  }),
+  metricsPort: healthPortOption(9465, { metricsPortAlias: true }),
+  // Not the watcher's identityPrefixOption: this one is used as given, without a suffix.
   identity: option<string | undefined>({
     flag: '--identity',
     env: 'POD_NAME',
     codec: NonEmptyString,
     doc: 'leader-election identity; default <hostname>-<pid>-<random>',
   }),
-  leaseDurationMs: option({
-    flag: '--lease-duration',
-    env: 'KSEIP_LEASE_DURATION',
-    codec: durationMsFromString(1_000, 600_000),
-    default: 15_000,
-    doc: 'how long standbys wait after the last renewal they saw before taking over',
-  }),
-  renewDeadlineMs: option({
-    flag: '--renew-deadline',
-    env: 'KSEIP_RENEW_DEADLINE',
-    codec: durationMsFromString(500, 600_000),
-    default: 10_000,
-    doc: 'a leader that could not renew for this long stops publishing',
-  }),
-  retryPeriodMs: option({
-    flag: '--retry-period',
-    env: 'KSEIP_RETRY_PERIOD',
-    codec: durationMsFromString(100, 60_000),
-    default: 2_000,
-    doc: 'pause between attempts to acquire or renew the Lease',
-  }),
+  ...optionalLeaseOptions('kseip-liveness'),
   term: option({
     flag: '--term',
     env: 'KSEIP_LIVENESS_TERM',
@@ -116,16 +64,7 @@ export function checkLivenessConfig(c: LivenessConfig): string[] {
   if (c.tickMs * 4 > c.lostAfterMs) {
     problems.push(`--tick (${c.tickMs}ms) must be at most a quarter of --lost-after (${c.lostAfterMs}ms)`);
   }
-  if ((c.leaseNamespace === undefined) !== (c.leaseName === undefined)) {
-    problems.push(
-      '--lease-namespace and --lease-name go together (both for leader election, neither to run alone)',
-    );
-  }
-  if (c.renewDeadlineMs >= c.leaseDurationMs) {
-    problems.push(
-      `--renew-deadline (${c.renewDeadlineMs}ms) must be below --lease-duration (${c.leaseDurationMs}ms)`,
-    );
-  }
+  problems.push(...checkLeaseOptions(c));
   return problems;
 }
 

@@ -2,9 +2,6 @@
 // value exits with code 2), optionally joins the Lease election (src/lib/leader-election.ts),
 // starts the service and the health server, and stops cleanly on SIGTERM/SIGINT (releasing the
 // Lease so a standby takes over at once).
-import { hostname } from 'node:os';
-import { randomUUID } from 'node:crypto';
-import { KubeConfig } from '@kubernetes/client-node';
 import { register } from 'prom-client';
 import { TOPICS } from '../events/topics.ts';
 import { loadConfigOrExit } from '../lib/config.ts';
@@ -13,38 +10,27 @@ import { startHealthServer } from '../lib/health.ts';
 import { createKafka } from '../lib/kafka.ts';
 import { loadKafkaSecurityOrExit } from '../lib/kafka-security.ts';
 import { createLeaderElector } from '../lib/leader-election.ts';
+import { candidateIdentity, exitOnStopSignals, loadKubeConfig } from '../lib/lifecycle.ts';
 import { createLogger } from '../lib/log.ts';
+import { leaseSettingsOf } from '../lib/options.ts';
 import { checkLivenessConfig, livenessConfigSpec, livenessUsage } from './config.ts';
 import { createLiveness } from './liveness.ts';
 
 const config = loadConfigOrExit(livenessConfigSpec, livenessUsage, checkLivenessConfig);
 const kafkaSecurity = loadKafkaSecurityOrExit(config);
 const log = createLogger('liveness');
-const identity = config.identity ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`;
+const identity = config.identity ?? candidateIdentity('');
 log.info({ config, identity, topic: TOPICS.clusterEvents }, 'starting');
 
 const kafka = createKafka(config.brokers, 'kseip-liveness', kafkaSecurity);
 const deadLetterProducer = kafka.producer({ allowAutoTopicCreation: false });
 await deadLetterProducer.connect();
 
-const lease =
-  config.leaseNamespace !== undefined && config.leaseName !== undefined
-    ? { namespace: config.leaseNamespace, name: config.leaseName }
-    : undefined;
-let elector;
-if (lease !== undefined) {
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromDefault();
-  elector = createLeaderElector({
-    kubeConfig,
-    ...lease,
-    identity,
-    leaseDurationMs: config.leaseDurationMs,
-    renewDeadlineMs: config.renewDeadlineMs,
-    retryPeriodMs: config.retryPeriodMs,
-    log,
-  });
-}
+const lease = leaseSettingsOf(config);
+const elector =
+  lease === undefined
+    ? undefined
+    : createLeaderElector({ kubeConfig: loadKubeConfig(), ...lease, identity, log });
 
 const liveness = createLiveness({
   kafka,
@@ -61,15 +47,6 @@ const health = await startHealthServer({ port: config.metricsPort, ready: () => 
 await liveness.start();
 log.info({ healthPort: health.port, leaderElection: lease !== undefined }, 'liveness running');
 
-let stopping = false;
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.once(signal, () => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'stopping');
-    Promise.allSettled([liveness.stop(), deadLetterProducer.disconnect(), health.close()]).then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  });
-}
+exitOnStopSignals(log, async () => {
+  await Promise.allSettled([liveness.stop(), deadLetterProducer.disconnect(), health.close()]);
+});
