@@ -5,7 +5,6 @@
 // derived from them on both ends of a tunnel; set them once in the DaemonSet.
 import {
   BooleanFromString,
-  BrokerListFromString,
   CidrListFromString,
   NonEmptyString,
   PortFromString,
@@ -14,7 +13,7 @@ import {
   option,
   type ConfigOf,
 } from '../lib/config.ts';
-import { kafkaSecuritySpec } from '../lib/kafka-security.ts';
+import { healthPortOption, kafkaOptions } from '../lib/options.ts';
 import { DEFAULT_DATAPLANE_CONFIG } from './dataplane-model.ts';
 
 export const agentConfigSpec = {
@@ -25,14 +24,7 @@ export const agentConfigSpec = {
     required: true,
     doc: "this node's Kubernetes name (downward API: spec.nodeName); the key the agent reads from node-rules",
   }),
-  brokers: option({
-    flag: '--brokers',
-    env: 'KSEIP_BROKERS',
-    codec: BrokerListFromString,
-    required: true,
-    doc: 'Kafka bootstrap brokers, host:port[,host:port...]',
-  }),
-  ...kafkaSecuritySpec,
+  ...kafkaOptions,
   netns: option<string | undefined>({
     flag: '--netns',
     env: 'KSEIP_NETNS',
@@ -111,14 +103,7 @@ export const agentConfigSpec = {
   }),
   // The key stays metricsPort for existing callers; the flag is --health-port like every other
   // component's, and the old spellings keep working.
-  metricsPort: option({
-    flag: '--health-port',
-    env: 'KSEIP_HEALTH_PORT',
-    aliases: [{ flag: '--metrics-port', env: 'KSEIP_METRICS_PORT' }],
-    codec: intFromString(0, 65535),
-    default: 9464,
-    doc: '/healthz, /readyz and /metrics port (0 picks a free one)',
-  }),
+  metricsPort: healthPortOption(9464, { metricsPortAlias: true }),
   nodeRulesPartitions: option({
     flag: '--node-rules-partitions',
     env: 'KSEIP_NODE_RULES_PARTITIONS',

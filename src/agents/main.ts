@@ -5,6 +5,7 @@
 import { createLogger } from '../lib/log.ts';
 import { loadConfigOrExit } from '../lib/config.ts';
 import { loadKafkaSecurityOrExit } from '../lib/kafka-security.ts';
+import { exitOnStopSignals } from '../lib/lifecycle.ts';
 import { agentConfigSpec, agentUsage, checkAgentConfig } from './config.ts';
 import { createDataplane } from './dataplane.ts';
 import { startAgentService } from './agent-service.ts';
@@ -31,18 +32,4 @@ const dataplane = createDataplane(
 const service = await startAgentService({ config, dataplane, log, kafkaSecurity });
 log.info({ healthPort: service.healthPort }, 'agent running');
 
-let stopping = false;
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.once(signal, () => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'stopping');
-    service.stop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error({ err }, 'unclean stop');
-        process.exit(1);
-      },
-    );
-  });
-}
+exitOnStopSignals(log, () => service.stop());
