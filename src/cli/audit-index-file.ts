@@ -5,12 +5,26 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import type { Either } from 'fp-ts/lib/Either.js';
 import { left } from 'fp-ts/lib/Either.js';
-import { parseIndexBody, parseTrailer, type AuditIndex, type IndexError } from './core/audit-index.ts';
+import {
+  INDEX_LINE_PREFIX,
+  parseIndexBody,
+  parseTrailer,
+  type AuditIndex,
+  type IndexError,
+} from './core/audit-index.ts';
+import { forEachLine } from './log-source.ts';
+
+const INTERVAL_PREFIX = `${INDEX_LINE_PREFIX}"interval":`;
+const DECISION_PREFIX = `${INDEX_LINE_PREFIX}"decision":`;
 
 const TAIL_BYTES = 64 * 1024;
 
-/** undefined: the file has no audit index. Left: it has one that cannot be used (say why). */
-export function readAuditIndex(path: string): Either<IndexError, AuditIndex> | undefined {
+/**
+ * undefined: the file has no audit index. Left: it has one that cannot be used (say why).
+ * `mentions`: keep only the lines that contain this text (a query's egress IP or pod, as JSON
+ * writes it): a cheap substring test spares parsing the rest of a long index.
+ */
+export function readAuditIndex(path: string, mentions?: string): Either<IndexError, AuditIndex> | undefined {
   const fd = openSync(path, 'r');
   try {
     const size = fstatSync(fd).size;
@@ -28,9 +42,26 @@ export function readAuditIndex(path: string): Either<IndexError, AuditIndex> | u
     const end = tailStart + nl + 1;
     if (nl < 0 || !(start >= 0 && start <= end))
       return left({ _tag: 'IndexError', reason: `audit index start ${start} is outside the file` });
-    const body = Buffer.alloc(end - start);
-    readSync(fd, body, 0, body.length, start);
-    return parseIndexBody(trailer.right, body.toString('utf8').split('\n'));
+    const lines: string[] = [];
+    let intervals = 0;
+    let decisions = 0;
+    forEachLine(
+      path,
+      (line) => {
+        if (line === '') return;
+        if (line.startsWith(INTERVAL_PREFIX)) intervals++;
+        else if (line.startsWith(DECISION_PREFIX)) decisions++;
+        else return void lines.push(line); // not an index line: parseIndexBody says so
+        if (mentions === undefined || line.includes(mentions)) lines.push(line);
+      },
+      { start, end },
+    );
+    if (intervals !== trailer.right.intervals || decisions !== trailer.right.decisions)
+      return left({
+        _tag: 'IndexError',
+        reason: `audit index holds ${intervals} intervals and ${decisions} decisions, its trailer says ${trailer.right.intervals} and ${trailer.right.decisions}`,
+      });
+    return parseIndexBody(trailer.right, lines, mentions !== undefined);
   } finally {
     closeSync(fd);
   }

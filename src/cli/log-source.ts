@@ -33,14 +33,21 @@ export function fileSource(path: string): LogSource {
   };
 }
 
-function forEachLine(path: string, onLine: (line: string) => void): void {
+/** Every line of bytes [start, end) of the file (the whole file by default), in order. */
+export function forEachLine(
+  path: string,
+  onLine: (line: string) => void,
+  range: { start: number; end: number } = { start: 0, end: Infinity },
+): void {
   const fd = openSync(path, 'r');
   try {
     const chunk = Buffer.allocUnsafe(8 * 1024 * 1024);
     let carry = Buffer.alloc(0);
+    let position = range.start;
     for (;;) {
-      const n = readSync(fd, chunk, 0, chunk.length, null);
+      const n = readSync(fd, chunk, 0, Math.min(chunk.length, range.end - position), position);
       if (n === 0) break;
+      position += n;
       const data = carry.length === 0 ? chunk.subarray(0, n) : Buffer.concat([carry, chunk.subarray(0, n)]);
       const last = data.lastIndexOf(10);
       if (last < 0) {

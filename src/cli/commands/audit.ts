@@ -45,7 +45,16 @@ async function history(
   filter: HistoryFilter,
 ): Promise<History> {
   if (opts.from !== undefined && opts.replay !== true) {
-    const index = readAuditIndex(opts.from);
+    // Only the index lines that can matter are parsed (see readAuditIndex).
+    const mentions =
+      filter.pod !== undefined
+        ? `"pod":${JSON.stringify(filter.pod)}`
+        : filter.egressIP !== undefined
+          ? `"egressIP":${JSON.stringify(filter.egressIP)}`
+          : filter.intervals === false
+            ? '"decision":'
+            : undefined;
+    const index = readAuditIndex(opts.from, mentions);
     if (index?._tag === 'Left')
       throw new Error(`${opts.from}: ${index.left.reason} (--replay ignores the index)`);
     if (index !== undefined) return selectIndexedHistory(index.right, filter);
