@@ -30,14 +30,7 @@ import {
   type SeedWorkload,
   type Stack,
 } from '../src/devenv/stack.ts';
-import {
-  assertSeenAs,
-  describeCluster,
-  readAllKernels,
-  selectAddressHolders,
-  waitForKernels,
-  waitSeenAs,
-} from './support/e2e.ts';
+import { assertSeenAs, describeCluster, waitForHolders, waitForKernels, waitSeenAs } from './support/e2e.ts';
 
 let stack: Stack;
 let seed: SeedWorkload;
@@ -81,8 +74,7 @@ void describe('selection: which traffic leaves with the egress IP (full path, re
     await assertSeenAs(stack, f1, EXTERNAL_OTHER_IP, nodeIp(f1), 'selected pod → outside the cidr');
     await assertSeenAs(stack, seed.other, EXTERNAL_HOST_IP, nodeIp(seed.other), 'pod outside the Service');
 
-    const holders = selectAddressHolders(await readAllKernels(stack.cluster), SEED.egressIP);
-    assert.equal(holders.length, 1, `exactly one node holds ${SEED.egressIP}: ${holders.join(', ')}`);
+    await waitForHolders(stack, [SEED.egressIP]);
     // Per-node state: a node steers its own selected pods, nobody else's.
     for (const node of nodes)
       assert.deepEqual(

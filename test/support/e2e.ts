@@ -34,11 +34,17 @@ async function probe(
   return out;
 }
 
+/** Requests that got no answer are retried this often before a probe counts as failed. */
+const NO_ANSWER_RETRIES = 4;
+
 /**
  * `count` tagged requests from `pod` to `dst`, one after the other: every one must be answered
- * and logged by the external host with source `want`. For the sources that follow from a state
- * already proven converged (see waitSeenAs): a negative ("still the node IP") is only
- * meaningful once something on the same node shows that the rules it depends on are applied.
+ * and logged by the external host with source `want`. A request that gets no answer at all is
+ * retried (a gateway that fences itself on a loaded machine withdraws its IP for a moment; that
+ * is failover's business, not selection's), but any answer with another source fails at once.
+ * For sources that follow from a state already proven converged (see waitSeenAs): a negative
+ * ("still the node IP") is only meaningful once something on the same node shows that the rules
+ * it depends on are applied.
  */
 export async function assertSeenAs(
   stack: Stack,
@@ -48,7 +54,15 @@ export async function assertSeenAs(
   what: string,
   count = 3,
 ): Promise<void> {
-  const results = await probe(stack.cluster, pod, dst, count);
+  const results: { tag: string; src: string | undefined }[] = [];
+  for (let i = 0; i < count; i++) {
+    let result = (await probe(stack.cluster, pod, dst, 1))[0]!;
+    for (let retry = 0; result.src === undefined && retry < NO_ANSWER_RETRIES; retry++) {
+      trace(`${what}: ${pod.name} → ${dst} got no answer; retrying`);
+      result = (await probe(stack.cluster, pod, dst, 1))[0]!;
+    }
+    results.push(result);
+  }
   const tags = new Set(results.map((r) => r.tag));
   const logged = (await stack.cluster.observations()).filter((o) => o.tag !== undefined && tags.has(o.tag));
   assert.deepEqual(
@@ -63,6 +77,77 @@ export async function assertSeenAs(
   );
 }
 
+export interface SourceWatch {
+  /** Stops probing; resolves once every probe has ended. */
+  stop(): Promise<SourceWatchResult>;
+}
+
+export interface SourceWatchResult {
+  /** How often each source was seen (`(no answer)` for requests that got none). */
+  readonly seen: ReadonlyMap<string, number>;
+  /** Answers with a source outside `allowed`: `<pod> → <dst>: <src> at <time>`. */
+  readonly wrong: readonly string[];
+}
+
+const NO_ANSWER = '(no answer)';
+
+/**
+ * Probes `dst` from every pod in a loop while a change happens, to prove what a change must
+ * never do: let the pods' traffic out with a source outside `allowed` (typically the node IP
+ * while the egress IP moves). No answer is allowed (a transition may drop packets); a wrong
+ * source is not.
+ */
+export function watchSources(
+  stack: Stack,
+  pods: readonly SimPod[],
+  dst: string,
+  allowed: readonly string[],
+): SourceWatch {
+  const seen = new Map<string, number>();
+  const wrong: string[] = [];
+  let stopped = false;
+  let done: Promise<void> | undefined;
+  const loops = pods.map(async (pod) => {
+    while (!stopped) {
+      const [result] = await probe(stack.cluster, pod, dst, 1, 1500);
+      const src = result?.src ?? NO_ANSWER;
+      seen.set(src, (seen.get(src) ?? 0) + 1);
+      if (src !== NO_ANSWER && !allowed.includes(src))
+        wrong.push(`${pod.name} (${pod.net.ip}) → ${dst}: ${src} at ${new Date().toISOString()}`);
+      await sleep(50);
+    }
+  });
+  const watch: SourceWatch = {
+    async stop() {
+      stopped = true;
+      done ??= Promise.all(loops).then(() => undefined);
+      await done;
+      running.delete(watch);
+      trace(`watch ${pods.map((p) => p.name).join(',')} → ${dst}: ${JSON.stringify([...seen])}`);
+      return { seen, wrong };
+    },
+  };
+  running.add(watch);
+  return watch;
+}
+
+const running = new Set<SourceWatch>();
+
+/** Stops every watch still probing (one a failed test left behind), so the test process can end. */
+export async function stopAllWatches(): Promise<void> {
+  await Promise.all([...running].map((w) => w.stop()));
+}
+
+/** Asserts that a watch saw no wrong source, and saw `mustSee` at least once (if given). */
+export function assertWatch(result: SourceWatchResult, what: string, mustSee?: string): void {
+  assert.deepEqual(result.wrong, [], `${what}: traffic left with a source it must never have`);
+  if (mustSee !== undefined)
+    assert.ok(
+      (result.seen.get(mustSee) ?? 0) > 0,
+      `${what}: ${mustSee} was never seen (${JSON.stringify([...result.seen])})`,
+    );
+}
+
 /** Polls until the external host sees `pod` → `dst` as `want`, then confirms it with assertSeenAs. */
 export async function waitSeenAs(
   stack: Stack,
@@ -72,13 +157,15 @@ export async function waitSeenAs(
   what: string,
   timeoutMs = CONVERGE_MS,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const started = Date.now();
+  const deadline = started + timeoutMs;
   let last: string | undefined;
   for (;;) {
     last = await stack.cluster
       .whoami(pod.net.ns, dst, { timeoutMs: 1500 })
       .catch((err: Error) => `(failed: ${err.message.trim().split('\n').pop() ?? ''})`);
     if (last === want) break;
+    trace(`${what}: ${pod.name} → ${dst} seen as ${last}, want ${want} (${Date.now() - started} ms)`);
     if (Date.now() > deadline)
       throw new Error(
         `${what}: ${pod.name} (${pod.net.ip} on ${pod.node}) → ${dst} still seen as ${last} after ${timeoutMs} ms, want ${want}\n` +
@@ -86,8 +173,15 @@ export async function waitSeenAs(
       );
     await sleep(150);
   }
+  trace(`${what}: ${pod.name} → ${dst} seen as ${want} after ${Date.now() - started} ms`);
   await assertSeenAs(stack, pod, dst, want, what);
 }
+
+/** KSEIP_E2E_TRACE=1 prints each wait's progress and how long it took (never asserted). */
+export const trace = (line: string): void => {
+  if (process.env.KSEIP_E2E_TRACE === '1')
+    process.stderr.write(`[e2e ${new Date().toISOString()}] ${line}\n`);
+};
 
 /**
  * Every request from `pod` to `dst` fails and none reaches the external host (checked by tag in
@@ -129,12 +223,33 @@ export async function waitForKernels(
   nodes?: () => NetNode[],
   timeoutMs = CONVERGE_MS,
 ): Promise<NodeKernel[]> {
-  const deadline = Date.now() + timeoutMs;
+  return waitForKernelState(
+    stack,
+    what,
+    (kernels, picked) => kernels.every((k, i) => check(k, picked[i]!)),
+    nodes,
+    timeoutMs,
+  );
+}
+
+/** Polls the kernels of `nodes` (default: every live node) until `check` holds for them together. */
+export async function waitForKernelState(
+  stack: Stack,
+  what: string,
+  check: (kernels: NodeKernel[], nodes: NetNode[]) => boolean,
+  nodes?: () => NetNode[],
+  timeoutMs = CONVERGE_MS,
+): Promise<NodeKernel[]> {
+  const started = Date.now();
+  const deadline = started + timeoutMs;
   const pick = nodes ?? (() => stack.cluster.nodes().filter((n) => !n.killed));
   for (;;) {
     const picked = pick();
     const kernels = await Promise.all(picked.map((n) => readNodeKernel(stack.cluster, n)));
-    if (kernels.every((k, i) => check(k, picked[i]!))) return kernels;
+    if (check(kernels, picked)) {
+      trace(`kernels: ${what} after ${Date.now() - started} ms`);
+      return kernels;
+    }
     if (Date.now() > deadline)
       throw new Error(
         `timed out after ${timeoutMs} ms waiting for ${what}:\n${kernels.map(describeNodeKernel).join('\n')}\n` +
@@ -142,6 +257,26 @@ export async function waitForKernels(
       );
     await sleep(200);
   }
+}
+
+/**
+ * Waits until exactly one live node holds each of `held` as an address and none holds any of
+ * `gone`; returns the holder of each of `held`, in order. Polled, because a gateway on a loaded
+ * machine may withdraw its IP for a moment when it fences itself.
+ */
+export async function waitForHolders(
+  stack: Stack,
+  held: readonly string[],
+  gone: readonly string[] = [],
+): Promise<string[]> {
+  const kernels = await waitForKernelState(
+    stack,
+    `${held.join(', ') || 'nothing'} held by exactly one node, ${gone.join(', ') || 'nothing'} by none`,
+    (ks) =>
+      held.every((ip) => selectAddressHolders(ks, ip).length === 1) &&
+      gone.every((ip) => selectAddressHolders(ks, ip).length === 0),
+  );
+  return held.map((ip) => selectAddressHolders(kernels, ip)[0]!);
 }
 
 /** The names of the live nodes whose kernel holds `ip` as an address. */
