@@ -1,8 +1,11 @@
 // Assertions shared by the e2e suites (test/*.e2e.test.ts), on ground truth only: what the
 // external host's whoami server saw (its reply and its tagged log, cluster.observations()) and
 // what each node's kernel holds (src/devenv/node-kernel.ts). Never on the components' logs or
-// metrics. Effectful (traffic from pod namespaces, reads of node kernels); every wait polls
-// with a generous deadline and nothing measures or asserts a duration.
+// metrics. Besides waits for a converged state, source watches probe in the background while
+// something changes, to prove what must never happen meanwhile (a selected pod's traffic
+// leaving with a node IP). Effectful (traffic from pod namespaces, reads of node kernels);
+// every wait polls with a generous deadline, and durations are only printed
+// (KSEIP_E2E_TRACE=1), never asserted. Owns the watches it starts (stopAllWatches).
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { SimPod } from '../../src/devenv/cluster-sim.ts';
