@@ -1,11 +1,29 @@
 // Start-up and shut-down glue for the long-running components' main.ts files, written once.
-// Effectful: reads the kubeconfig, the host name and the process id, installs SIGTERM/SIGINT
-// handlers and ends the process. It owns no component state; each main.ts says what stopping
-// means for it.
+// Effectful: reads argv, env, the Kafka secret files and the kubeconfig, the host name and the
+// process id, installs SIGTERM/SIGINT handlers and ends the process (exit code 2 for a bad
+// configuration, before anything has started). It owns no component state; each main.ts says
+// what stopping means for it.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
+import { loadConfigOrExit, type ConfigOf, type Spec } from './config.ts';
+import { loadKafkaSecurityOrExit, type KafkaSecurity, type kafkaSecuritySpec } from './kafka-security.ts';
 import type { Logger } from './log.ts';
+
+/**
+ * loadConfigOrExit, then the Kafka TLS/SASL settings the config names (files in
+ * --kafka-secret-dir): --help exits 0, any problem exits 2. The security settings are returned
+ * apart from the config because they hold key material and a password, and components log their
+ * config.
+ */
+export function loadConfigAndKafkaSecurityOrExit<S extends Spec & typeof kafkaSecuritySpec>(
+  spec: S,
+  usage: string,
+  check?: (config: ConfigOf<S>) => readonly string[],
+): { config: ConfigOf<S>; kafkaSecurity: KafkaSecurity } {
+  const config = loadConfigOrExit(spec, usage, check);
+  return { config, kafkaSecurity: loadKafkaSecurityOrExit(config) };
+}
 
 /** `file` as given by --kubeconfig; empty or absent: in-cluster service account, else ~/.kube/config. */
 export function loadKubeConfig(file?: string): KubeConfig {
