@@ -13,7 +13,7 @@ import {
   option,
   type ConfigOf,
 } from '../lib/config.ts';
-import { healthPortOption, kafkaOptions } from '../lib/options.ts';
+import * as shared from '../lib/options.ts';
 import { DEFAULT_DATAPLANE_CONFIG } from './dataplane-model.ts';
 
 export const agentConfigSpec = {
@@ -24,7 +24,7 @@ export const agentConfigSpec = {
     required: true,
     doc: "this node's Kubernetes name (downward API: spec.nodeName); the key the agent reads from node-rules",
   }),
-  ...kafkaOptions,
+  ...shared.kafkaOptions,
   netns: option<string | undefined>({
     flag: '--netns',
     env: 'KSEIP_NETNS',
@@ -103,7 +103,7 @@ export const agentConfigSpec = {
   }),
   // The key stays metricsPort for existing callers; the flag is --health-port like every other
   // component's, and the old spellings keep working.
-  metricsPort: healthPortOption(9464, { metricsPortAlias: true }),
+  metricsPort: shared.healthPortOption(9464, { metricsPortAlias: true }),
   nodeRulesPartitions: option({
     flag: '--node-rules-partitions',
     env: 'KSEIP_NODE_RULES_PARTITIONS',

@@ -3,15 +3,16 @@
 // builds the real dataplane, starts the service, and handles SIGTERM/SIGINT: stop heartbeats,
 // flush acks, disconnect, and leave the dataplane as it is unless --uninstall.
 import { createLogger } from '../lib/log.ts';
-import { loadConfigOrExit } from '../lib/config.ts';
-import { loadKafkaSecurityOrExit } from '../lib/kafka-security.ts';
-import { exitOnStopSignals } from '../lib/lifecycle.ts';
+import * as lifecycle from '../lib/lifecycle.ts';
 import { agentConfigSpec, agentUsage, checkAgentConfig } from './config.ts';
 import { createDataplane } from './dataplane.ts';
 import { startAgentService } from './agent-service.ts';
 
-const config = loadConfigOrExit(agentConfigSpec, agentUsage, checkAgentConfig);
-const kafkaSecurity = loadKafkaSecurityOrExit(config);
+const { config, kafkaSecurity } = lifecycle.loadConfigAndKafkaSecurityOrExit(
+  agentConfigSpec,
+  agentUsage,
+  checkAgentConfig,
+);
 const log = createLogger('agent', { node: config.nodeName });
 log.info({ config }, 'starting');
 
@@ -32,4 +33,4 @@ const dataplane = createDataplane(
 const service = await startAgentService({ config, dataplane, log, kafkaSecurity });
 log.info({ healthPort: service.healthPort }, 'agent running');
 
-exitOnStopSignals(log, () => service.stop());
+lifecycle.exitOnStopSignals(log, () => service.stop());

@@ -1,18 +1,18 @@
 // The option specs that several components share, each written once: spread them into a
 // component's spec (src/lib/config.ts) so that the same flag has the same env variable, codec,
 // default and doc everywhere. Pure (specs, cross-checks and the mapping of parsed values only).
+// Components import it as `shared`, so a spec shows at a glance which options are the common ones.
 //
 // - kafkaOptions: --brokers and the TLS/SASL options (every component talks to Kafka);
 // - kubeconfigOption: for the components that talk to the API server;
-// - healthPortOption(default): the /healthz, /readyz and /metrics port, whose default differs per
-//   component (two of them share a node's network with the agent);
+// - healthPortOption(default): the /healthz, /readyz and /metrics port; each component keeps the
+//   default its manifests and probes already use;
 // - replicationFactorOption: for the components that create their topics when missing;
 // - leaseOptions(defaults) for a component that always elects a leader (the watcher), and
 //   optionalLeaseOptions(example) for one that may also run alone (liveness, the status
-//   writer), both with checkLeaseOptions for the rules that span them and leaseSettingsOf to hand
-//   the parsed values to src/lib/leader-election.ts;
-// - identityPrefixOption: a leader-election candidate's name, to which the caller always adds a
-//   per-process suffix.
+//   writer): the Lease, the candidate identity and the timing, with checkLeaseOptions for the
+//   rules that span them and leaseSettingsOf to hand the parsed values to
+//   src/lib/leader-election.ts.
 import {
   BrokerListFromString,
   NonEmptyString,
@@ -70,6 +70,18 @@ export const replicationFactorOption = option({
   doc: 'replication factor when creating topics',
 });
 
+/**
+ * A leader-election candidate's name, to which lifecycle.ts candidateIdentity always adds a
+ * per-process suffix. Part of both lease specs; liveness replaces it with its own (used as given).
+ */
+const identityPrefixOption = option({
+  flag: '--identity',
+  env: 'POD_NAME',
+  codec: NonEmptyString,
+  default: '',
+  doc: 'leader-election identity prefix (default the hostname); a random suffix is always added, so a restart is a new candidate',
+});
+
 /** How long a leader holds and renews its Lease; the same three flags wherever a Lease is used. */
 const leaseTimingOptions = {
   leaseDurationMs: option({
@@ -114,6 +126,7 @@ export function leaseOptions(defaults: { namespace: string; name: string }) {
       default: defaults.name,
       doc: 'name of the leader-election Lease',
     }),
+    identity: identityPrefixOption,
     ...leaseTimingOptions,
   };
 }
@@ -136,6 +149,7 @@ export function optionalLeaseOptions(exampleName: string) {
       codec: NonEmptyString,
       doc: `name of the Lease for leader election, e.g. ${exampleName}`,
     }),
+    identity: identityPrefixOption,
     ...leaseTimingOptions,
   };
 }
@@ -189,11 +203,3 @@ export function leaseSettingsOf(c: LeaseConfig): LeaseSettings | undefined {
     retryPeriodMs: c.retryPeriodMs,
   };
 }
-
-export const identityPrefixOption = option({
-  flag: '--identity',
-  env: 'POD_NAME',
-  codec: NonEmptyString,
-  default: '',
-  doc: 'leader-election identity prefix (default the hostname); a random suffix is always added, so a restart is a new candidate',
-});

@@ -2,10 +2,10 @@
 // message and exit code 2, see src/lib/config.ts). Pure. The defaults give failover well under
 // 1 s together with the agent's defaults; docs/failover.md has the arithmetic.
 import { NonEmptyString, durationMsFromString, intFromString, option, type ConfigOf } from '../lib/config.ts';
-import { checkLeaseOptions, healthPortOption, kafkaOptions, optionalLeaseOptions } from '../lib/options.ts';
+import * as shared from '../lib/options.ts';
 
 export const livenessConfigSpec = {
-  ...kafkaOptions,
+  ...shared.kafkaOptions,
   lostAfterMs: option({
     flag: '--lost-after',
     env: 'KSEIP_LOST_AFTER',
@@ -36,15 +36,16 @@ export const livenessConfigSpec = {
   }),
   // The key stays metricsPort for existing callers; the flag is --health-port like every other
   // component's, and the old spellings keep working.
-  metricsPort: healthPortOption(9465, { metricsPortAlias: true }),
-  // Not the watcher's identityPrefixOption: this one is used as given, without a suffix.
+  metricsPort: shared.healthPortOption(9465, { metricsPortAlias: true }),
+  ...shared.optionalLeaseOptions('kseip-liveness'),
+  // Replaces the shared identity option (a prefix that always gets a suffix): liveness uses the
+  // identity as given, and only its default is made unique per process.
   identity: option<string | undefined>({
     flag: '--identity',
     env: 'POD_NAME',
     codec: NonEmptyString,
     doc: 'leader-election identity; default <hostname>-<pid>-<random>',
   }),
-  ...optionalLeaseOptions('kseip-liveness'),
   term: option({
     flag: '--term',
     env: 'KSEIP_LIVENESS_TERM',
@@ -64,7 +65,7 @@ export function checkLivenessConfig(c: LivenessConfig): string[] {
   if (c.tickMs * 4 > c.lostAfterMs) {
     problems.push(`--tick (${c.tickMs}ms) must be at most a quarter of --lost-after (${c.lostAfterMs}ms)`);
   }
-  problems.push(...checkLeaseOptions(c));
+  problems.push(...shared.checkLeaseOptions(c));
   return problems;
 }
 

@@ -4,33 +4,34 @@
 // Lease so a standby takes over at once).
 import { register } from 'prom-client';
 import { TOPICS } from '../events/topics.ts';
-import { loadConfigOrExit } from '../lib/config.ts';
 import { createDeadLetterSink } from '../lib/dead-letter.ts';
 import { startHealthServer } from '../lib/health.ts';
 import { createKafka } from '../lib/kafka.ts';
-import { loadKafkaSecurityOrExit } from '../lib/kafka-security.ts';
 import { createLeaderElector } from '../lib/leader-election.ts';
-import { candidateIdentity, exitOnStopSignals, loadKubeConfig } from '../lib/lifecycle.ts';
+import * as lifecycle from '../lib/lifecycle.ts';
 import { createLogger } from '../lib/log.ts';
-import { leaseSettingsOf } from '../lib/options.ts';
+import * as shared from '../lib/options.ts';
 import { checkLivenessConfig, livenessConfigSpec, livenessUsage } from './config.ts';
 import { createLiveness } from './liveness.ts';
 
-const config = loadConfigOrExit(livenessConfigSpec, livenessUsage, checkLivenessConfig);
-const kafkaSecurity = loadKafkaSecurityOrExit(config);
+const { config, kafkaSecurity } = lifecycle.loadConfigAndKafkaSecurityOrExit(
+  livenessConfigSpec,
+  livenessUsage,
+  checkLivenessConfig,
+);
 const log = createLogger('liveness');
-const identity = config.identity ?? candidateIdentity('');
+const identity = config.identity ?? lifecycle.candidateIdentity('');
 log.info({ config, identity, topic: TOPICS.clusterEvents }, 'starting');
 
 const kafka = createKafka(config.brokers, 'kseip-liveness', kafkaSecurity);
 const deadLetterProducer = kafka.producer({ allowAutoTopicCreation: false });
 await deadLetterProducer.connect();
 
-const lease = leaseSettingsOf(config);
+const lease = shared.leaseSettingsOf(config);
 const elector =
   lease === undefined
     ? undefined
-    : createLeaderElector({ kubeConfig: loadKubeConfig(), ...lease, identity, log });
+    : createLeaderElector({ kubeConfig: lifecycle.loadKubeConfig(), ...lease, identity, log });
 
 const liveness = createLiveness({
   kafka,
@@ -47,6 +48,6 @@ const health = await startHealthServer({ port: config.metricsPort, ready: () => 
 await liveness.start();
 log.info({ healthPort: health.port, leaderElection: lease !== undefined }, 'liveness running');
 
-exitOnStopSignals(log, async () => {
+lifecycle.exitOnStopSignals(log, async () => {
   await Promise.allSettled([liveness.stop(), deadLetterProducer.disconnect(), health.close()]);
 });

@@ -11,15 +11,13 @@ import {
   durationMsFromString,
   fromString,
   intFromString,
-  loadConfigOrExit,
   option,
 } from '../lib/config.ts';
 import { startHealthServer } from '../lib/health.ts';
 import { createKafka } from '../lib/kafka.ts';
-import { loadKafkaSecurityOrExit } from '../lib/kafka-security.ts';
-import { exitOnStopSignals } from '../lib/lifecycle.ts';
+import * as lifecycle from '../lib/lifecycle.ts';
 import { createLogger } from '../lib/log.ts';
-import { healthPortOption, kafkaOptions, replicationFactorOption } from '../lib/options.ts';
+import * as shared from '../lib/options.ts';
 import { TOPICS } from '../events/topics.ts';
 import { createProjector, type CrashPoint } from './projector.ts';
 
@@ -31,7 +29,7 @@ const CrashFromString = fromString('none, or after-produce@<offset> / after-offs
 }) as t.Type<{ point: CrashPoint; atOffset: number } | null, unknown, unknown>;
 
 const spec = {
-  ...kafkaOptions,
+  ...shared.kafkaOptions,
   clusterEventsTopic: option({
     flag: '--cluster-events-topic',
     codec: NonEmptyString,
@@ -91,8 +89,8 @@ const spec = {
     default: true,
     doc: 'create the decisions, node-rules and dead-letter topics if missing',
   }),
-  replicationFactor: replicationFactorOption,
-  healthPort: healthPortOption(8080),
+  replicationFactor: shared.replicationFactorOption,
+  healthPort: shared.healthPortOption(8080),
   crash: option({
     flag: '--crash',
     env: 'KSEIP_PROJECTOR_CRASH',
@@ -102,11 +100,10 @@ const spec = {
   }),
 };
 
-const config = loadConfigOrExit(
+const { config, kafkaSecurity } = lifecycle.loadConfigAndKafkaSecurityOrExit(
   spec,
   'kseip-projector: folds cluster events into decisions and per-node rules',
 );
-const kafkaSecurity = loadKafkaSecurityOrExit(config);
 const log = createLogger('projector');
 const crash = config.crash;
 
@@ -141,7 +138,7 @@ const projector = createProjector({
 const health = await startHealthServer({ port: config.healthPort, ready: () => projector.ready() });
 log.info({ healthPort: health.port, brokers: config.brokers }, 'projector starting');
 
-exitOnStopSignals(log, async () => {
+lifecycle.exitOnStopSignals(log, async () => {
   await projector.stop();
   await health.close();
 });

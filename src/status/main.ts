@@ -5,28 +5,19 @@
 // released so a standby takes over at once, and it exits 0.
 import '../lib/kafkajs-idle-timer-fix.ts';
 import { TOPICS } from '../events/topics.ts';
-import { NonEmptyString, durationMsFromString, loadConfigOrExit, option } from '../lib/config.ts';
+import { NonEmptyString, durationMsFromString, option } from '../lib/config.ts';
 import { createDeadLetterSink } from '../lib/dead-letter.ts';
 import { startHealthServer } from '../lib/health.ts';
 import { createKafka } from '../lib/kafka.ts';
-import { loadKafkaSecurityOrExit } from '../lib/kafka-security.ts';
 import { createLeaderElector, type Leadership } from '../lib/leader-election.ts';
-import { candidateIdentity, exitOnStopSignals, loadKubeConfig } from '../lib/lifecycle.ts';
+import * as lifecycle from '../lib/lifecycle.ts';
 import { createLogger } from '../lib/log.ts';
-import {
-  checkLeaseOptions,
-  healthPortOption,
-  identityPrefixOption,
-  kafkaOptions,
-  kubeconfigOption,
-  leaseSettingsOf,
-  optionalLeaseOptions,
-} from '../lib/options.ts';
+import * as shared from '../lib/options.ts';
 import { createStatusWriter } from './status-writer.ts';
 
 const spec = {
-  kubeconfig: kubeconfigOption,
-  ...kafkaOptions,
+  kubeconfig: shared.kubeconfigOption,
+  ...shared.kafkaOptions,
   decisionsTopic: option({
     flag: '--decisions-topic',
     codec: NonEmptyString,
@@ -58,21 +49,19 @@ const spec = {
     default: 3_600_000,
     doc: "decisions older than this are not turned into Kubernetes Events on replay (the API server's event TTL)",
   }),
-  healthPort: healthPortOption(8080),
-  identity: identityPrefixOption,
-  ...optionalLeaseOptions('kseip-status-writer'),
+  healthPort: shared.healthPortOption(8080),
+  ...shared.optionalLeaseOptions('kseip-status-writer'),
 };
 
-const config = loadConfigOrExit(
+const { config, kafkaSecurity } = lifecycle.loadConfigAndKafkaSecurityOrExit(
   spec,
   'kseip-status-writer: writes StaticEgressIP status and Events from the decisions log\n\nUsage: node src/status/main.ts --brokers HOST:PORT [options]',
-  checkLeaseOptions,
+  shared.checkLeaseOptions,
 );
-const kafkaSecurity = loadKafkaSecurityOrExit(config);
 
-const identity = candidateIdentity(config.identity);
+const identity = lifecycle.candidateIdentity(config.identity);
 const log = createLogger('status-writer', { identity });
-const kubeConfig = loadKubeConfig(config.kubeconfig);
+const kubeConfig = lifecycle.loadKubeConfig(config.kubeconfig);
 
 const kafka = createKafka(config.brokers, `kseip-status-writer-${identity}`, kafkaSecurity);
 const dlqProducer = kafka.producer();
@@ -93,7 +82,7 @@ const writer = createStatusWriter({
   log,
 });
 
-const lease = leaseSettingsOf(config);
+const lease = shared.leaseSettingsOf(config);
 const elector =
   lease === undefined ? undefined : createLeaderElector({ kubeConfig, ...lease, identity, log });
 
@@ -105,7 +94,7 @@ const health = await startHealthServer({
 });
 log.info({ healthPort: health.port, brokers: config.brokers }, 'status writer started');
 
-const stopping = exitOnStopSignals(log, async () => {
+const stopping = lifecycle.exitOnStopSignals(log, async () => {
   await writer.stop();
   await elector?.release();
   await dlqProducer.disconnect().catch(() => undefined);

@@ -8,29 +8,18 @@ import {
   NonEmptyString,
   durationMsFromString,
   intFromString,
-  loadConfigOrExit,
   option,
 } from '../lib/config.ts';
 import { startHealthServer } from '../lib/health.ts';
 import { createKafka } from '../lib/kafka.ts';
-import { loadKafkaSecurityOrExit } from '../lib/kafka-security.ts';
-import { candidateIdentity, exitOnStopSignals, loadKubeConfig } from '../lib/lifecycle.ts';
+import * as lifecycle from '../lib/lifecycle.ts';
 import { createLogger } from '../lib/log.ts';
-import {
-  checkLeaseOptions,
-  healthPortOption,
-  identityPrefixOption,
-  kafkaOptions,
-  kubeconfigOption,
-  leaseOptions,
-  leaseSettingsOf,
-  replicationFactorOption,
-} from '../lib/options.ts';
+import * as shared from '../lib/options.ts';
 import { createWatcher } from './watcher.ts';
 
 const spec = {
-  kubeconfig: kubeconfigOption,
-  ...kafkaOptions,
+  kubeconfig: shared.kubeconfigOption,
+  ...shared.kafkaOptions,
   topic: option({
     flag: '--topic',
     env: 'KSEIP_TOPIC',
@@ -46,9 +35,8 @@ const spec = {
     default: true,
     doc: 'create the topic if missing (1 partition, retention forever)',
   }),
-  replicationFactor: replicationFactorOption,
-  identity: identityPrefixOption,
-  ...leaseOptions({ namespace: 'kube-system', name: 'kseip-watcher' }),
+  replicationFactor: shared.replicationFactorOption,
+  ...shared.leaseOptions({ namespace: 'kube-system', name: 'kseip-watcher' }),
   bufferCapacity: option({
     flag: '--buffer-capacity',
     env: 'KSEIP_BUFFER_CAPACITY',
@@ -74,27 +62,26 @@ const spec = {
     default: 10_000,
     doc: 'on SIGTERM, how long to wait for buffered events to reach Kafka',
   }),
-  healthPort: healthPortOption(8080),
+  healthPort: shared.healthPortOption(8080),
 };
 
-const config = loadConfigOrExit(
+const { config, kafkaSecurity } = lifecycle.loadConfigAndKafkaSecurityOrExit(
   spec,
   'kseip-watcher: publishes the cluster objects egress policies depend on to Kafka',
-  checkLeaseOptions,
+  shared.checkLeaseOptions,
 );
-const kafkaSecurity = loadKafkaSecurityOrExit(config);
 
-const identity = candidateIdentity(config.identity);
+const identity = lifecycle.candidateIdentity(config.identity);
 const log = createLogger('watcher', { identity });
 
 const watcher = createWatcher({
-  kubeConfig: loadKubeConfig(config.kubeconfig),
+  kubeConfig: lifecycle.loadKubeConfig(config.kubeconfig),
   kafka: createKafka(config.brokers, `kseip-watcher-${identity}`, kafkaSecurity),
   topic: config.topic,
   createTopic: config.createTopic,
   replicationFactor: config.replicationFactor,
   identity,
-  lease: leaseSettingsOf(config),
+  lease: shared.leaseSettingsOf(config),
   bufferCapacity: config.bufferCapacity,
   informer: { stallMs: config.stallMs, probeIntervalMs: config.probeIntervalMs },
   log,
@@ -107,7 +94,7 @@ const health = await startHealthServer({
 });
 log.info({ healthPort: health.port, topic: config.topic, brokers: config.brokers }, 'watcher started');
 
-exitOnStopSignals(log, async () => {
+lifecycle.exitOnStopSignals(log, async () => {
   await watcher.stop(config.flushTimeoutMs);
   await health.close();
 });
