@@ -43,6 +43,7 @@ import {
   stopAllWatches,
   waitSeenAs,
   watchSources,
+  type SourceWatch,
 } from './support/e2e.ts';
 
 /** The seed policy's egress IP after the update test. */
@@ -66,6 +67,38 @@ const frontendIpsOn = (node: string): string[] =>
     .filter((p) => p.node === node && p.name.startsWith('frontend-'))
     .map((p) => p.net.ip)
     .sort();
+
+/** The added node's part of the node test: gateway of the edge policy, then gone. */
+async function nodeJoinsAndLeaves(node4: NetNode, f1: SimPod, f6: SimPod, watch: SourceWatch): Promise<void> {
+  await waitSeenAs(stack, f1, EXTERNAL_HOST_IP, EIP_EDGE, 'through the added node as gateway');
+  await waitSeenAs(stack, f6, EXTERNAL_HOST_IP, EIP_EDGE, 'local to the added gateway');
+  assert.deepEqual(
+    await waitForHolders(stack, [EIP_EDGE]),
+    [node4.name],
+    `${EIP_EDGE} is held by the added node`,
+  );
+
+  const tunnelled = (await readAllKernels(stack.cluster)).filter((k) =>
+    selectLeftovers(k).some((l) => l.includes(node4.ip)),
+  );
+  assert.ok(tunnelled.length > 0, `the directors' kernels route to ${node4.name} (${node4.ip})`);
+
+  // The node goes away: its agent with it, then the Node object and the machine.
+  await stack.controlPlane.killAgent(node4.name);
+  await stack.sim.removeNode(node4.name);
+  // Directors tunnelled to it (route `throw <node IP>` in the slot's table, the tunnel itself).
+  await waitForKernels(
+    stack,
+    `no trace of ${node4.name} (${node4.ip}) on the other nodes`,
+    (k) => !selectLeftovers(k).some((l) => l.includes(node4.ip)),
+  );
+  // The seed policy keeps working; the edge policy has no eligible gateway left, so its
+  // traffic is dropped rather than leaving with the node IP.
+  for (const pod of seed.selected)
+    await waitSeenAs(stack, pod, EXTERNAL_OTHER_IP, EIP_UPDATED, 'after the node left');
+  await assertNeverSeen(stack, f1, EXTERNAL_HOST_IP, 'policy without an eligible gateway');
+  assertWatch(await watch.stop(), 'the seed policy, while a node joined and left', EIP_UPDATED);
+}
 
 void describe('change: pods, policies and nodes change under running traffic (full path)', () => {
   before(async () => {
@@ -166,8 +199,20 @@ void describe('change: pods, policies and nodes change under running traffic (fu
     for (const pod of frontends)
       for (const dst of [EXTERNAL_HOST_IP, EXTERNAL_OTHER_IP])
         await waitSeenAs(stack, pod, dst, EIP_UPDATED, 'new egress IP, widened destinations');
-    assertWatch(await watch.stop(), 'while the egress IP moved', EIP_UPDATED);
+    const moving = await watch.stop();
 
+    // Then the destinations narrow: the one left out goes back to the node IP, the other keeps
+    // the egress IP without a wrong source in between.
+    const narrowing = watchSources(stack, frontends, EXTERNAL_OTHER_IP, [EIP_UPDATED]);
+    await stack.apply(seedManifest(EIP_UPDATED, `${EXTERNAL_OTHER_IP}/32`));
+    for (const pod of frontends)
+      await waitSeenAs(stack, pod, EXTERNAL_HOST_IP, nodeIp(pod), 'a destination no longer in the policy');
+    const narrowed = await narrowing.stop();
+
+    // Judged once the policy is in its final shape, so that a failure here leaves the next
+    // tests the state they expect.
+    assertWatch(moving, 'while the egress IP moved', EIP_UPDATED);
+    assertWatch(narrowed, 'the destination that stays, while the others went', EIP_UPDATED);
     const [newHolder] = await waitForHolders(stack, [EIP_UPDATED], [SEED.egressIP]);
     trace(`${SEED.egressIP} moved from ${oldHolder} to ${EIP_UPDATED} on ${newHolder}`);
     // On the wire: nobody answers ARP for the old address any more, the new one is answered.
@@ -187,14 +232,6 @@ void describe('change: pods, policies and nodes change under running traffic (fu
     const [oldArp, newArp] = [await arping(SEED.egressIP), await arping(EIP_UPDATED)];
     assert.equal(newArp.code, 0, `${EIP_UPDATED} answers ARP: ${newArp.stdout}${newArp.stderr}`);
     assert.notEqual(oldArp.code, 0, `nobody answers ARP for ${SEED.egressIP}: ${oldArp.stdout}`);
-
-    // Then the destinations narrow: the one left out goes back to the node IP, the other keeps
-    // the egress IP without a wrong source in between.
-    const narrowing = watchSources(stack, frontends, EXTERNAL_OTHER_IP, [EIP_UPDATED]);
-    await stack.apply(seedManifest(EIP_UPDATED, `${EXTERNAL_OTHER_IP}/32`));
-    for (const pod of frontends)
-      await waitSeenAs(stack, pod, EXTERNAL_HOST_IP, nodeIp(pod), 'a destination no longer in the policy');
-    assertWatch(await narrowing.stop(), 'the destination that stays, while the others went', EIP_UPDATED);
   });
 
   void test('a node added becomes a director and a gateway; removed, it leaves nothing behind', async () => {
@@ -218,36 +255,12 @@ spec:
     gatewaySelector: {matchLabels: {${EDGE_LABEL}: "true"}}
 `);
     const [f1] = seed.selected as [SimPod, SimPod];
-    await waitSeenAs(stack, f1, EXTERNAL_HOST_IP, EIP_EDGE, 'through the added node as gateway');
-    await waitSeenAs(stack, f6, EXTERNAL_HOST_IP, EIP_EDGE, 'local to the added gateway');
-    assert.deepEqual(
-      await waitForHolders(stack, [EIP_EDGE]),
-      [node4.name],
-      `${EIP_EDGE} is held by the added node`,
-    );
-
-    const tunnelled = (await readAllKernels(stack.cluster)).filter((k) =>
-      selectLeftovers(k).some((l) => l.includes(node4.ip)),
-    );
-    assert.ok(tunnelled.length > 0, `the directors' kernels route to ${node4.name} (${node4.ip})`);
-
-    // The node goes away: its agent with it, then the Node object and the machine.
-    await stack.controlPlane.killAgent(node4.name);
-    await stack.sim.removeNode(node4.name);
-    // Directors tunnelled to it (route `throw <node IP>` in the slot's table, the tunnel itself).
-    await waitForKernels(
-      stack,
-      `no trace of ${node4.name} (${node4.ip}) on the other nodes`,
-      (k) => !selectLeftovers(k).some((l) => l.includes(node4.ip)),
-    );
-    // The seed policy keeps working; the edge policy has no eligible gateway left, so its
-    // traffic is dropped rather than leaving with the node IP.
-    for (const pod of seed.selected)
-      await waitSeenAs(stack, pod, EXTERNAL_OTHER_IP, EIP_UPDATED, 'after the node left');
-    await assertNeverSeen(stack, f1, EXTERNAL_HOST_IP, 'policy without an eligible gateway');
-    assertWatch(await watch.stop(), 'the seed policy, while a node joined and left', EIP_UPDATED);
-
-    await stack.kubectl(['delete', 'seip', 'edge', '--wait=true']);
+    try {
+      await nodeJoinsAndLeaves(node4, f1, f6, watch);
+    } finally {
+      // Whatever failed, the next test starts with the seed policy alone.
+      await stack.kubectl(['delete', 'seip', 'edge', '--ignore-not-found', '--wait=true']);
+    }
     await waitSeenAs(stack, f1, EXTERNAL_HOST_IP, nodeIp(f1), 'after the edge policy is deleted');
   });
 
