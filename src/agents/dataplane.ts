@@ -7,8 +7,10 @@
 //   1. ip batch: create missing devices (down), sysctl rp_filter=2 on them, then
 //      ip batch: up/mtu/mac, neighbours, routes, rules, addresses; bridge batch: fdb entries
 //   2. one `nft -f` transaction: sets, elements, chains (atomic)
-//   3. bridge/ip batch: remove what is no longer desired
-//   4. gratuitous ARP for newly acquired egress IPs (in the background)
+//   3. ip batch: gateway tunnels come up / take the gateway MAC (only now: steered packets they
+//      receive must meet their mark and SNAT rules, or they would leave with the node IP)
+//   4. bridge/ip batch: remove what is no longer desired
+//   5. gratuitous ARP for newly acquired egress IPs (in the background)
 // Unchanged desired state writes nothing. After a failed apply the next attempt re-reads the
 // kernel and rewrites every set and chain in one transaction (full resync), with backoff.
 import { writeFile } from 'node:fs/promises';
@@ -138,6 +140,7 @@ export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: Datapla
       ip.fdbAdds.length > 0 ? bridgeBatch(ip.fdbAdds) : undefined,
     ]);
     if (nftText !== '') await runChecked(runner, 'nft', ['-f', '-'], { input: nftText, write: true });
+    if (ip.activations.length > 0) await ipBatch(ip.activations);
     if (ip.fdbRemoves.length > 0) await bridgeBatch(ip.fdbRemoves);
     if (ip.removes.length > 0) await ipBatch(ip.removes);
   }

@@ -110,6 +110,9 @@ void describe('dataplane rendering', () => {
     const state = stateOf(
       rules({ node: 'node-b', nodeIP: '192.0.2.2', egressIPs: [{ slot: 1, egressIP: '198.51.100.11' }] }),
     );
+    // Up only after nft: a steered packet received before its mark and SNAT rules would leave
+    // with the node IP.
+    assert.deepEqual(computeIpPlan(state, EMPTY_KERNEL_STATE).activations, ['link set dev kseip-v1 up']);
     golden('gateway.apply', renderChange(EMPTY_KERNEL_STATE, state));
   });
 
@@ -156,7 +159,8 @@ void describe('dataplane rendering', () => {
     );
     const plan = computeIpPlan(after, before);
     // The new MAC flushes the device's neighbours; deleting one again would fail with ENOENT.
-    assert.ok(plan.adds.some((l) => l.startsWith('link set dev kseip-v1 address')));
+    // The gateway MAC (which makes the device receive steered packets) waits for the nft rules.
+    assert.deepEqual(plan.activations, ['link set dev kseip-v1 address 02:6b:73:00:00:01']);
     assert.ok(!plan.removes.some((l) => l.startsWith('neigh del')), plan.removes.join('\n'));
     assert.deepEqual(plan.acquired, ['198.51.100.11']);
     golden('director-becomes-gateway.apply', renderChange(before, after));
@@ -187,6 +191,19 @@ void describe('dataplane rendering', () => {
     assert.ok(del >= 0 && route > del && neigh > del, plan.adds.join('\n'));
     assert.ok(!plan.removes.some((l) => l.includes('169.254.42.2')), plan.removes.join('\n'));
     golden('gateway-becomes-director.apply', renderChange(before, after));
+  });
+
+  void it('widening a destination deletes the old interval before adding the overlapping new one', () => {
+    const withDst = (dst: string): KernelState =>
+      stateOf(rules({ steers: [steer({ slot: 1, podIPs: ['192.0.2.70'], destinations: [dst] })] }));
+    const ops = computeNftTransaction(withDst('203.0.113.0/27').nft, withDst('203.0.113.10/32').nft);
+    const opOn = (kind: string): number =>
+      ops.findIndex((o) => o.op === kind && 'set' in o && o.set.endsWith('-dst'));
+    // nft refuses an interval that overlaps one still in the set ("interval overlaps").
+    assert.ok(
+      opOn('delete-elements') !== -1 && opOn('delete-elements') < opOn('add-elements'),
+      JSON.stringify(ops),
+    );
   });
 
   void it('removal is the mirror of setup: add-nothing, remove everything, delete our table', () => {

@@ -31,6 +31,8 @@ export interface IpPlan {
   readonly fdbAdds: readonly string[];
   /** bridge batch: stale fdb entries on links that stay. */
   readonly fdbRemoves: readonly string[];
+  /** ip batch after the nft transaction: gateway tunnels come up (or take the gateway MAC). */
+  readonly activations: readonly string[];
   /** ip batch: rules, routes, neighbours, links, addresses no longer desired. */
   readonly removes: readonly string[];
   /** Egress IPs this plan adds: to be announced by gratuitous ARP once applied. */
@@ -44,6 +46,7 @@ export function isEmptyIpPlan(plan: IpPlan): boolean {
     plan.adds.length === 0 &&
     plan.fdbAdds.length === 0 &&
     plan.fdbRemoves.length === 0 &&
+    plan.activations.length === 0 &&
     plan.removes.length === 0
   );
 }
@@ -91,6 +94,16 @@ export function computeIpPlan(desired: KernelState, current: KernelState): IpPla
   const removes: string[] = [];
   const curLinks = index(current.links, linkKey);
   const desiredLinks = index(desired.links, linkKey);
+  // A gateway's tunnel (it carries the receiving address) starts to receive steered packets when
+  // it is up with the gateway MAC. Before the nft transaction has the rules that mark and SNAT
+  // them, they would be forwarded unmarked and leave with the node IP; so up and MAC wait for
+  // it. Nothing routes through a gateway tunnel, so nothing else needs it up earlier.
+  const gatewayTunnels = new Set(desired.addresses.filter((a) => a.kind === 'tunnel').map((a) => a.dev));
+  const activations: string[] = [];
+  const linkSet = (name: string, changes: readonly string[]): void => {
+    if (changes.length > 0)
+      (gatewayTunnels.has(name) ? activations : adds).push(`link set dev ${name} ${changes.join(' ')}`);
+  };
 
   // Links that are (re)created lose every neighbour, fdb entry and route that used them.
   const fresh = new Set<string>();
@@ -106,14 +119,14 @@ export function computeIpPlan(desired: KernelState, current: KernelState): IpPla
         newMac.add(d.name);
       }
       if (!c.up) changes.push('up');
-      if (changes.length > 0) adds.push(`link set dev ${d.name} ${changes.join(' ')}`);
+      linkSet(d.name, changes);
       continue;
     }
     if (c !== undefined) createLinks.push(`link del ${c.name}`);
     fresh.add(d.name);
     // No IPv6 link-local address: it would send router solicitations and MLD into the tunnel.
     createLinks.push(renderLinkAdd(d), `link set dev ${d.name} addrgenmode none`);
-    adds.push(`link set dev ${d.name} up`);
+    linkSet(d.name, ['up']);
   }
   const survives = (dev: string | undefined): boolean => dev === undefined || !fresh.has(dev);
 
@@ -214,10 +227,11 @@ export function computeIpPlan(desired: KernelState, current: KernelState): IpPla
       adds: [...createLinks, ...adds],
       fdbAdds,
       fdbRemoves,
+      activations,
       removes,
       acquired,
     };
-  return { createLinks, sysctls, adds, fdbAdds, fdbRemoves, removes, acquired };
+  return { createLinks, sysctls, adds, fdbAdds, fdbRemoves, activations, removes, acquired };
 }
 
 /** `net.ipv4.conf.<dev>.rp_filter` → `<dev>` (device names never contain dots here). */
@@ -237,6 +251,7 @@ export function dumpIpPlan(plan: IpPlan): string {
     ),
     ...section('ip: adds', plan.adds),
     ...section('bridge: adds', plan.fdbAdds),
+    ...section('ip: after nft, activations', plan.activations),
     ...section('bridge: removes', plan.fdbRemoves),
     ...section('ip: removes', plan.removes),
     ...section('announce', plan.acquired),

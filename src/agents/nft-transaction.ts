@@ -1,8 +1,8 @@
 // nftables transactions as data: the diff between the desired and the observed state of our one
 // table, and its rendering to `nft -f` text. Pure. Sets are diffed element by element (like
 // kube-proxy's nftables proxier); a chain whose rule ids differ is flushed and rebuilt whole.
-// Everything is one transaction, which the kernel applies whole or not at all, so "add missing,
-// then remove unused" never leaves a moment without a matching rule.
+// Everything is one transaction, which the kernel applies whole or not at all, so no moment ever
+// lacks a matching rule whatever the order of the ops inside it.
 import {
   NFT_FAMILY,
   NFT_TABLE,
@@ -125,9 +125,12 @@ export function computeNftTransaction(
     ...addObjects,
     ...flushes,
     ...recreate,
+    // Unused elements go before new ones: an interval set refuses an element that overlaps one
+    // still in it (widening 203.0.113.10/32 to 203.0.113.0/27), and inside one transaction the
+    // order opens no window.
+    ...deleteElements,
     ...addElements,
     ...addRules,
-    ...deleteElements,
     ...deleteObjects,
   ];
   if (body.length === 0) return [];
