@@ -27,7 +27,7 @@ const snapshotPath = path.join(import.meta.dirname, 'snapshots/cli-audit.txt');
 
 async function kseipRun(args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
   try {
-    const { stdout, stderr } = await run(kseip, args, { cwd: root });
+    const { stdout, stderr } = await run(kseip, args, { cwd: root, maxBuffer: 64 * 1024 * 1024 });
     return { stdout, stderr, code: 0 };
   } catch (err) {
     const e = err as { stdout: string; stderr: string; code: number };
@@ -242,4 +242,29 @@ void test('usage errors commander catches itself exit 2 too', async () => {
     assert.equal(r.code, 0, cmd.join(' '));
     assert.match(r.stdout, /Usage: kseip/);
   }
+});
+
+void test('output larger than a pipe buffer arrives whole (kseip exits only once stdout has drained)', async () => {
+  // 3,000 records: a JSON output of ~1 MiB, far over the 64 KiB a pipe takes at once.
+  const base = scenario.log.find((e) => e.type === 'PodObserved')!;
+  const big = path.join(dir, 'big.jsonl');
+  writeFileSync(
+    big,
+    exportText(
+      Array.from({ length: 3000 }, (_, i) => ({
+        topic: TOPICS.clusterEvents,
+        partition: 0,
+        offset: i,
+        timestamp: Date.parse(base.observedAt),
+        key: `Pod/shop/p-${i}`,
+        value: { ...base, id: `id-${i}`, object: { ...base.object, name: `p-${i}` } },
+      })),
+    ),
+  );
+  const r = await kseipRun(['events', 'tail', '--from-beginning', '-o', 'json', '--from', big]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.stdout.length > 512 * 1024, `${r.stdout.length} bytes`);
+  const lines = r.stdout.trimEnd().split('\n');
+  assert.equal(lines.length, 3000);
+  assert.equal((JSON.parse(lines.at(-1)!) as { offset: number }).offset, 2999);
 });

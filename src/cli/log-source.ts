@@ -21,14 +21,18 @@ export function fileSource(path: string): LogSource {
       // without parsing them.
       const prefix = `{"topic":${JSON.stringify(topic)},`;
       let lineNo = 0;
-      forEachLine(path, (line) => {
-        lineNo++;
-        if (line === '' || !line.startsWith(prefix)) return;
-        const parsed = parseLine(line, lineNo);
-        if (parsed._tag === 'Left') throw new Error(`${path}: ${parsed.left.reason}`);
-        onRecord(parsed.right);
-      });
-      return Promise.resolve();
+      // Yielding between chunks lets output drain to a pipe and a closed pipe (`| head`) end the
+      // command, instead of a million-line read queueing everything it prints in memory first.
+      for (const text of textBlocks(path)) {
+        splitLines(text, (line) => {
+          lineNo++;
+          if (line === '' || !line.startsWith(prefix)) return;
+          const parsed = parseLine(line, lineNo);
+          if (parsed._tag === 'Left') throw new Error(`${path}: ${parsed.left.reason}`);
+          onRecord(parsed.right);
+        });
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
     },
   };
 }
@@ -39,6 +43,14 @@ export function forEachLine(
   onLine: (line: string) => void,
   range: { start: number; end: number } = { start: 0, end: Infinity },
 ): void {
+  for (const text of textBlocks(path, range)) splitLines(text, onLine);
+}
+
+/** The file as blocks of whole lines (8 MiB reads; a line split by a read is carried over). */
+function* textBlocks(
+  path: string,
+  range: { start: number; end: number } = { start: 0, end: Infinity },
+): Generator<string> {
   const fd = openSync(path, 'r');
   try {
     const chunk = Buffer.allocUnsafe(8 * 1024 * 1024);
@@ -54,22 +66,22 @@ export function forEachLine(
         carry = Buffer.from(data);
         continue;
       }
-      const text = data.toString('utf8', 0, last);
       carry = Buffer.from(data.subarray(last + 1));
-      let start = 0;
-      for (;;) {
-        const nl = text.indexOf('\n', start);
-        if (nl < 0) {
-          onLine(text.slice(start));
-          break;
-        }
-        onLine(text.slice(start, nl));
-        start = nl + 1;
-      }
+      yield data.toString('utf8', 0, last);
     }
-    if (carry.length > 0) onLine(carry.toString('utf8'));
+    if (carry.length > 0) yield carry.toString('utf8');
   } finally {
     closeSync(fd);
+  }
+}
+
+function splitLines(text: string, onLine: (line: string) => void): void {
+  let start = 0;
+  for (;;) {
+    const nl = text.indexOf('\n', start);
+    if (nl < 0) return onLine(text.slice(start));
+    onLine(text.slice(start, nl));
+    start = nl + 1;
   }
 }
 

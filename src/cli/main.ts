@@ -39,18 +39,33 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
+/**
+ * Exits once stdout and stderr have handed everything to the OS. Writes to a pipe are
+ * asynchronous on POSIX, and process.exit() drops what is still queued: `kseip … -o json | jq`
+ * would get a document cut at 64 KiB. (Exiting explicitly at all: Kafka clients keep timers.)
+ */
+async function exitAfterFlush(exitCode: number): Promise<never> {
+  await Promise.all(
+    [process.stdout, process.stderr].map((s) => new Promise<void>((resolve) => s.write('', () => resolve()))),
+  );
+  process.exit(exitCode);
+}
+
 try {
   await program.parseAsync(process.argv);
-  process.exit(0);
+  await exitAfterFlush(EXIT.ok);
 } catch (err) {
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && code.startsWith('commander.')) {
     // commander printed the message (or help) itself; everything but asking for help (or the
     // version) is a usage error, whatever exit code commander picked (it says 1).
-    process.exit(code === 'commander.helpDisplayed' || code === 'commander.version' ? 0 : EXIT.usage);
+    await exitAfterFlush(
+      code === 'commander.helpDisplayed' || code === 'commander.version' ? EXIT.ok : EXIT.usage,
+    );
   }
   process.stderr.write(`kseip: ${err instanceof Error ? err.message : String(err)}\n`);
-  // A command that ends with a documented exit code (verify: 3, explain: 4; docs/cli.md).
-  if (err instanceof CliExit) process.exit(err.exitCode);
-  process.exit(err instanceof CliUsageError ? EXIT.usage : EXIT.failure);
+  // A command that ends with a documented exit code (verify: 3, explain: 4, grep: 5; docs/cli.md).
+  await exitAfterFlush(
+    err instanceof CliExit ? err.exitCode : err instanceof CliUsageError ? EXIT.usage : EXIT.failure,
+  );
 }
