@@ -15,7 +15,7 @@ import type { NodeApplyStatus } from '../../events/node-reports.ts';
 import { parseAddress, parseCidr } from '../../projections/addresses.ts';
 import type { PodRec, RuleRec, State } from '../../projections/model.ts';
 import { isProgrammable } from '../../projections/model.ts';
-import type { History } from './history.ts';
+import { selectOpenIntervals, type History } from './history.ts';
 
 export type Verdict =
   | 'Egress'
@@ -148,7 +148,7 @@ function explainRule(
       message: `no eligible node holds ${r.egressIP}: its director drops the pod's traffic to ${r.destinations.join(',')} until one does`,
     };
   const node = pod.p.nodeName ?? '';
-  const open = [...(history.open.get(node)?.values() ?? [])].filter((iv) => iv.egressIP === r.egressIP);
+  const open = selectOpenIntervals(history, node).filter((iv) => iv.egressIP === r.egressIP);
   const needed = open.reduce((m, iv) => Math.max(m, iv.from.offset), -1);
   const ack = acks.get(node);
   const via = { ...id, gateway: active };

@@ -75,6 +75,8 @@ export interface Step {
   readonly outputs: Outputs;
   /** Nodes whose pods changed place or IP in this step (their steers may now name other pods). */
   readonly podNodes: readonly string[];
+  /** The IPs (before and after) of the pod that changed in this step: whose owner may differ. */
+  readonly podIPs: readonly string[];
 }
 
 /** Fold one decoded event at its offset; returns what the step produced. Consumes `f`. */
@@ -89,6 +91,7 @@ export function stepFold(f: Fold, event: ClusterEvent, offset: number): Step {
   if (term === undefined || event.producer.term > term)
     f.terms.set(event.producer.component, event.producer.term);
   const podNodes: string[] = [];
+  const podIPs: string[] = [];
   if (event.type === 'PodObserved' || event.type === 'PodDeleted') {
     const key = `${event.object.namespace ?? ''}/${event.object.name}`;
     const before = f.podPlace.get(key);
@@ -97,6 +100,7 @@ export function stepFold(f: Fold, event: ClusterEvent, offset: number): Step {
         if (f.podAt.get(`${before.node}|${ip}`) === key) f.podAt.delete(`${before.node}|${ip}`);
       f.podPlace.delete(key);
       podNodes.push(before.node);
+      podIPs.push(...before.ips);
     }
     if (
       event.type === 'PodObserved' &&
@@ -107,10 +111,11 @@ export function stepFold(f: Fold, event: ClusterEvent, offset: number): Step {
       const place = { node, ips: event.payload.podIPs };
       f.podPlace.set(key, place);
       for (const ip of place.ips) f.podAt.set(`${node}|${ip}`, key);
+      podIPs.push(...place.ips);
       if (before?.node !== node) podNodes.push(node);
     }
   }
-  return { event, offset, outputs, podNodes };
+  return { event, offset, outputs, podNodes, podIPs };
 }
 
 /** Stop conditions of `replay --until`: an offset (inclusive) or a time (observedAt, inclusive). */
