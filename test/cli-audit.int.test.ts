@@ -706,6 +706,10 @@ void describe('kseip on the log of a real scenario', () => {
       ['audit', 'failovers'],
       ['audit', 'failovers', '--ip', EIP_CHANGED, '-o', 'json'],
       ['what-if', '-f', path.join(dir, 'backend-policy.yaml'), '-o', 'json'],
+      ['events', 'tail', '--from-beginning', '--kind', 'Pod,StaticEgressIP'],
+      ['events', 'tail', '--topic', 'decisions', '--type', 'GatewayFailedOver', '--from-beginning'],
+      ['events', 'grep', EIP_CHANGED.replace(/\./g, '\\.'), '--topic', 'node-rules', '-o', 'json'],
+      ['events', 'grep', 'frontend-3', '--since', probes[0]!.time],
     ];
     // audit answers from the export's index, and by replaying the file (--replay): both as Kafka.
     const replayed = commands.filter((c) => c[0] === 'audit').map((c) => [...c, '--replay']);
