@@ -13,8 +13,13 @@
 // It then checks: audit egress-ip --at/--from/--to, audit pod, audit failovers against that
 // truth; what-if before two policy changes against what the projector then wrote (node rules
 // and gateway decisions); verify on the real log and on tampered copies (a decision produced
-// into Kafka, a node-rules line edited in an export); export, then every command --from the
-// file with an unreachable broker, answering byte for byte the same.
+// into Kafka, a node-rules line and an audit-index line edited in an export); export, then every
+// command (events tail/grep included) --from the file with an unreachable broker, answering byte
+// for byte the same, from the file's audit index and with --replay.
+// Where the network did not do what the scenario intended (a pod seen with a node's address
+// while its policy covers it: a dataplane leak), the step that saw it fails and says so; the
+// audit checks leave such probes out, so they still judge the CLI.
+// KSEIP_CLI_AUDIT_KEEP=<path> keeps the real export (docs/cli.md's examples come from one).
 // Effectful: owns the stack it starts (stopped in `after`) and a temporary directory.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
