@@ -16,13 +16,8 @@ if stamp_ok etcd "$hash" && [ -x "$bin" ]; then
   step_end "up to date: $bin"
   exit 0
 fi
-command -v go >/dev/null || die "go not found; the packages step installs golang-go"
-cd "$mod"
-# -mod=readonly: the committed go.sum is complete, so a build never edits the repo and a
-# tampered or missing checksum fails instead of being silently re-resolved.
 say "go build (log: $CACHE_DIR/logs/etcd-build.log)"
-run_logged etcd-build env CGO_ENABLED=0 GOFLAGS='-mod=readonly -buildvcs=false' \
-  go build -trimpath -ldflags='-s -w' -o "$bin" go.etcd.io/etcd/server/v3
+go_build etcd-build "$mod" 0 "$bin" '-s -w' go.etcd.io/etcd/server/v3
 stamp_set etcd "$hash"
 env_set ETCD_BIN "$bin"
 step_end "$("$bin" --version | head -n 1)"

@@ -16,12 +16,10 @@ command -v docker >/dev/null && docker info >/dev/null 2>&1 || die "no Docker en
 kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$KAFKA_DIR/pom.xml")
 [ -n "$kafka_version" ] || die "no <kafka.version> in $KAFKA_DIR/pom.xml"
 
-image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 
 # --- 1. base image -------------------------------------------------------------------------
 # The recipe is the input: change the suite or the package list and the tag changes with it.
 BASE_SUITE=bookworm
-BASE_MIRROR=http://deb.debian.org/debian
 BASE_PACKAGES=openjdk-17-jre-headless
 base_hash=$(printf '%s\n' "minbase $BASE_SUITE $BASE_PACKAGES" | sha256sum | cut -c1-12)
 BASE_IMAGE=kseip/jre17:$BASE_SUITE-$base_hash
@@ -29,24 +27,8 @@ step_begin kafka-base "base image $BASE_IMAGE (debootstrap $BASE_SUITE + $BASE_P
 if image_exists "$BASE_IMAGE"; then
   step_end "image exists"
 else
-  # The root filesystem is kept as a tar so that re-importing it (a wiped Docker data dir)
-  # costs seconds instead of a new debootstrap.
   rootfs_tar=$WORK/jre17-$BASE_SUITE-$base_hash.tar
-  if [ ! -s "$rootfs_tar" ]; then
-    command -v debootstrap >/dev/null || die "debootstrap not found: run scripts/provision.sh packages first"
-    [ "$(id -u)" -eq 0 ] || die "debootstrap needs root"
-    rootfs=$WORK/rootfs-$base_hash
-    rm -rf "$rootfs"
-    say "debootstrap into $rootfs (about 30-60 s)"
-    run_logged kafka-debootstrap debootstrap --variant=minbase --include="$BASE_PACKAGES" \
-      "$BASE_SUITE" "$rootfs" "$BASE_MIRROR"
-    # The .debs are only needed to install; dropping them shrinks the image by a third.
-    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-    [ -x "$rootfs/usr/bin/java" ] || die "debootstrap finished but $rootfs/usr/bin/java is missing"
-    tar --numeric-owner -C "$rootfs" -cf "$rootfs_tar.tmp" .
-    mv "$rootfs_tar.tmp" "$rootfs_tar"
-    rm -rf "$rootfs"
-  fi
+  debootstrap_tar "$rootfs_tar" "$BASE_PACKAGES"
   run_logged kafka-import docker import "$rootfs_tar" "$BASE_IMAGE"
   step_end "imported"
 fi

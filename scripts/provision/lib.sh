@@ -45,8 +45,55 @@ run_logged() {
 # env_set KEY VALUE: record an artifact location in .cache/env for the TypeScript dev environment.
 env_set() {
   local file="$CACHE_DIR/env"
-  touch "$file"
-  grep -v "^$1=" "$file" >"$file.tmp" || true
-  echo "$1=$2" >>"$file.tmp"
-  mv "$file.tmp" "$file"
+  # Under a lock: several provisioning runs (e.g. two clones sharing KSEIP_CACHE) may record
+  # artifacts at once, and an unlocked read-modify-write loses one of the entries.
+  (
+    flock 9
+    touch "$file"
+    grep -v "^$1=" "$file" >"$file.tmp.$$" || true
+    echo "$1=$2" >>"$file.tmp.$$"
+    mv "$file.tmp.$$" "$file"
+  ) 9>"$file.lock"
+}
+
+image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
+
+# debootstrap_tar TAR PACKAGES: a Debian bookworm minbase root filesystem with the
+# comma-separated PACKAGES, kept as TAR so that re-importing it (a wiped Docker data dir) costs
+# seconds instead of a new debootstrap. No-op when TAR exists; name TAR after its recipe.
+debootstrap_tar() {
+  local tar=$1 packages=$2
+  [ -s "$tar" ] && return 0
+  command -v debootstrap >/dev/null || die "debootstrap not found: run scripts/provision.sh packages first"
+  [ "$(id -u)" -eq 0 ] || die "debootstrap needs root"
+  local rootfs=$tar.rootfs
+  rm -rf "$rootfs"
+  say "debootstrap bookworm + $packages into $rootfs (about 30-90 s)"
+  run_logged "debootstrap-$(basename "$tar" .tar)" debootstrap --variant=minbase --include="$packages" \
+    bookworm "$rootfs" http://deb.debian.org/debian
+  # The .debs are only needed to install; dropping them shrinks the image by a third.
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  tar --numeric-owner -C "$rootfs" -cf "$tar.tmp" .
+  mv "$tar.tmp" "$tar"
+  rm -rf "$rootfs"
+}
+
+# go_build LOGNAME MODULE_DIR CGO OUT_DIR_OR_FILE LDFLAGS PACKAGE...: go build inside a pinned
+# tools/ module, with a heartbeat so that a long cold build does not look hung.
+# -mod=readonly: the committed go.sum is complete, so a build never edits the repo and a
+# tampered or missing checksum fails instead of being silently re-resolved.
+go_build() {
+  local logname=$1 mod=$2 cgo=$3 out=$4 ldflags=$5
+  shift 5
+  command -v go >/dev/null || die "go not found; the packages step installs golang-go"
+  local log="$CACHE_DIR/logs/$logname.log"
+  (cd "$mod" && run_logged "$logname" env CGO_ENABLED="$cgo" GOFLAGS='-mod=readonly -buildvcs=false' \
+    go build -trimpath -ldflags="$ldflags" -o "$out" "$@") &
+  local build=$! waited=0
+  while kill -0 "$build" 2>/dev/null; do
+    sleep 1
+    waited=$((waited + 1))
+    ((waited % 30 != 0)) || say "  still building (${waited}s, log: $log)"
+  done
+  wait "$build"
 }

@@ -25,7 +25,6 @@ NPM_DIR=$(cd "$(dirname "$(readlink -f "$(command -v npm)")")/.." && pwd)
 npm_version=$(node -p "require('$NPM_DIR/package.json').version" 2>/dev/null || "$NODE_BIN" -p "require('$NPM_DIR/package.json').version")
 
 SUITE=bookworm
-MIRROR=http://deb.debian.org/debian
 # This machine reaches the registries through a TLS-inspecting proxy whose CA it trusts
 # (/usr/local/share/ca-certificates); the stand-in trusts the same CAs, or `npm ci` in the
 # Dockerfile fails with SELF_SIGNED_CERT_IN_CHAIN. The official image has no such CA, and needs none.
@@ -42,20 +41,8 @@ if [ "$(docker image inspect -f '{{ index .Config.Labels "kseip.recipe" }}' "$TA
 fi
 
 base_tar=$WORK/$SUITE-minbase.tar
-if [ ! -s "$base_tar" ]; then
-  command -v debootstrap >/dev/null || die "debootstrap not found: run scripts/provision.sh packages first"
-  [ "$(id -u)" -eq 0 ] || die "debootstrap needs root"
-  rootfs=$WORK/rootfs
-  rm -rf "$rootfs"
-  say "debootstrap into $rootfs (about 30-60 s)"
-  # ca-certificates: npm ci talks to the registry over TLS (the official image has them too).
-  run_logged node-image-debootstrap debootstrap --variant=minbase --include=ca-certificates \
-    "$SUITE" "$rootfs" "$MIRROR"
-  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-  tar --numeric-owner -C "$rootfs" -cf "$base_tar.tmp" .
-  mv "$base_tar.tmp" "$base_tar"
-  rm -rf "$rootfs"
-fi
+# ca-certificates: npm ci talks to the registry over TLS (the official image has them too).
+debootstrap_tar "$base_tar" ca-certificates
 
 # Node and npm are appended to the same tar, laid out like the official image. Only new paths are
 # named: docker import rejects a tar that holds a path (e.g. ./usr/local/bin) twice.

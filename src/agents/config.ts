@@ -80,6 +80,13 @@ export const agentConfigSpec = {
     default: [] as string[],
     doc: 'destinations never steered whatever a policy says (cluster pod/service CIDRs, API server), comma-separated',
   }),
+  procSysNet: option({
+    flag: '--proc-sys-net',
+    env: 'KSEIP_PROC_SYS_NET',
+    codec: NonEmptyString,
+    default: '/proc/sys/net',
+    doc: "where to write net sysctls (a container's /proc/sys is read-only: mount the host's /proc/sys/net elsewhere)",
+  }),
   heartbeatIntervalMs: option({
     flag: '--heartbeat-interval',
     env: 'KSEIP_HEARTBEAT_INTERVAL',

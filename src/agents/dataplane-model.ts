@@ -24,6 +24,13 @@ export interface DataplaneConfig {
   vxlanPort: number;
   /** Destinations never steered whatever a policy says: pod and service CIDRs. */
   neverSteer: string[];
+  /**
+   * Where the net sysctls are written on a real node (no netns), default /proc/sys/net. In a
+   * container /proc/sys is read-only and the runtime refuses a mount inside /proc, so the
+   * DaemonSet mounts the host's /proc/sys/net elsewhere (k8s/base/agent.yaml). Net sysctls
+   * belong to the writer's network namespace, which with hostNetwork is the node's.
+   */
+  procSysNet?: string;
 }
 
 export const DEFAULT_DATAPLANE_CONFIG: Omit<DataplaneConfig, 'uplink' | 'neverSteer'> = {

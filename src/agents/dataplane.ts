@@ -148,7 +148,10 @@ export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: Datapla
   /** On a real node the files are ours to write directly; in a namespace `sysctl` must enter it. */
   async function writeSysctls(specs: readonly SysctlSpec[]): Promise<void> {
     if (cfg.netns === undefined) {
-      await Promise.all(specs.map((s) => writeFile(`/proc/sys/${s.key.replace(/\./g, '/')}`, s.value)));
+      const root = cfg.procSysNet ?? '/proc/sys/net';
+      await Promise.all(
+        specs.map((s) => writeFile(`${root}/${s.key.replace(/^net\./, '').replace(/\./g, '/')}`, s.value)),
+      );
       return;
     }
     await runChecked(runner, 'sysctl', ['-q', '-w', ...specs.map((s) => `${s.key}=${s.value}`)], {

@@ -26,6 +26,7 @@ const dataplane = createDataplane(
     vniBase: config.vniBase,
     vxlanPort: config.vxlanPort,
     neverSteer: config.neverSteer,
+    procSysNet: config.procSysNet,
   },
   log.child({ part: 'dataplane' }),
 );

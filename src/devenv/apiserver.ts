@@ -12,11 +12,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CoreV1Api, KubeConfig, type ApiException } from '@kubernetes/client-node';
 import { requireArtifact } from './artifacts.ts';
+import { freePorts } from './free-port.ts';
 
 /**
  * Controllers for a cluster without kubelets: EndpointSlices for Services (and mirrored custom
@@ -48,6 +48,22 @@ export interface ApiServerOptions {
   timeoutMs?: number;
   /** Keep the run dir (logs, etcd data) after stop(); also KSEIP_KEEP_RUN_DIR=1. */
   keepRunDir?: boolean;
+  /**
+   * Serve real kubelets (src/devenv/real-nodes.ts), as a production control plane does: the Node
+   * authorizer with NodeRestriction, ServiceAccount admission (pods get tokens), every default
+   * controller of kube-controller-manager with node IPAM on `clusterCidr`, and a kube-scheduler.
+   * The API server is advertised (the `kubernetes` Service's endpoint) at `advertiseAddress`,
+   * where a relay reachable from the nodes forwards to the secure port, and its serving
+   * certificate covers that address and the Service's cluster IP. Without this option the
+   * control plane suits a cluster without kubelets ({@link defaultControllers}).
+   */
+  nodes?: { advertiseAddress: string; clusterCidr: string };
+}
+
+/** A client certificate signed by the test CA, as files in the run dir. */
+export interface ClientCertificate {
+  certFile: string;
+  keyFile: string;
 }
 
 export interface KubectlResult {
@@ -76,6 +92,20 @@ export interface ApiServer {
   kubectl(args: readonly string[], stdin?: string): Promise<KubectlResult>;
   /** A bound token (TokenRequest API) for ServiceAccount namespace/name, which is created if missing. */
   serviceAccountToken(namespace: string, name: string, expirationSeconds?: number): Promise<string>;
+  /** The CA that signs every certificate of this control plane (and that kubelets trust). */
+  caCertFile: string;
+  /**
+   * A certificate signed by the CA, written as `<name>.crt`/`.key` in the run dir: a client
+   * certificate for user `commonName` in `organizations` (the Node authorizer's
+   * system:node:<name> in system:nodes, say), or with `serverIps` a serving one for them.
+   */
+  issueCertificate(
+    name: string,
+    commonName: string,
+    options?: { organizations?: readonly string[]; serverIps?: readonly string[] },
+  ): Promise<ClientCertificate>;
+  /** A kubeconfig for `cert` against `server` (default: this server), certificates embedded. */
+  renderKubeconfig(cert: ClientCertificate, server?: string): string;
   stop(): Promise<void>;
 }
 
@@ -83,6 +113,7 @@ interface Binaries {
   etcd: string;
   apiServer: string;
   controllerManager: string;
+  scheduler: string;
   kubectl: string;
 }
 
@@ -104,9 +135,10 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     etcd: requireArtifact('ETCD_BIN'),
     apiServer: path.join(binDir, 'kube-apiserver'),
     controllerManager: path.join(binDir, 'kube-controller-manager'),
+    scheduler: path.join(binDir, 'kube-scheduler'),
     kubectl: path.join(binDir, 'kubectl'),
   };
-  for (const bin of [bins.etcd, bins.apiServer, bins.controllerManager, bins.kubectl]) {
+  for (const bin of [bins.etcd, bins.apiServer, bins.controllerManager, bins.scheduler, bins.kubectl]) {
     if (!existsSync(bin)) throw new Error(`${bin} is missing: run 'scripts/provision.sh kube etcd' first`);
   }
   sweepStaleRunDirs();
@@ -135,10 +167,12 @@ async function startOnce(bins: Binaries, opts: ApiServerOptions): Promise<ApiSer
     await writeFile(path.join(runDir, 'owner.pid'), String(process.pid));
     const [etcdClientPort, etcdPeerPort, securePort] = await freePorts(3);
     const server = `https://127.0.0.1:${securePort}`;
-    const pki = await makeCertificates(runDir);
+    const nodes = opts.nodes;
+    const pki = await makeCertificates(runDir, nodes ? [nodes.advertiseAddress, KUBERNETES_SERVICE_IP] : []);
     const certsMs = performance.now() - started;
     const kubeconfigPath = path.join(runDir, 'kubeconfig');
-    await writeFile(kubeconfigPath, renderKubeconfig(server, pki), { mode: 0o600 });
+    const admin = { certFile: pki.adminCert, keyFile: pki.adminKey };
+    await writeFile(kubeconfigPath, renderKubeconfig(server, pki.caCert, admin), { mode: 0o600 });
 
     const etcdUrl = `http://127.0.0.1:${etcdClientPort}`;
     const peerUrl = `http://127.0.0.1:${etcdPeerPort}`;
@@ -158,20 +192,24 @@ async function startOnce(bins: Binaries, opts: ApiServerOptions): Promise<ApiSer
     const apiServer = spawnLogged(instance, 'kube-apiserver', bins.apiServer, [
       `--etcd-servers=${etcdUrl}`,
       '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
+      `--advertise-address=${nodes?.advertiseAddress ?? '127.0.0.1'}`,
       `--secure-port=${securePort}`,
       `--cert-dir=${path.join(runDir, 'pki')}`,
       `--tls-cert-file=${pki.servingCert}`,
       `--tls-private-key-file=${pki.servingKey}`,
       `--client-ca-file=${pki.caCert}`,
-      '--service-cluster-ip-range=10.96.0.0/16',
-      '--authorization-mode=RBAC',
+      `--service-cluster-ip-range=${SERVICE_CLUSTER_IP_RANGE}`,
       `--service-account-issuer=${server}`,
       `--service-account-key-file=${pki.saPublicKey}`,
       `--service-account-signing-key-file=${pki.saPrivateKey}`,
-      // Without kube-controller-manager's help this plugin rejects pods until the namespace's
-      // default ServiceAccount exists; tests create pods straight away.
-      '--disable-admission-plugins=ServiceAccount',
+      ...(nodes
+        ? ['--authorization-mode=Node,RBAC', '--enable-admission-plugins=NodeRestriction']
+        : [
+            '--authorization-mode=RBAC',
+            // Without kube-controller-manager's help this plugin rejects pods until the
+            // namespace's default ServiceAccount exists; tests create pods straight away.
+            '--disable-admission-plugins=ServiceAccount',
+          ]),
       '--allow-privileged=true',
       '--profiling=false',
       ...(opts.apiServerArgs ?? []),
@@ -183,19 +221,39 @@ async function startOnce(bins: Binaries, opts: ApiServerOptions): Promise<ApiSer
     // within 10 s of its own start, which a loaded machine can exceed.
     const controllerManager = spawnLogged(instance, 'kube-controller-manager', bins.controllerManager, [
       `--kubeconfig=${kubeconfigPath}`,
-      `--controllers=${(opts.controllers ?? defaultControllers).join(',')}`,
+      `--controllers=${(opts.controllers ?? (nodes ? ['*'] : defaultControllers)).join(',')}`,
       '--leader-elect=false',
       // No serving endpoint: nothing scrapes it, and it would need one more free port.
       '--secure-port=0',
       `--service-account-private-key-file=${pki.saPrivateKey}`,
       `--root-ca-file=${pki.caCert}`,
+      ...(nodes
+        ? [
+            // Node IPAM: each node's spec.podCIDR, which flannel's kube subnet manager uses.
+            '--allocate-node-cidrs=true',
+            `--cluster-cidr=${nodes.clusterCidr}`,
+            '--node-cidr-mask-size=24',
+            `--service-cluster-ip-range=${SERVICE_CLUSTER_IP_RANGE}`,
+            `--cluster-signing-cert-file=${pki.caCert}`,
+            `--cluster-signing-key-file=${pki.caKey}`,
+          ]
+        : []),
     ]);
+    const schedulerChildren = nodes
+      ? [
+          spawnLogged(instance, 'kube-scheduler', bins.scheduler, [
+            `--kubeconfig=${kubeconfigPath}`,
+            '--leader-elect=false',
+            '--secure-port=0',
+          ]),
+        ]
+      : [];
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromFile(kubeconfigPath);
     if (opts.waitForControllers ?? true) {
       await failFast(
         waitForDefaultServiceAccount(kubeConfig, deadline),
-        [etcd, apiServer, controllerManager],
+        [etcd, apiServer, controllerManager, ...schedulerChildren],
         'kube-controller-manager (default ServiceAccount)',
       );
     }
@@ -214,6 +272,9 @@ async function startOnce(bins: Binaries, opts: ApiServerOptions): Promise<ApiSer
       kubectl: (args, stdin) => runKubectl(bins.kubectl, kubeconfigPath, runDir, args, stdin),
       serviceAccountToken: (namespace, name, expirationSeconds) =>
         requestServiceAccountToken(kubeConfig, namespace, name, expirationSeconds),
+      caCertFile: pki.caCert,
+      issueCertificate: (name, commonName, options = {}) => issueCertificate(pki, name, commonName, options),
+      renderKubeconfig: (cert, serverUrl = server) => renderKubeconfig(serverUrl, pki.caCert, cert),
       stop: () => stopInstance(instance),
     };
   } catch (err) {
@@ -375,24 +436,6 @@ function isAlive(pid: number): boolean {
   }
 }
 
-async function freePorts(n: number): Promise<number[]> {
-  // All listeners stay open until every port is known, so the n ports are distinct.
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-          const s = createServer();
-          s.once('error', reject);
-          s.listen(0, '127.0.0.1', () => resolve(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  return ports;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Certificates and kubeconfig
 
@@ -407,8 +450,12 @@ interface Pki {
   saPublicKey: string;
 }
 
+/** The API server's --service-cluster-ip-range, and the `kubernetes` Service's IP (its first). */
+export const SERVICE_CLUSTER_IP_RANGE = '10.96.0.0/16';
+const KUBERNETES_SERVICE_IP = '10.96.0.1';
+
 /** ECDSA P-256 throughout: key generation is instant, where RSA costs tens of ms per key. */
-async function makeCertificates(runDir: string): Promise<Pki> {
+async function makeCertificates(runDir: string, extraServingIps: readonly string[]): Promise<Pki> {
   const dir = path.join(runDir, 'pki');
   const f = (name: string): string => path.join(dir, name);
   const pki: Pki = {
@@ -429,12 +476,65 @@ async function makeCertificates(runDir: string): Promise<Pki> {
   rmSync(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   // A minimal config, so neither the machine's openssl.cnf nor its default extensions leak in.
-  const config = f('openssl.cnf');
-  await writeFile(config, '[req]\ndistinguished_name = dn\n[dn]\n');
-  const newKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-noenc'];
-  const req = ['req', '-config', config, '-x509', ...newKey];
-  const leaf = (cert: string, key: string, subject: string, ext: string[]): string[] => [
-    ...req,
+  await writeFile(opensslConfig(pki), '[req]\ndistinguished_name = dn\n[dn]\n');
+  await Promise.all([
+    openssl([
+      ...selfSignedRequest(pki),
+      ...['-keyout', pki.caKey, '-out', pki.caCert, '-subj', '/CN=kseip-test-ca', '-days', '3650'],
+      ...['-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
+    ]),
+    openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', pki.saPrivateKey]).then(() =>
+      openssl(['ec', '-in', pki.saPrivateKey, '-pubout', '-out', pki.saPublicKey]),
+    ),
+  ]);
+  const servingNames = ['IP:127.0.0.1', 'DNS:localhost', ...extraServingIps.map((ip) => `IP:${ip}`)];
+  if (extraServingIps.length > 0) servingNames.push(...kubernetesServiceNames);
+  await Promise.all([
+    openssl(
+      leafRequest(pki, pki.servingCert, pki.servingKey, '/CN=kube-apiserver', [
+        `subjectAltName=${servingNames.join(',')}`,
+        'extendedKeyUsage=serverAuth',
+      ]),
+    ),
+    // O=system:masters: the group RBAC always allows, so the admin needs no bindings.
+    openssl(
+      leafRequest(pki, pki.adminCert, pki.adminKey, '/O=system:masters/CN=admin', [
+        'extendedKeyUsage=clientAuth',
+      ]),
+    ),
+  ]);
+  return pki;
+}
+
+/** The names in-cluster clients use for the API server (the `kubernetes` Service). */
+const kubernetesServiceNames = [
+  `IP:${KUBERNETES_SERVICE_IP}`,
+  'DNS:kubernetes',
+  'DNS:kubernetes.default',
+  'DNS:kubernetes.default.svc',
+  'DNS:kubernetes.default.svc.cluster.local',
+];
+
+const opensslConfig = (pki: Pki): string => path.join(path.dirname(pki.caCert), 'openssl.cnf');
+
+function selfSignedRequest(pki: Pki): string[] {
+  return [
+    'req',
+    '-config',
+    opensslConfig(pki),
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-noenc',
+  ];
+}
+
+/** openssl arguments for a new key and a certificate for it signed by the CA. */
+function leafRequest(pki: Pki, cert: string, key: string, subject: string, ext: readonly string[]): string[] {
+  return [
+    ...selfSignedRequest(pki),
     ...[
       '-keyout',
       key,
@@ -452,27 +552,28 @@ async function makeCertificates(runDir: string): Promise<Pki> {
     ...['-addext', 'basicConstraints=critical,CA:FALSE', '-addext', 'keyUsage=critical,digitalSignature'],
     ...ext.flatMap((e) => ['-addext', e]),
   ];
-  await Promise.all([
-    openssl([
-      ...req,
-      ...['-keyout', pki.caKey, '-out', pki.caCert, '-subj', '/CN=kseip-test-ca', '-days', '3650'],
-      ...['-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
-    ]),
-    openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', pki.saPrivateKey]).then(() =>
-      openssl(['ec', '-in', pki.saPrivateKey, '-pubout', '-out', pki.saPublicKey]),
-    ),
-  ]);
-  await Promise.all([
-    openssl(
-      leaf(pki.servingCert, pki.servingKey, '/CN=kube-apiserver', [
-        'subjectAltName=IP:127.0.0.1,DNS:localhost',
-        'extendedKeyUsage=serverAuth',
-      ]),
-    ),
-    // O=system:masters: the group RBAC always allows, so the admin needs no bindings.
-    openssl(leaf(pki.adminCert, pki.adminKey, '/O=system:masters/CN=admin', ['extendedKeyUsage=clientAuth'])),
-  ]);
-  return pki;
+}
+
+async function issueCertificate(
+  pki: Pki,
+  name: string,
+  commonName: string,
+  options: { organizations?: readonly string[]; serverIps?: readonly string[] },
+): Promise<ClientCertificate> {
+  if (!/^[a-z0-9][a-z0-9.-]*$/.test(name))
+    throw new Error(`certificate name ${JSON.stringify(name)} is not a plain file name`);
+  const dir = path.dirname(pki.caCert);
+  const cert = { certFile: path.join(dir, `${name}.crt`), keyFile: path.join(dir, `${name}.key`) };
+  const subject = [...(options.organizations ?? []).map((o) => `/O=${o}`), `/CN=${commonName}`].join('');
+  const ext =
+    options.serverIps === undefined
+      ? ['extendedKeyUsage=clientAuth']
+      : [
+          `subjectAltName=${options.serverIps.map((ip) => `IP:${ip}`).join(',')}`,
+          'extendedKeyUsage=serverAuth',
+        ];
+  await openssl(leafRequest(pki, cert.certFile, cert.keyFile, subject, ext));
+  return cert;
 }
 
 function openssl(args: readonly string[]): Promise<void> {
@@ -488,21 +589,21 @@ function openssl(args: readonly string[]): Promise<void> {
 }
 
 /** Certificates are embedded, so the file stays valid wherever it is copied. */
-function renderKubeconfig(server: string, pki: Pki): string {
+function renderKubeconfig(server: string, caCertFile: string, cert: ClientCertificate): string {
   const b64 = (file: string): string => readFileSync(file).toString('base64');
   return JSON.stringify(
     {
       apiVersion: 'v1',
       kind: 'Config',
-      clusters: [{ name: 'kseip-test', cluster: { server, 'certificate-authority-data': b64(pki.caCert) } }],
+      clusters: [{ name: 'kseip-test', cluster: { server, 'certificate-authority-data': b64(caCertFile) } }],
       users: [
         {
-          name: 'admin',
-          user: { 'client-certificate-data': b64(pki.adminCert), 'client-key-data': b64(pki.adminKey) },
+          name: 'user',
+          user: { 'client-certificate-data': b64(cert.certFile), 'client-key-data': b64(cert.keyFile) },
         },
       ],
       contexts: [
-        { name: 'kseip-test', context: { cluster: 'kseip-test', user: 'admin', namespace: 'default' } },
+        { name: 'kseip-test', context: { cluster: 'kseip-test', user: 'user', namespace: 'default' } },
       ],
       'current-context': 'kseip-test',
     },

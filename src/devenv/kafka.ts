@@ -8,7 +8,6 @@
 // the broker must advertise an address the test process can reach. With host networking the
 // broker binds and advertises 127.0.0.1:<port>, and that address stays valid across a
 // container stop/start, which broker-restart tests rely on.
-import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
 import type { Admin, ITopicConfig, Kafka } from 'kafkajs';
@@ -16,6 +15,7 @@ import { pino, type Logger } from 'pino';
 import { GenericContainer, Wait, getContainerRuntimeClient, type StartedTestContainer } from 'testcontainers';
 import { createKafka } from '../lib/kafka.ts';
 import { requireArtifact } from './artifacts.ts';
+import { freePorts } from './free-port.ts';
 
 // testcontainers' reaper (Ryuk) is an image that cannot be pulled here; every caller stops its
 // own broker instead. Read by testcontainers when the first container starts, not at import.
@@ -34,6 +34,12 @@ export interface StartKafkaOptions {
   brokerProperties?: Record<string, string>;
   /** Receives broker log lines as they arrive (e.g. to mirror them while debugging). */
   onLogLine?: (line: string) => void;
+  /**
+   * A second client listener for clients in network namespaces (the real-node cluster): it
+   * binds 127.0.0.1:<nodesListenerPort> and advertises `advertised` (host:port), the address at
+   * which a relay in those namespaces forwards to that port.
+   */
+  nodesListener?: { advertised: string };
 }
 
 export interface RestartOptions {
@@ -45,6 +51,8 @@ export interface RestartOptions {
 
 export interface KafkaBroker {
   readonly brokers: string[];
+  /** The port of the nodes listener on 127.0.0.1 (StartKafkaOptions.nodesListener), if any. */
+  readonly nodesListenerPort: number | undefined;
   readonly containerId: string;
   readonly image: string;
   /** Stops and removes this broker's container. Safe to call twice. */
@@ -87,7 +95,7 @@ class KafkaStartError extends Error {
 }
 
 async function startOnce(image: string, timeoutMs: number, opts: StartKafkaOptions): Promise<KafkaBroker> {
-  const [port, controllerPort] = await freePorts(2);
+  const [port, controllerPort, nodesPort] = await freePorts(3);
   const brokers = [`127.0.0.1:${port}`];
   const logs = new LogRing(LOG_LINES_KEPT, opts.onLogLine);
   const extra = Object.entries(opts.brokerProperties ?? {})
@@ -103,6 +111,9 @@ async function startOnce(image: string, timeoutMs: number, opts: StartKafkaOptio
         KAFKA_PORT: String(port),
         KAFKA_CONTROLLER_PORT: String(controllerPort),
         KAFKA_EXTRA_PROPERTIES: extra,
+        ...(opts.nodesListener
+          ? { KAFKA_NODES_PORT: String(nodesPort), KAFKA_NODES_ADVERTISED: opts.nodesListener.advertised }
+          : {}),
       })
       .withLabels({ 'io.kseip.role': 'kafka', 'io.kseip.kafka.brokers': brokers[0]! })
       .withLogConsumer((stream) => logs.follow(stream))
@@ -127,6 +138,7 @@ async function startOnce(image: string, timeoutMs: number, opts: StartKafkaOptio
 
   return {
     brokers,
+    nodesListenerPort: opts.nodesListener ? nodesPort : undefined,
     containerId,
     image,
     async stop() {
@@ -254,26 +266,6 @@ class LogRing {
 }
 
 /** n distinct free TCP ports on 127.0.0.1 (bound at once so they differ, then released). */
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-          const server = createServer();
-          server.once('error', reject);
-          server.listen(0, '127.0.0.1', () => resolve(server));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => {
-    const address = s.address();
-    if (address === null || typeof address === 'string') throw new Error('unexpected server address');
-    return address.port;
-  });
-  await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-  return ports;
-}
 
 // ----- kafkajs clients ------------------------------------------------------------------------
 

@@ -198,6 +198,13 @@ export interface NetCluster {
   /** Every namespace this cluster currently owns. */
   namespaces(): string[];
   addNode(options?: { name?: string }): Promise<NetNode>;
+  /**
+   * A node whose network namespace belongs to another process, e.g. a real node's container
+   * (src/devenv/real-nodes.ts): the namespace of `pid` is named like a node's and gets only the
+   * uplink (its own CNI does the rest, so no cni0, pod routes or CNI masquerade are added).
+   * removeNode drops the name again, which lets the namespace die with its process.
+   */
+  attachNode(name: string, pid: number): Promise<NetNode>;
   removeNode(name: string): Promise<void>;
   /** Power off as seen from the network: the router's port goes down; by default the node's TCP bridges are cut too. */
   killNode(name: string, options?: { cutBridges?: boolean }): Promise<void>;
@@ -221,8 +228,16 @@ export interface NetCluster {
   ): Promise<ManagedProcess & { readonly observationsFile: string }>;
   /** `iperf3 -s` (default in the external namespace, port 5201). */
   startIperf3(ns?: string, options?: { port?: number }): Promise<ManagedProcess & { readonly port: number }>;
-  /** 127.0.0.1:<port> inside `ns` forwards to 127.0.0.1:<hostPort ?? port> in the machine's namespace. */
-  bridgeTcpIntoNamespace(ns: string, port: number, options?: { hostPort?: number }): Promise<TcpBridge>;
+  /**
+   * <bindIp ?? 127.0.0.1>:<port> inside `ns` forwards to 127.0.0.1:<hostPort ?? port> in the
+   * machine's namespace (bindIp: an address `ns` holds, e.g. the router's node-side address, so
+   * that other namespaces reach it too).
+   */
+  bridgeTcpIntoNamespace(
+    ns: string,
+    port: number,
+    options?: { hostPort?: number; bindIp?: string },
+  ): Promise<TcpBridge>;
   destroy(): Promise<void>;
 }
 
@@ -294,13 +309,20 @@ export function renderExternalBatch(ips: readonly string[]): string {
   ].join('\n');
 }
 
-export function renderNodeBatch(node: NodePlan, mode: PodNetwork, podMtu: number): string {
-  const lines = [
+/** A node's uplink: the part every node has, simulated or a real node's container. */
+export function renderUplinkBatch(node: NodePlan): string {
+  return [
     'link set lo up',
     `link set eth0 address ${node.uplinkMac}`,
     `address add ${node.ip}/24 dev eth0`,
     'link set eth0 up',
     `route add default via ${ROUTER_NODE_IP} dev eth0`,
+  ].join('\n');
+}
+
+export function renderNodeBatch(node: NodePlan, mode: PodNetwork, podMtu: number): string {
+  const lines = [
+    renderUplinkBatch(node),
     // An explicit MAC pins the bridge's address: otherwise it follows the lowest port MAC and
     // changes as pods come and go, leaving pods with a stale gateway neighbour entry.
     `link add cni0 mtu ${podMtu} address ${node.cniMac} type bridge`,
@@ -599,6 +621,8 @@ function installExitHandlers(): void {
 
 interface NodeState extends NodePlan {
   killed: boolean;
+  /** The namespace of another process (attachNode): uplink only, no simulated CNI. */
+  readonly attached: boolean;
   nextHost: number;
   readonly pods: Set<string>;
 }
@@ -754,7 +778,9 @@ class NetClusterImpl implements NetCluster {
         ),
       ),
     ]);
-    for (const p of plans) this.nodeStates.set(p.name, { ...p, killed: false, nextHost: 2, pods: new Set() });
+    for (const p of plans) {
+      this.nodeStates.set(p.name, { ...p, killed: false, attached: false, nextHost: 2, pods: new Set() });
+    }
     await this.spawn(
       this.external.ns,
       [...nodeArgv(), whoamiServerPath, '--port', String(WHOAMI_PORT), '--log', this.observationsFile()],
@@ -812,7 +838,7 @@ class NetClusterImpl implements NetCluster {
   async addNode(options: { name?: string } = {}): Promise<NetNode> {
     this.assertAlive();
     const plan = this.planNextNode(options.name);
-    const peers = [...this.nodeStates.values()];
+    const peers = this.simulatedNodes();
     this.claimNamespaces([plan.ns]);
     await mustRun('ip', ['netns', 'add', plan.ns]);
     await this.nodeSysctls(plan);
@@ -822,9 +848,31 @@ class NetClusterImpl implements NetCluster {
       waitForOperState(this.router.ns, [plan.routerPort], 'UP'),
     ]);
     await Promise.all(peers.map((peer) => this.addPeerOn(peer, plan)));
-    const state: NodeState = { ...plan, killed: false, nextHost: 2, pods: new Set() };
+    const state: NodeState = { ...plan, killed: false, attached: false, nextHost: 2, pods: new Set() };
     this.nodeStates.set(plan.name, state);
     this.log.info({ node: plan.name, ip: plan.ip, podCidr: plan.podCidr }, 'node added');
+    return NetClusterImpl.toNetNode(state, this.podNetwork);
+  }
+
+  private simulatedNodes(): NodeState[] {
+    return [...this.nodeStates.values()].filter((n) => !n.attached);
+  }
+
+  async attachNode(name: string, pid: number): Promise<NetNode> {
+    this.assertAlive();
+    const plan = this.planNextNode(name);
+    this.claimNamespaces([plan.ns]);
+    await mustRun('ip', ['netns', 'attach', plan.ns, String(pid)]);
+    await this.nodeSysctls(plan);
+    await ipBatch(this.router.ns, renderRouterPortBatch(plan));
+    await ipBatch(plan.ns, renderUplinkBatch(plan));
+    await Promise.all([
+      waitForOperState(plan.ns, ['eth0'], 'UP'),
+      waitForOperState(this.router.ns, [plan.routerPort], 'UP'),
+    ]);
+    const state: NodeState = { ...plan, killed: false, attached: true, nextHost: 2, pods: new Set() };
+    this.nodeStates.set(plan.name, state);
+    this.log.info({ node: plan.name, ip: plan.ip, pid }, 'node attached');
     return NetClusterImpl.toNetNode(state, this.podNetwork);
   }
 
@@ -835,8 +883,12 @@ class NetClusterImpl implements NetCluster {
     for (const bridge of [...this.bridges].filter((b) => b.ns === node.ns)) await bridge.close();
     this.nodeStates.delete(name);
     await this.deleteNamespaces([node.ns]);
+    if (node.attached) {
+      this.log.info({ node: name }, 'node detached');
+      return;
+    }
     await Promise.all(
-      [...this.nodeStates.values()].map(async (peer) => {
+      this.simulatedNodes().map(async (peer) => {
         // -force: keep going if an entry is already gone (e.g. the peer was re-created).
         await mustRun('ip', ['-n', peer.ns, '-force', '-batch', '-'], {
           input: renderPeerRemoval(this.podNetwork, node) + '\n',
@@ -892,6 +944,7 @@ class NetClusterImpl implements NetCluster {
   async addPod(nodeName: string, podName: string, options: { ip?: string } = {}): Promise<NetPod> {
     this.assertAlive();
     const node = this.nodeState(nodeName);
+    if (node.attached) throw new Error(`node ${nodeName} is attached: its own CNI makes its pods`);
     if (this.podStates.has(podName)) throw new Error(`netcluster ${this.runId}: pod ${podName} exists`);
     const used = new Set([...node.pods].map((p) => this.podState(p).host));
     const host =
@@ -1089,7 +1142,7 @@ class NetClusterImpl implements NetCluster {
   async bridgeTcpIntoNamespace(
     ns: string,
     port: number,
-    options: { hostPort?: number } = {},
+    options: { hostPort?: number; bindIp?: string } = {},
   ): Promise<TcpBridge> {
     this.assertAlive();
     const socketPath = path.join(this.runDir, `bridge-${this.bridges.size}-${port}.sock`);
@@ -1103,7 +1156,7 @@ class NetClusterImpl implements NetCluster {
           'socat',
           '-d',
           '-d',
-          `TCP-LISTEN:${port},bind=127.0.0.1,fork,reuseaddr`,
+          `TCP-LISTEN:${port},bind=${options.bindIp ?? '127.0.0.1'},fork,reuseaddr`,
           `UNIX-CONNECT:${socketPath}`,
         ],
         { name: `bridge-${ns}-${port}`, readyPattern: /listening on/ },
@@ -1389,8 +1442,9 @@ export async function createNetCluster(options: NetClusterOptions): Promise<NetC
   const existing = readRecord(recordPath(runId));
   if (existing !== undefined)
     throw new Error(`netcluster run ${runId} is already in use by pid ${existing.owner.pid}`);
-  if (!Number.isInteger(options.nodes) || options.nodes < 1)
-    throw new Error('a cluster needs at least one node');
+  // 0 nodes: only the router and the external host, for callers that attach their own nodes.
+  if (!Number.isInteger(options.nodes) || options.nodes < 0)
+    throw new Error('the node count must be a whole number');
   const cluster = new NetClusterImpl(runId, options);
   liveClusters.add(cluster);
   installExitHandlers();

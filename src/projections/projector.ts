@@ -293,6 +293,10 @@ export function createProjector(opts: ProjectorOptions): Projector {
         [TOPICS.decisions, topics.decisions],
         [TOPICS.nodeRules, topics.nodeRules],
         [TOPICS.deadLetter, topics.deadLetter],
+        // The agents write these two but create no topics (they hold no admin rights); without
+        // them liveness and the status writer have nothing to subscribe to on a fresh install.
+        [TOPICS.heartbeats, TOPICS.heartbeats],
+        [TOPICS.nodeStatus, TOPICS.nodeStatus],
       ]);
       const specs = topicSpecs(opts.replicationFactor ?? 1)
         .filter((s) => wanted.has(s.topic as never))

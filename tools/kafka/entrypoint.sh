@@ -11,6 +11,9 @@
 #   KAFKA_HEAP_OPTS        default -Xms256m -Xmx512m
 #   KAFKA_JVM_OPTS         extra JVM flags (default tuned for a fast start on 2 cores)
 #   KAFKA_EXTRA_PROPERTIES extra server.properties lines, appended last so they win
+#   KAFKA_NODES_PORT       optional second client listener NODES on 127.0.0.1, for clients in
+#   KAFKA_NODES_ADVERTISED   network namespaces that reach it through a relay: it advertises
+#                            this host:port (e.g. the relay's address on the node network)
 set -eu
 
 : "${KAFKA_PORT:?KAFKA_PORT (client listener port) is required}"
@@ -19,6 +22,15 @@ set -eu
 # its own, so sharing the id harms nothing.
 KAFKA_CLUSTER_ID=MkU3OEVBNTcwNTJENDM2Qk
 KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}
+listeners="PLAINTEXT://127.0.0.1:${KAFKA_PORT},CONTROLLER://127.0.0.1:${KAFKA_CONTROLLER_PORT}"
+advertised="PLAINTEXT://127.0.0.1:${KAFKA_PORT}"
+protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+if [ -n "${KAFKA_NODES_PORT:-}" ]; then
+  : "${KAFKA_NODES_ADVERTISED:?KAFKA_NODES_ADVERTISED is required with KAFKA_NODES_PORT}"
+  listeners="$listeners,NODES://127.0.0.1:${KAFKA_NODES_PORT}"
+  advertised="$advertised,NODES://${KAFKA_NODES_ADVERTISED}"
+  protocols="$protocols,NODES:PLAINTEXT"
+fi
 # Serial GC and C1-only JIT: a test broker starts faster and competes less for 2 cores with the
 # tests it serves; its throughput needs are small.
 KAFKA_JVM_OPTS=${KAFKA_JVM_OPTS:--XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto}
@@ -31,9 +43,9 @@ cat >"$CONFIG" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:${KAFKA_CONTROLLER_PORT}
-listeners=PLAINTEXT://127.0.0.1:${KAFKA_PORT},CONTROLLER://127.0.0.1:${KAFKA_CONTROLLER_PORT}
-advertised.listeners=PLAINTEXT://127.0.0.1:${KAFKA_PORT}
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=${listeners}
+advertised.listeners=${advertised}
+listener.security.protocol.map=${protocols}
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
 log.dirs=${DATA_DIR}
