@@ -7,12 +7,14 @@
 //   2 and a message naming the option;
 // - `kubectl apply --dry-run=server -k k8s/` and then the real apply succeed;
 // - `kubectl auth can-i --as=<each ServiceAccount>` grants each component exactly what its code
-//   uses, and the agent (and the Kafka-only projector) nothing: no policies, Secrets or nodes;
+//   uses: the Kafka-only projector nothing, the agent only a watch on its own DaemonSet (to tell
+//   an uninstall from a restart); no policies, Secrets or nodes;
 // - each component, started with the environment its Deployment or DaemonSet gives it and, where
 //   its pod mounts a token, a kubeconfig holding nothing but its ServiceAccount's bound token
 //   (TokenRequest), does its job with only those permissions: the watcher publishes a new policy,
 //   liveness holds its Lease, and all five together turn a policy into Ready status, a Kubernetes
-//   Event and the egress IP on the node (the agent and the projector with no credentials at all);
+//   Event and the egress IP on the node (the projector with no credentials at all, the agent with
+//   a token that can only watch its DaemonSet);
 // - the Strimzi overlay renders and its KafkaTopics match src/events/topics.ts.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -54,7 +56,7 @@ const WORKLOADS: readonly { kind: WorkloadKind; name: string; usesApi: boolean }
   { kind: 'Deployment', name: 'kseip-liveness', usesApi: true },
   { kind: 'Deployment', name: 'kseip-status-writer', usesApi: true },
   { kind: 'Deployment', name: 'kseip-projector', usesApi: false },
-  { kind: 'DaemonSet', name: 'kseip-agent', usesApi: false },
+  { kind: 'DaemonSet', name: 'kseip-agent', usesApi: true },
 ];
 
 let objects: K8sObject[];
@@ -404,7 +406,16 @@ void describe('k8s/ applied to a real API server', () => {
     ['kseip-status-writer', ['create', 'events.events.k8s.io', ...everywhere], false],
     ...leaseChecks('kseip-status-writer', 'kseip-status-writer'),
     ...forbiddenToAll('kseip-status-writer'),
-    // projector and agent: Kafka only, so nothing at all.
+    // agent: its own DaemonSet, read and watched, and nothing else.
+    ['kseip-agent', ['get', 'daemonsets.apps/kseip-agent', ...inNs], true],
+    ['kseip-agent', ['watch', 'daemonsets.apps/kseip-agent', ...inNs], true],
+    ['kseip-agent', ['list', 'daemonsets.apps/kseip-agent', ...inNs], true],
+    ['kseip-agent', ['update', 'daemonsets.apps/kseip-agent', ...inNs], false],
+    ['kseip-agent', ['delete', 'daemonsets.apps/kseip-agent', ...inNs], false],
+    ['kseip-agent', ['list', 'daemonsets.apps', ...inNs], false],
+    ['kseip-agent', ['get', 'daemonsets.apps/other', ...inNs], false],
+    ['kseip-agent', ['get', 'daemonsets.apps/kseip-agent', '-n', 'kube-system'], false],
+    // projector: Kafka only, so nothing at all; the agent likewise beyond its DaemonSet.
     ...['kseip-projector', 'kseip-agent'].flatMap((account): Check[] => [
       ...watched.map((r): Check => [account, ['list', r, ...everywhere], false]),
       [account, ['get', 'nodes'], false],
@@ -441,6 +452,8 @@ void describe('k8s/ applied to a real API server', () => {
     // and in default.
     for (const account of ['kseip-projector', 'kseip-agent']) {
       for (const ns of [NS, 'default']) {
+        // The agent's one grant (its DaemonSet, checked above) is expected in its namespace.
+        const allowed = account === 'kseip-agent' && ns === NS ? ['daemonsets.apps'] : [];
         const list = await kubectl(['auth', 'can-i', '--list', '-n', ns, `--as=${sa(account)}`]);
         const rows = list.split('\n').slice(1);
         assert.ok(
@@ -457,7 +470,11 @@ void describe('k8s/ applied to a real API server', () => {
                 r,
               ),
           );
-        if (granted.length > 0) wrong.push(`${account} in ${ns} has grants: ${granted.join(', ')}`);
+        if (granted.join(',') !== allowed.join(',')) {
+          wrong.push(
+            `${account} in ${ns} has grants: ${granted.join(', ')}; expected ${allowed.join(', ') || 'none'}`,
+          );
+        }
       }
     }
     assert.deepEqual(wrong, [], `${wrong.length} of ${checks.length} checks and the --list checks failed`);
@@ -785,9 +802,9 @@ void describe('k8s/ applied to a real API server', () => {
       ),
     ]);
     const [watcher, liveness, projector, statusWriter, agent] = started;
-    // The Kafka-only components run with no credentials at all.
+    // The Kafka-only projector runs with no credentials at all; the agent with its token.
     assert.equal(projector.env.KUBECONFIG, undefined);
-    assert.equal(agent.env.KUBECONFIG, undefined);
+    assert.notEqual(agent.env.KUBECONFIG, undefined);
     assert.equal(agent.env.NODE_NAME, node.name);
     const diag = (): string =>
       `${started.map((s) => logTail(s, 15)).join('\n')}\nacks: ${JSON.stringify(acks.slice(-3))}`;
@@ -816,7 +833,7 @@ void describe('k8s/ applied to a real API server', () => {
     );
     // status writer: patched the status (as only the projector's decisions say).
     assert.equal(policy.status?.rules?.[0]?.activeGateway, node.name);
-    // agent: applied the node's rules without any API credentials, and holds the egress IP.
+    // agent: applied the node's rules (from Kafka alone), and holds the egress IP.
     assert.ok(
       acks.some((a) => a.node === node.name && a.ok),
       diag(),

@@ -46,6 +46,8 @@ export interface AgentServiceOptions {
   socketFactory?: ISocketFactory;
   /** Kafka TLS/SASL (src/lib/kafka-security.ts); default plaintext. */
   kafkaSecurity?: KafkaSecurity;
+  /** Asked at stop: true means uninstall, as config.uninstall does (./owner-watch.ts). */
+  ownerDeleted?: () => boolean;
 }
 
 export interface AgentService {
@@ -196,7 +198,7 @@ export async function startAgentService(opts: AgentServiceOptions): Promise<Agen
     consumer,
     healthPort: health?.port,
     async stop() {
-      await started.stop({ uninstall: config.uninstall });
+      await started.stop({ uninstall: config.uninstall || (opts.ownerDeleted?.() ?? false) });
       // Flush: the last acks say what this process left applied.
       await Promise.race([Promise.allSettled([...pendingAcks]), new Promise((r) => setTimeout(r, 2_000))]);
       await Promise.allSettled([heartbeatProducer.close(), statusProducer.close()]);

@@ -15,6 +15,7 @@ import {
 } from '../lib/config.ts';
 import * as shared from '../lib/options.ts';
 import { DEFAULT_DATAPLANE_CONFIG } from './dataplane-model.ts';
+import { parseOwnerRef } from './owner-watch.ts';
 
 export const agentConfigSpec = {
   nodeName: option({
@@ -126,6 +127,12 @@ export const agentConfigSpec = {
     boolean: true,
     doc: 'on SIGTERM remove everything of ours from the node (only when uninstalling; a plain restart keeps flows)',
   }),
+  ownerDaemonSet: option<string | undefined>({
+    flag: '--owner-daemonset',
+    env: 'KSEIP_OWNER_DAEMONSET',
+    codec: NonEmptyString,
+    doc: "namespace/name of the agent's own DaemonSet: watched (in-cluster credentials), and once it is deleted a SIGTERM uninstalls as --uninstall does",
+  }),
 };
 
 export type AgentConfig = ConfigOf<typeof agentConfigSpec>;
@@ -133,6 +140,9 @@ export type AgentConfig = ConfigOf<typeof agentConfigSpec>;
 /** Rules that span options. */
 export function checkAgentConfig(c: AgentConfig): string[] {
   const problems: string[] = [];
+  if (c.ownerDaemonSet !== undefined && parseOwnerRef(c.ownerDaemonSet) === undefined) {
+    problems.push(`--owner-daemonset ${JSON.stringify(c.ownerDaemonSet)} must be namespace/name`);
+  }
   const mask = c.markMask >>> 0;
   const lowest = mask & -mask;
   if (((mask + lowest) & mask) >>> 0 !== 0) {

@@ -7,6 +7,7 @@ import * as lifecycle from '../lib/lifecycle.ts';
 import { agentConfigSpec, agentUsage, checkAgentConfig } from './config.ts';
 import { createDataplane } from './dataplane.ts';
 import { startAgentService } from './agent-service.ts';
+import { parseOwnerRef, watchOwnerDaemonSet } from './owner-watch.ts';
 
 const { config, kafkaSecurity } = lifecycle.loadConfigAndKafkaSecurityOrExit(
   agentConfigSpec,
@@ -31,7 +32,21 @@ const dataplane = createDataplane(
   log.child({ part: 'dataplane' }),
 );
 
-const service = await startAgentService({ config, dataplane, log, kafkaSecurity });
+const owner = config.ownerDaemonSet === undefined ? undefined : parseOwnerRef(config.ownerDaemonSet);
+const ownerWatch =
+  owner === undefined
+    ? undefined
+    : watchOwnerDaemonSet(lifecycle.loadKubeConfig(), owner, log.child({ part: 'owner' }));
+const service = await startAgentService({
+  config,
+  dataplane,
+  log,
+  kafkaSecurity,
+  ...(ownerWatch ? { ownerDeleted: () => ownerWatch.deleted() } : {}),
+});
 log.info({ healthPort: service.healthPort }, 'agent running');
 
-lifecycle.exitOnStopSignals(log, () => service.stop());
+lifecycle.exitOnStopSignals(log, async () => {
+  await service.stop();
+  ownerWatch?.close();
+});
