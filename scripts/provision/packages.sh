@@ -7,6 +7,7 @@ declare -A NEEDED=(
   [dockerd]=docker.io [nft]=nftables [ip]=iproute2 [conntrack]=conntrack [arping]=arping
   [iperf3]=iperf3 [debootstrap]=debootstrap [socat]=socat [curl]=curl [openssl]=openssl
   [kcat]=kcat [tcpdump]=tcpdump [docker-compose]=docker-compose [mvn]=maven [go]=golang-go [git]=git [ethtool]=ethtool
+  [prometheus]=prometheus [promtool]=prometheus
 )
 
 step_begin packages "Debian packages (docker.io, nftables, iproute2, conntrack, arping, iperf3, ...)"
