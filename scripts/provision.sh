@@ -4,7 +4,7 @@
 # Usage: scripts/provision.sh [STEP...]   (default: all steps, in order)
 source "$(dirname "$0")/provision/lib.sh"
 
-ALL_STEPS=(packages docker node kube etcd kafka)
+ALL_STEPS=(packages docker node kube etcd kafka helm)
 steps=("$@")
 [ ${#steps[@]} -gt 0 ] || steps=("${ALL_STEPS[@]}")
 
