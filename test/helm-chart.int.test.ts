@@ -208,3 +208,19 @@ void test('inconsistent Kafka security values are refused with the reason', asyn
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /kafka\.security\.saslMechanism needs saslUsername and saslPassword/);
 });
+
+void test('every replicated Deployment has a PodDisruptionBudget that keeps one replica, the singleton none', async () => {
+  const objects = await renderChart();
+  const budgets = objects.filter((o) => o.kind === 'PodDisruptionBudget') as (K8sObject & {
+    spec: { maxUnavailable: number; selector: { matchLabels: Record<string, string> } };
+  })[];
+  for (const d of objects.filter((o) => o.kind === 'Deployment')) {
+    const spec = d.spec as { replicas: number; selector: { matchLabels: Record<string, string> } };
+    const covering = budgets.filter((b) => JSON.stringify(b.spec.selector) === JSON.stringify(spec.selector));
+    if (spec.replicas > 1) {
+      assert.equal(covering.length, 1, `${d.metadata.name} has one budget`);
+      assert.ok(covering[0]!.spec.maxUnavailable < spec.replicas, d.metadata.name);
+    } else assert.deepEqual(covering, [], `${d.metadata.name} (one replica) would only block drains`);
+  }
+  assert.equal(budgets.length, 3);
+});
