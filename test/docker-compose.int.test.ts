@@ -157,27 +157,21 @@ void test('from the host: kafkajs produces, kcat consumes and kseip events tail 
   const kafka = createKafka(brokers, 'compose-test', { retry: { retries: 8 } });
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
-  const pod = `web-${randomUUID().slice(0, 6)}`;
+  const ns = `compose-${randomUUID().slice(0, 6)}`;
   const event = {
     schema: 1,
     id: randomUUID(),
-    type: 'PodObserved',
+    type: 'NamespaceObserved',
     observedAt: new Date().toISOString(),
     producer: { component: 'watcher', term: 1 },
-    object: { kind: 'Pod', namespace: 'compose', name: pod, uid: randomUUID(), resourceVersion: '1' },
-    payload: {
-      labels: { app: 'web' },
-      podIPs: ['10.1.0.5'],
-      hostNetwork: false,
-      terminal: false,
-      nodeName: 'node-a',
-    },
+    object: { kind: 'Namespace', name: ns, uid: randomUUID(), resourceVersion: '1' },
+    payload: { labels: { 'kubernetes.io/metadata.name': ns } },
   };
   try {
     // The topics service created every topic before the projector started (see above).
     await producer.send({
       topic: TOPICS.clusterEvents,
-      messages: [{ key: `Pod/compose/${pod}`, value: JSON.stringify(event) }],
+      messages: [{ key: `Namespace//${ns}`, value: JSON.stringify(event) }],
     });
   } finally {
     await producer.disconnect();
@@ -196,7 +190,7 @@ void test('from the host: kafkajs produces, kcat consumes and kseip events tail 
     '%k\n',
   ]);
   assert.equal(kcat.code, 0, kcat.stderr);
-  assert.ok(kcat.stdout.split('\n').includes(`Pod/compose/${pod}`), `kcat read:\n${kcat.stdout}`);
+  assert.ok(kcat.stdout.split('\n').includes(`Namespace//${ns}`), `kcat read:\n${kcat.stdout}`);
 
   const consumer = kafka.consumer({ groupId: `compose-test-${randomUUID()}`, maxWaitTimeInMs: 100 });
   await consumer.connect();
@@ -209,7 +203,7 @@ void test('from the host: kafkajs produces, kcat consumes and kseip events tail 
         return Promise.resolve();
       },
     });
-    for (let i = 0; !seen.includes(`Pod/compose/${pod}`); i++) {
+    for (let i = 0; !seen.includes(`Namespace//${ns}`); i++) {
       assert.ok(i < 600, `kafkajs consumer saw only ${JSON.stringify(seen)}`);
       await sleep(100);
     }
@@ -224,11 +218,12 @@ void test('from the host: kafkajs produces, kcat consumes and kseip events tail 
     'tail',
     '--from-beginning',
     '--kind',
-    'Pod',
-    `compose/${pod}`,
+    'Namespace',
+    '--name',
+    ns,
   ]);
   assert.equal(tailed.code, 0, tailed.stderr);
-  assert.match(tailed.stdout, new RegExp(`PodObserved +Pod compose/${pod} +node=node-a ips=10\\.1\\.0\\.5`));
+  assert.match(tailed.stdout, new RegExp(`NamespaceObserved +Namespace ${ns}\\b`), tailed.stdout);
 });
 
 void test('compose stack: Kafka healthy, then the topics, then the projector, which folds that event over kafka:19092 and turns healthy', async () => {

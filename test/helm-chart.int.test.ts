@@ -6,11 +6,13 @@
 // uplink, mark mask, gateway selector, image and resources land where the components read them.
 //
 // helm is built from the Go module proxy (tools/helm, scripts/provision/helm.sh); kubectl is the
-// one tools/kube builds. Effectful: runs both binaries, writes nothing.
+// one tools/kube builds. Effectful: runs both binaries, writes one temporary values file.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { parseAllDocuments, stringify } from 'yaml';
 import { repoRoot, requireArtifact } from '../src/devenv/artifacts.ts';
 import { execTool, tailLines } from '../src/devenv/tool-exec.ts';
 
@@ -123,40 +125,34 @@ void test('helm template with the default values means the same as kubectl kusto
   console.log(`${base.size} objects, equal after normalisation (Helm's own labels removed)`);
 });
 
-void test('values for brokers, Kafka security, uplink, mark mask, gateway selector, image and resources take effect', async () => {
-  const objects = await renderChart([
-    '--set',
-    'kafka.brokers=b-1.kafka:9093\\,b-2.kafka:9093',
-    '--set',
-    'kafka.createTopics=false',
-    '--set',
-    'kafka.security.createSecret=true',
-    '--set',
-    'kafka.security.saslMechanism=scram-sha-512',
-    '--set',
-    'kafka.security.saslUsername=kseip',
-    '--set',
-    'kafka.security.saslPassword=s3cret',
-    '--set',
-    'kafka.security.tls=true',
-    '--set',
-    'agent.uplink=bond0',
-    '--set',
-    'agent.markMask=0x00f00000',
-    '--set',
-    'image.repository=registry.example/kseip',
-    '--set',
-    'image.tag=1.2.3',
-    '--set',
-    'agent.resources.limits.memory=1Gi',
-    '--set',
-    'egressPool.enabled=true',
-    '--set',
-    'egressPool.addresses={198.51.100.0/28}',
-    // --set-string: label values are strings (a bare --set would make this a boolean).
-    '--set-string',
-    'egressPool.gatewaySelector.matchLabels.egress=true',
-  ]);
+void test('values for brokers, Kafka security, uplink, mark mask, gateway selector, image and resources take effect', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'kseip-helm-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const values = path.join(dir, 'values.yaml');
+  writeFileSync(
+    values,
+    stringify({
+      kafka: {
+        brokers: 'b-1.kafka:9093,b-2.kafka:9093',
+        createTopics: false,
+        security: {
+          createSecret: true,
+          tls: true,
+          saslMechanism: 'scram-sha-512',
+          saslUsername: 'kseip',
+          saslPassword: 's3cret',
+        },
+      },
+      agent: { uplink: 'bond0', markMask: '0x00f00000', resources: { limits: { memory: '1Gi' } } },
+      image: { repository: 'registry.example/kseip', tag: '1.2.3' },
+      egressPool: {
+        enabled: true,
+        addresses: ['198.51.100.0/28'],
+        gatewaySelector: { matchLabels: { egress: 'true' } },
+      },
+    }),
+  );
+  const objects = await renderChart(['--values', values]);
   const config = find(objects, 'ConfigMap', 'kseip-config') as K8sObject & { data: Record<string, string> };
   assert.equal(config.data.KSEIP_BROKERS, 'b-1.kafka:9093,b-2.kafka:9093');
   assert.equal(config.data.KSEIP_UPLINK, 'bond0');

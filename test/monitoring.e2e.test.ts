@@ -22,14 +22,9 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { repoRoot } from '../src/devenv/artifacts.ts';
-import { DEV_TIMING, SERVICE_CIDR } from '../src/devenv/control-plane.ts';
+import { renderAgentArgs } from '../src/devenv/control-plane.ts';
 import { freePort } from '../src/devenv/free-port.ts';
-import {
-  CLUSTER_POD_CIDR,
-  type ManagedProcess,
-  type NetNode,
-  type TcpBridge,
-} from '../src/devenv/netcluster.ts';
+import type { ManagedProcess, NetNode, TcpBridge } from '../src/devenv/netcluster.ts';
 import {
   addSeedWorkload,
   POOL_YAML,
@@ -55,7 +50,9 @@ interface CuttableAgent {
 
 interface PromAlert {
   labels: Record<string, string>;
+  annotations: Record<string, string>;
   state: 'pending' | 'firing';
+  activeAt: string;
 }
 
 let stack: Stack;
@@ -113,20 +110,8 @@ async function startCuttableAgent(node: NetNode, kafkaPort: number): Promise<Cut
       nodeBin,
       '--disable-warning=ExperimentalWarning',
       path.join(repoRoot, 'src/agents/main.ts'),
-      '--node-name',
-      node.name,
-      '--brokers',
-      `127.0.0.1:${kafkaPort}`,
-      '--netns',
-      node.ns,
-      '--uplink',
-      node.uplink,
-      '--never-steer',
-      `${CLUSTER_POD_CIDR},${SERVICE_CIDR}`,
-      '--heartbeat-interval',
-      DEV_TIMING.heartbeatInterval,
-      '--fence-after',
-      DEV_TIMING.fenceAfter,
+      // The stack's own agent flags; inside the namespace this address is the cuttable bridge.
+      ...renderAgentArgs(node, `127.0.0.1:${kafkaPort}`),
       '--health-port',
       String(AGENT_PORT),
     ],
@@ -311,6 +296,7 @@ void test('a gateway cut off from Kafka fires KseipAgentFenced for its node, whi
   console.log(
     `KseipAgentFenced firing for ${gateway} ${Math.round((performance.now() - cutAt) / 1000)} s after the cut (for: 30s)`,
   );
+  console.log(`GET /api/v1/alerts (KseipAgentFenced): ${JSON.stringify(fired)}`);
   assert.equal(fired.labels.severity, 'critical');
   const fencedAlerts = (await alerts()).filter((a) => a.labels.alertname === 'KseipAgentFenced');
   assert.deepEqual(
