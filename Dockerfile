@@ -15,6 +15,8 @@
 FROM node:24-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
+# --omit=dev: the test environment's packages (testcontainers, typescript, eslint, ...) are
+# devDependencies and stay out; .dockerignore keeps the tests and src/devenv out of the context.
 # --ignore-scripts: no production dependency needs an install script, and none should run here.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 

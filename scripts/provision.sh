@@ -4,7 +4,7 @@
 # Usage: scripts/provision.sh [STEP...]   (default: all steps, in order)
 source "$(dirname "$0")/provision/lib.sh"
 
-ALL_STEPS=(packages docker node kube etcd kafka flannel node-image kube-node)
+ALL_STEPS=(packages docker node kube etcd kafka helm flannel node-image kube-node)
 steps=("$@")
 [ ${#steps[@]} -gt 0 ] || steps=("${ALL_STEPS[@]}")
 

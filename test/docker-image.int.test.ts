@@ -8,42 +8,17 @@
 // that makes the next run take seconds), runs throwaway containers with --rm and --network=none.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { repoRoot } from '../src/devenv/artifacts.ts';
+import { execTool, tailLines as tail, type ToolResult } from '../src/devenv/tool-exec.ts';
 
 const IMAGE = 'kube-static-egress-ip:int-test';
-const run = promisify(execFile);
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function exec(cmd: string, args: readonly string[], env?: NodeJS.ProcessEnv): Promise<Result> {
-  try {
-    const { stdout, stderr } = await run(cmd, args, {
-      cwd: repoRoot,
-      maxBuffer: 64 * 1024 * 1024,
-      env: env ?? process.env,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number | string; stdout?: string; stderr?: string };
-    return {
-      code: typeof e.code === 'number' ? e.code : -1,
-      stdout: e.stdout ?? '',
-      stderr: e.stderr ?? String(err),
-    };
-  }
-}
-
-const tail = (text: string, lines = 40): string => text.trimEnd().split('\n').slice(-lines).join('\n');
+/** Runs a tool in the repository; `env` replaces this process's environment when given. */
+const exec = (cmd: string, args: readonly string[], env?: NodeJS.ProcessEnv): Promise<ToolResult> =>
+  execTool(cmd, args, env === undefined ? {} : { env });
 
 /** `docker run --rm` of the built image, never on a network. */
-const inImage = (args: readonly string[], runArgs: readonly string[] = []): Promise<Result> =>
+const inImage = (args: readonly string[], runArgs: readonly string[] = []): Promise<ToolResult> =>
   exec('docker', ['run', '--rm', '--network=none', ...runArgs, IMAGE, ...args]);
 
 let buildMs = 0;
@@ -98,7 +73,7 @@ void test('every entry point the manifests name starts in the image (--help exit
   assert.match(bad.stderr, /--brokers \(env KSEIP_BROKERS\): expected a comma-separated list of host:port/);
 });
 
-void test('production dependencies only, no tests, and the agent tools are installed', async () => {
+void test('production dependencies only, no tests, no dev environment, and the agent tools are installed', async () => {
   const r = await inImage([
     'sh',
     '-c',
@@ -106,6 +81,8 @@ void test('production dependencies only, no tests, and the agent tools are insta
       'test -d node_modules/kafkajs && test -d node_modules/@kubernetes/client-node',
       '! test -e node_modules/typescript && ! test -e node_modules/eslint',
       '! find src -name "*.test.ts" | grep -q .',
+      // The dev environment (testcontainers, netns clusters, the API server harness) is not shipped.
+      '! test -e src/devenv && ! test -e node_modules/testcontainers && ! test -e node_modules/dockerode',
       'for t in nft ip bridge arping conntrack; do command -v $t || exit 1; done',
       'nft --version && ip -V && conntrack --version',
     ].join(' && '),

@@ -8,6 +8,7 @@ declare -A NEEDED=(
   [iperf3]=iperf3 [debootstrap]=debootstrap [socat]=socat [curl]=curl [openssl]=openssl
   [kcat]=kcat [tcpdump]=tcpdump [docker-compose]=docker-compose [mvn]=maven [go]=golang-go [git]=git [ethtool]=ethtool
   [gcc]=gcc [busybox]=busybox-static
+  [prometheus]=prometheus [promtool]=prometheus
 )
 
 step_begin packages "Debian packages (docker.io, nftables, iproute2, conntrack, arping, iperf3, ...)"

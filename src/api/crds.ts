@@ -744,3 +744,21 @@ export function renderCrdFiles(): ReadonlyArray<{ file: string; text: string }> 
   };
   return [...crds, { file: 'kustomization.yaml', text: generatedHeader + stringify(kustomization) }];
 }
+
+/**
+ * The CRDs of the Helm chart (charts/kube-static-egress-ip/crds/): the same objects with the label
+ * kustomize adds to everything in k8s/base, so the chart and the kustomize base hold equal CRDs.
+ */
+export function renderChartCrdFiles(): ReadonlyArray<{ file: string; text: string }> {
+  return renderCrdObjects().map(({ file, object }) => {
+    const metadata = object.metadata as Schema;
+    const labelled = {
+      ...object,
+      metadata: { ...metadata, labels: { 'app.kubernetes.io/part-of': 'kube-static-egress-ip' } },
+    };
+    return {
+      file,
+      text: generatedHeader + stringify(labelled, { lineWidth: 0, aliasDuplicateObjects: false }),
+    };
+  });
+}

@@ -165,6 +165,26 @@ export async function startComponent(
   return proc;
 }
 
+/** The dev environment's agent flags for `node` (without --health-port), brokers comma-separated. */
+export function renderAgentArgs(node: NetNode, brokers: string): string[] {
+  return [
+    '--node-name',
+    node.name,
+    '--brokers',
+    brokers,
+    '--netns',
+    node.ns,
+    '--uplink',
+    node.uplink,
+    '--never-steer',
+    `${CLUSTER_POD_CIDR},${SERVICE_CIDR}`,
+    '--heartbeat-interval',
+    DEV_TIMING.heartbeatInterval,
+    '--fence-after',
+    DEV_TIMING.fenceAfter,
+  ];
+}
+
 /** Short Leases, so a killed leader's successor takes over within seconds in tests and the demo. */
 const fastLease = ['--lease-duration', '3s', '--renew-deadline', '2s', '--retry-period', '250ms'];
 
@@ -237,23 +257,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       const agent = await startComponent(
         `agent-${node.name}`,
         'src/agents/main.ts',
-        [
-          '--node-name',
-          node.name,
-          '--brokers',
-          brokers,
-          '--netns',
-          node.ns,
-          '--uplink',
-          node.uplink,
-          '--never-steer',
-          `${CLUSTER_POD_CIDR},${SERVICE_CIDR}`,
-          '--heartbeat-interval',
-          DEV_TIMING.heartbeatInterval,
-          '--fence-after',
-          DEV_TIMING.fenceAfter,
-        ],
-        { logDir, logLevel: opts.logLevel },
+        renderAgentArgs(node, brokers),
+        {
+          logDir,
+          logLevel: opts.logLevel,
+        },
       );
       agents.set(node.name, agent);
       return agent;
