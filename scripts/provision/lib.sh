@@ -97,3 +97,25 @@ go_build() {
   done
   wait "$build"
 }
+
+# go_binary_step STEP ENV_KEY MODULE_DIR CGO LDFLAGS PACKAGE [go build flags...]: a step that
+# builds one binary (the caller's $bin) from a pinned tools/ module;
+# skipped while the module's go.mod/go.sum and the calling script are unchanged and the binary
+# exists. Records ENV_KEY=$bin in .cache/env. The caller has run step_begin.
+go_binary_step() {
+  local step=$1 key=$2 mod=$3 cgo=$4 ldflags=$5 pkg=$6
+  shift 6
+  # The calling script is an input too: changing its build flags must rebuild.
+  local hash
+  hash=$(inputs_hash "$mod/go.mod" "$mod/go.sum" "$0")
+  if stamp_ok "$step" "$hash" && [ -x "$bin" ]; then
+    env_set "$key" "$bin"
+    step_end "up to date: $bin"
+    return 0
+  fi
+  say "go build (log: $CACHE_DIR/logs/$step-build.log)"
+  go_build "$step-build" "$mod" "$cgo" "$bin" "$ldflags" "$@" "$pkg" || die "building $pkg failed"
+  stamp_set "$step" "$hash"
+  env_set "$key" "$bin"
+  step_end "$("$bin" --version | head -n 1)"
+}

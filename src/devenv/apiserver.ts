@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CoreV1Api, KubeConfig, type ApiException } from '@kubernetes/client-node';
 import { requireArtifact } from './artifacts.ts';
+import { runOnExit } from './exit-cleanup.ts';
 import { freePorts } from './free-port.ts';
 
 /**
@@ -162,7 +163,7 @@ async function startOnce(bins: Binaries, opts: ApiServerOptions): Promise<ApiSer
   const runDir = mkdtempSync(path.join(tmpdir(), runDirPrefix));
   const instance: Instance = { runDir, children: [], keep };
   live.add(instance);
-  installExitHandlers();
+  runOnExit(killAllNow);
   try {
     await writeFile(path.join(runDir, 'owner.pid'), String(process.pid));
     const [etcdClientPort, etcdPeerPort, securePort] = await freePorts(3);
@@ -378,24 +379,6 @@ function killAllNow(): void {
     if (!instance.keep) rmSync(instance.runDir, { recursive: true, force: true, maxRetries: 3 });
   }
   live.clear();
-}
-
-let exitHandlersInstalled = false;
-
-function installExitHandlers(): void {
-  if (exitHandlersInstalled) return;
-  exitHandlersInstalled = true;
-  process.on('exit', killAllNow);
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    const onSignal = (): void => {
-      killAllNow();
-      // Listening to a signal disables Node's default "exit"; if nobody else handles it,
-      // re-raise it so the process still dies the way its sender expects.
-      process.off(signal, onSignal);
-      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-    };
-    process.on(signal, onSignal);
-  }
 }
 
 /**

@@ -42,6 +42,7 @@ import { isRight } from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
 import { createLogger, type Logger } from '../lib/log.ts';
 import { cacheDir, repoRoot } from './artifacts.ts';
+import { runOnExit } from './exit-cleanup.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Addresses. Node and pod ranges exist only inside this harness's namespaces.
@@ -596,24 +597,8 @@ function defaultLogger(): Logger {
 // Exit handling: every live cluster is torn down when this process ends.
 
 const liveClusters = new Set<NetClusterImpl>();
-let exitHandlersInstalled = false;
-
-function installExitHandlers(): void {
-  if (exitHandlersInstalled) return;
-  exitHandlersInstalled = true;
-  process.on('exit', () => {
-    for (const cluster of liveClusters) cluster.destroySync();
-  });
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    const onSignal = (): void => {
-      for (const cluster of liveClusters) cluster.destroySync();
-      // Listening to a signal disables Node's default "die"; once every handler (other
-      // harnesses install their own) has run, the last one re-raises it.
-      process.off(signal, onSignal);
-      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-    };
-    process.on(signal, onSignal);
-  }
+function destroyLiveClustersSync(): void {
+  for (const cluster of liveClusters) cluster.destroySync();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1447,7 +1432,7 @@ export async function createNetCluster(options: NetClusterOptions): Promise<NetC
     throw new Error('the node count must be a whole number');
   const cluster = new NetClusterImpl(runId, options);
   liveClusters.add(cluster);
-  installExitHandlers();
+  runOnExit(destroyLiveClustersSync);
   try {
     await cluster.start(options.nodes);
   } catch (err) {

@@ -38,6 +38,7 @@ import {
   type ClientCertificate,
 } from './apiserver.ts';
 import { cacheDir, repoRoot, requireArtifact } from './artifacts.ts';
+import { runOnExit } from './exit-cleanup.ts';
 import { startKafka, type KafkaBroker } from './kafka.ts';
 import {
   CLUSTER_POD_CIDR,
@@ -320,24 +321,9 @@ function tailFile(file: string, lines: number): string {
 }
 
 const live = new Set<RealClusterImpl>();
-let exitHandlersInstalled = false;
-
-function installExitHandlers(): void {
-  if (exitHandlersInstalled) return;
-  exitHandlersInstalled = true;
-  // Containers are not children of this process: without this they would outlive it. The
-  // netcluster, API server and broker harnesses have exit handlers of their own.
-  process.on('exit', () => {
-    for (const cluster of live) cluster.removeContainersSync();
-  });
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    const onSignal = (): void => {
-      for (const cluster of live) cluster.removeContainersSync();
-      process.off(signal, onSignal);
-      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-    };
-    process.on(signal, onSignal);
-  }
+/** Containers are not children of this process: without this they would outlive it. */
+function removeLiveContainersSync(): void {
+  for (const cluster of live) cluster.removeContainersSync();
 }
 
 class RealClusterImpl implements RealCluster {
@@ -848,7 +834,7 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
       sharedCerts,
     });
     live.add(cluster);
-    installExitHandlers();
+    runOnExit(removeLiveContainersSync);
     const c = cluster;
     await c.apply(FLANNEL_RBAC);
     const count = options.nodes ?? 3;
