@@ -407,7 +407,8 @@ export function allocatePodHost(used: ReadonlySet<number>, next: number): number
 // ---------------------------------------------------------------------------------------------
 // Processes and commands.
 
-async function runCommand(
+/** A command to its end: exit code (128 + signal when killed) and output; rejects only if it cannot start. */
+export async function runCommand(
   file: string,
   args: readonly string[],
   options: { input?: string; timeoutMs?: number } = {},
@@ -457,7 +458,7 @@ const sysctl = (ns: string, settings: readonly string[]): Promise<string> =>
   mustRun('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-e', '-w', ...settings]);
 
 /** Field 22 of /proc/<pid>/stat: with the PID it identifies a process even after PID reuse. */
-function processStartTime(pid: number): string | undefined {
+export function processStartTime(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];

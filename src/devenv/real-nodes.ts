@@ -25,7 +25,7 @@
 // netcluster (namespaces by name, processes by PID), the API server and the broker. stop()
 // removes all of it; so do exit and signal handlers, and a later start sweeps what a crashed run
 // left (containers carry the owner's PID and start time in labels; see sweepStaleNodes).
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -43,7 +43,9 @@ import { startKafka, type KafkaBroker } from './kafka.ts';
 import {
   CLUSTER_POD_CIDR,
   createNetCluster,
+  processStartTime,
   ROUTER_NODE_IP,
+  runCommand,
   type ExecResult,
   type NetCluster,
   type NetNode,
@@ -141,32 +143,10 @@ interface SharedCerts {
   readonly flannel: ClientCertificate;
 }
 
-function docker(
+const docker = (
   args: readonly string[],
   options: { input?: string; timeoutMs?: number } = {},
-): Promise<ExecResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('docker', args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer =
-      options.timeoutMs === undefined
-        ? undefined
-        : setTimeout(() => child.kill('SIGKILL'), options.timeoutMs);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? 1, stdout, stderr });
-    });
-    child.stdin.on('error', () => {});
-    child.stdin.end(options.input ?? '');
-  });
-}
+): Promise<ExecResult> => runCommand('docker', args, options);
 
 async function mustDocker(
   args: readonly string[],
@@ -175,16 +155,6 @@ async function mustDocker(
   const r = await docker(args, options);
   if (r.code !== 0) throw new Error(`docker ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
   return r.stdout.trim();
-}
-
-/** Field 22 of /proc/<pid>/stat: with the PID it identifies a process even after PID reuse. */
-function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
 }
 
 const OWNER_LABEL = 'io.kseip.real-nodes.owner';
