@@ -20,8 +20,8 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { pino } from 'pino';
-import { decodeClusterEvent, type ClusterEvent } from '../src/events/cluster-events.ts';
-import { decodeNodeApplyStatus, type NodeApplyStatus } from '../src/events/node-reports.ts';
+import { decodeClusterEvent } from '../src/events/cluster-events.ts';
+import { decodeNodeApplyStatus } from '../src/events/node-reports.ts';
 import { decodeNodeRules, type NodeRules } from '../src/events/node-rules.ts';
 import { TOPICS } from '../src/events/topics.ts';
 import type { SimPod } from '../src/devenv/cluster-sim.ts';
@@ -31,7 +31,6 @@ import {
   EXTERNAL_HOST_IP,
   followRecords,
   measureFailover,
-  type FollowedRecord,
   POOL_YAML,
   reviveNode,
   SEED,
@@ -41,16 +40,34 @@ import {
   selectRouterMac,
   startStack,
   waitForSource,
-  type FollowedTopic,
   type Stack,
 } from '../src/devenv/stack.ts';
+import {
+  computeStages,
+  lastAcked,
+  mentions,
+  ms,
+  say,
+  sayStages,
+  waitAcks,
+  waitRules,
+  type Followers,
+  type Timed,
+} from './e2e-programmed.ts';
+import { benchRealNodes } from './e2e-real-nodes.ts';
 
 const { values } = parseArgs({
   options: {
     runs: { type: 'string', default: '10' },
     'iperf-seconds': { type: 'string', default: '3' },
+    // Then the same measurements on the real-node cluster, printed next to these.
+    'real-nodes': { type: 'boolean', default: false },
+    // Each real-node failover kills a node container and adds a new one (~30 s a run).
+    'real-failover-runs': { type: 'string', default: '3' },
   },
 });
+const REAL_NODES = values['real-nodes'];
+const REAL_FAILOVER_RUNS = Number(values['real-failover-runs']);
 const RUNS = Number(values.runs);
 const IPERF_SECONDS = Number(values['iperf-seconds']);
 if (!Number.isInteger(RUNS) || RUNS < 1) throw new Error(`--runs must be a positive integer`);
@@ -59,118 +76,13 @@ const GROUP = 'staticegressips.nirmata.io';
 const VERSION = 'v1alpha1';
 const PLURAL = 'staticegressips';
 
-const say = (line = ''): void => void process.stdout.write(`${line}\n`);
-const ms = (v: number): string => (Number.isNaN(v) ? '—' : `${Math.round(v)} ms`);
-
 let stack: Stack | undefined;
 let stopping: Promise<void> | undefined;
 const cleanup = (): Promise<void> => (stopping ??= stack?.stop() ?? Promise.resolve());
 for (const signal of ['SIGINT', 'SIGTERM'] as const)
   process.on(signal, () => void cleanup().finally(() => process.exit(130)));
 
-// ---- "programmed": node-rules generation → node-status ack -----------------------------------
-
-interface Followers {
-  readonly events: FollowedTopic<ClusterEvent>;
-  readonly rules: FollowedTopic<NodeRules>;
-  readonly acks: FollowedTopic<NodeApplyStatus>;
-}
-
-type RulesRecord = FollowedRecord<NodeRules>;
-
-/**
- * Waits until, among node-rules records from index `from` on, every node that `complete` needs has
- * a first record satisfying `has`; returns node → that record.
- */
-async function waitRules(
-  f: Followers,
-  from: number,
-  has: (r: NodeRules) => boolean,
-  complete: (found: ReadonlyMap<string, NodeRules>) => boolean,
-  what: string,
-): Promise<Map<string, RulesRecord>> {
-  const found = new Map<string, RulesRecord>();
-  const deadline = Date.now() + 60_000;
-  for (let i = from; ;) {
-    for (; i < f.rules.records.length; i++) {
-      const record = f.rules.records[i]!;
-      if (!found.has(record.value.node) && has(record.value)) found.set(record.value.node, record);
-    }
-    if (complete(new Map([...found].map(([n, r]) => [n, r.value])))) return found;
-    if (Date.now() > deadline)
-      throw new Error(`no node-rules for ${what} after 60 s (have ${[...found.keys()].join(', ')})`);
-    await sleep(10);
-  }
-}
-
-/** Each node's first ok ack of at least the generation of its record. */
-async function waitAcks(
-  f: Followers,
-  records: ReadonlyMap<string, RulesRecord>,
-): Promise<Map<string, NodeApplyStatus>> {
-  const acked = new Map<string, NodeApplyStatus>();
-  for (const [node, record] of records) {
-    const generation = record.value.generation;
-    const ack = await f.acks.waitFor(`ok ack of ${node} ≥ generation ${generation}`, (r) =>
-      r.value.node === node && r.value.ok && r.value.generation >= generation ? r.value : undefined,
-    );
-    acked.set(node, ack);
-  }
-  return acked;
-}
-
-/** Where the time of one sample went, on the node that acked last. */
-interface Stages {
-  /** t0 → the watcher's event in kseip.cluster-events.v1 (its Kafka timestamp). */
-  readonly watcher: number;
-  /** That event → the projector's node-rules record (its Kafka timestamp). */
-  readonly projector: number;
-  /** The node-rules record → the agent starts applying. */
-  readonly pickup: number;
-  /** The agent's apply (durationMs of its ack). */
-  readonly apply: number;
-}
-
-async function computeStages(
-  f: Followers,
-  t0: number,
-  record: RulesRecord,
-  ack: NodeApplyStatus,
-): Promise<Stages> {
-  // A node's generation is the cluster-events offset of the event that changed its rules.
-  const eventAt = await f.events.waitFor(`event ${record.value.generation}`, (r) =>
-    r.offset === record.value.generation ? r.timestamp : undefined,
-  );
-  const applyStart = Date.parse(ack.appliedAt) - ack.durationMs;
-  return {
-    watcher: eventAt - t0,
-    projector: record.timestamp - eventAt,
-    pickup: applyStart - record.timestamp,
-    apply: ack.durationMs,
-  };
-}
-
-function lastAcked(acked: ReadonlyMap<string, NodeApplyStatus>): [string, NodeApplyStatus] {
-  return [...acked].reduce((a, b) => (Date.parse(b[1].appliedAt) > Date.parse(a[1].appliedAt) ? b : a));
-}
-
-function sayStages(stages: readonly Stages[]): void {
-  const p50 = (pick: (s: Stages) => number): string => ms(computePercentile(stages.map(pick), 50));
-  say(
-    `    p50 by stage: watcher ${p50((s) => s.watcher)} · projector ${p50((s) => s.projector)} · ` +
-      `agent pickup ${p50((s) => s.pickup)} · apply ${p50((s) => s.apply)}`,
-  );
-}
-
-const mentions = (r: NodeRules, ip: string): boolean =>
-  r.steers.some((s) => s.egressIP === ip) || r.egressIPs.some((e) => e.egressIP === ip);
-
 // ---- the measurements --------------------------------------------------------------------------
-
-interface Timed {
-  readonly samples: number[];
-  readonly stages: Stages[];
-}
 
 async function benchPolicyApply(s: Stack, f: Followers, selected: readonly SimPod[]): Promise<Timed> {
   const custom = s.kube.kubeConfig.makeApiClient(CustomObjectsApi);
@@ -521,11 +433,36 @@ async function main(): Promise<void> {
         lowIsBad: true,
       },
     ]);
+    if (REAL_NODES) {
+      await f.events.stop();
+      await f.rules.stop();
+      await f.acks.stop();
+      await cleanup();
+      const real = await benchRealNodes(RUNS, REAL_FAILOVER_RUNS);
+      reportSideBySide([
+        ['CR apply → programmed on all nodes', policy, real.policy.samples, 'p99 < 300 ms'],
+        ['new pod → programmed on its node', pod, real.pod.samples, 'p99 < 200 ms'],
+        ['failover (traffic gap)', failover, real.failover, 'p99 < 1000 ms'],
+      ]);
+    }
     say(`\ntotal ${((Date.now() - began) / 1000).toFixed(0)} s; load average now ${loadAverage()}`);
   } finally {
     await f.events.stop();
     await f.rules.stop();
     await f.acks.stop();
+  }
+}
+
+/** The netns stack's and the real-node cluster's figures of one run, next to each other. */
+function reportSideBySide(rows: readonly [string, readonly number[], readonly number[], string][]): void {
+  say();
+  say(
+    `${'measurement'.padEnd(38)}${'netns p50/p99 (n)'.padStart(24)}${'real nodes p50/p99 (n)'.padStart(28)}   budget`,
+  );
+  const cell = (v: readonly number[]): string =>
+    `${ms(computePercentile(v, 50))} / ${ms(computePercentile(v, 99))} (${v.length})`;
+  for (const [what, netns, real, budget] of rows) {
+    say(`${what.padEnd(38)}${cell(netns).padStart(24)}${cell(real).padStart(28)}   ${budget}`);
   }
 }
 

@@ -8,12 +8,18 @@ import { EXTERNAL_HOST_IP, WHOAMI_PORT } from '../../src/devenv/netcluster.ts';
 export const WORKLOAD_IMAGE = 'kseip/busybox:1.35';
 
 /**
- * A Deployment whose pods each request the external host's whoami every ~200 ms, tagged with the
+ * A Deployment whose pods each request the external host's whoami every ~200 ms (or
+ * `intervalSeconds`), tagged with the
  * pod's name, for as long as they run: the external host's log then shows every pod's source
  * address over time, which is what the suite judges. Pods spread one per node.
  * `timeout` rather than wget's own -T: Debian's static busybox wget crashes with -T.
  */
-export function probeDeploymentYaml(name: string, replicas: number, namespace = 'default'): string {
+export function probeDeploymentYaml(
+  name: string,
+  replicas: number,
+  options: { namespace?: string; intervalSeconds?: number } = {},
+): string {
+  const namespace = options.namespace ?? 'default';
   return `apiVersion: apps/v1
 kind: Deployment
 metadata: {name: ${name}, namespace: ${namespace}}
@@ -36,7 +42,7 @@ spec:
         env:
         - name: POD_NAME
           valueFrom: {fieldRef: {fieldPath: metadata.name}}
-        command: [sh, -c, 'while true; do timeout 2 wget -q -O /dev/null "http://${EXTERNAL_HOST_IP}:${WHOAMI_PORT}/?tag=$POD_NAME"; sleep 0.2; done']
+        command: [sh, -c, 'while true; do timeout 2 wget -q -O /dev/null "http://${EXTERNAL_HOST_IP}:${WHOAMI_PORT}/?tag=$POD_NAME"; sleep ${options.intervalSeconds ?? 0.2}; done']
 `;
 }
 

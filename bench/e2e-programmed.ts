@@ -1,0 +1,111 @@
+// What "programmed" means for the e2e benchmarks (netns and real nodes alike), and where the time
+// went: a node-rules record that contains a change for a node, and that node's first ok ack of at
+// least its generation on kseip.node-status.v1. Effectful only in waiting on followed topics.
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ClusterEvent } from '../src/events/cluster-events.ts';
+import type { NodeApplyStatus } from '../src/events/node-reports.ts';
+import type { NodeRules } from '../src/events/node-rules.ts';
+import { computePercentile, type FollowedRecord, type FollowedTopic } from '../src/devenv/stack.ts';
+
+export const say = (line = ''): void => void process.stdout.write(`${line}\n`);
+export const ms = (v: number): string => (Number.isNaN(v) ? '—' : `${Math.round(v)} ms`);
+
+export interface Timed {
+  readonly samples: number[];
+  readonly stages: Stages[];
+}
+
+export interface Followers {
+  readonly events: FollowedTopic<ClusterEvent>;
+  readonly rules: FollowedTopic<NodeRules>;
+  readonly acks: FollowedTopic<NodeApplyStatus>;
+}
+
+export type RulesRecord = FollowedRecord<NodeRules>;
+
+/**
+ * Waits until, among node-rules records from index `from` on, every node that `complete` needs has
+ * a first record satisfying `has`; returns node → that record.
+ */
+export async function waitRules(
+  f: Followers,
+  from: number,
+  has: (r: NodeRules) => boolean,
+  complete: (found: ReadonlyMap<string, NodeRules>) => boolean,
+  what: string,
+): Promise<Map<string, RulesRecord>> {
+  const found = new Map<string, RulesRecord>();
+  const deadline = Date.now() + 60_000;
+  for (let i = from; ;) {
+    for (; i < f.rules.records.length; i++) {
+      const record = f.rules.records[i]!;
+      if (!found.has(record.value.node) && has(record.value)) found.set(record.value.node, record);
+    }
+    if (complete(new Map([...found].map(([n, r]) => [n, r.value])))) return found;
+    if (Date.now() > deadline)
+      throw new Error(`no node-rules for ${what} after 60 s (have ${[...found.keys()].join(', ')})`);
+    await sleep(10);
+  }
+}
+
+/** Each node's first ok ack of at least the generation of its record. */
+export async function waitAcks(
+  f: Followers,
+  records: ReadonlyMap<string, RulesRecord>,
+): Promise<Map<string, NodeApplyStatus>> {
+  const acked = new Map<string, NodeApplyStatus>();
+  for (const [node, record] of records) {
+    const generation = record.value.generation;
+    const ack = await f.acks.waitFor(`ok ack of ${node} ≥ generation ${generation}`, (r) =>
+      r.value.node === node && r.value.ok && r.value.generation >= generation ? r.value : undefined,
+    );
+    acked.set(node, ack);
+  }
+  return acked;
+}
+
+/** Where the time of one sample went, on the node that acked last. */
+export interface Stages {
+  /** t0 → the watcher's event in kseip.cluster-events.v1 (its Kafka timestamp). */
+  readonly watcher: number;
+  /** That event → the projector's node-rules record (its Kafka timestamp). */
+  readonly projector: number;
+  /** The node-rules record → the agent starts applying. */
+  readonly pickup: number;
+  /** The agent's apply (durationMs of its ack). */
+  readonly apply: number;
+}
+
+export async function computeStages(
+  f: Followers,
+  t0: number,
+  record: RulesRecord,
+  ack: NodeApplyStatus,
+): Promise<Stages> {
+  // A node's generation is the cluster-events offset of the event that changed its rules.
+  const eventAt = await f.events.waitFor(`event ${record.value.generation}`, (r) =>
+    r.offset === record.value.generation ? r.timestamp : undefined,
+  );
+  const applyStart = Date.parse(ack.appliedAt) - ack.durationMs;
+  return {
+    watcher: eventAt - t0,
+    projector: record.timestamp - eventAt,
+    pickup: applyStart - record.timestamp,
+    apply: ack.durationMs,
+  };
+}
+
+export function lastAcked(acked: ReadonlyMap<string, NodeApplyStatus>): [string, NodeApplyStatus] {
+  return [...acked].reduce((a, b) => (Date.parse(b[1].appliedAt) > Date.parse(a[1].appliedAt) ? b : a));
+}
+
+export function sayStages(stages: readonly Stages[]): void {
+  const p50 = (pick: (s: Stages) => number): string => ms(computePercentile(stages.map(pick), 50));
+  say(
+    `    p50 by stage: watcher ${p50((s) => s.watcher)} · projector ${p50((s) => s.projector)} · ` +
+      `agent pickup ${p50((s) => s.pickup)} · apply ${p50((s) => s.apply)}`,
+  );
+}
+
+export const mentions = (r: NodeRules, ip: string): boolean =>
+  r.steers.some((s) => s.egressIP === ip) || r.egressIPs.some((e) => e.egressIP === ip);
