@@ -512,6 +512,15 @@ spec:
       [],
       'a surviving selected pod left with another source',
     );
+    // The pods of the dead node are deleted with its Node: wait for that here, so that the
+    // Service endpoints kube-proxy programs have stopped changing before the next test.
+    await waitFor(`the pods of ${gateway} gone`, async () => {
+      const out = await cluster.kubectl([
+        ...['get', 'pods', '--all-namespaces', '--field-selector', `spec.nodeName=${gateway}`],
+        ...['-o', 'name'],
+      ]);
+      return out.trim() === '' ? true : undefined;
+    });
   });
 
   void test("uninstall (kubectl delete -k): every node is clean of our objects, and kube-proxy's and flannel's are untouched", async () => {
