@@ -256,13 +256,16 @@ export async function benchRealNodes(runs: number, failoverRuns: number): Promis
     log: pino({ level: 'error' }),
     onStep: (step, t) => say(`    ${step}: ${ms(t)}`),
   });
-  const f: Followers = {
-    events: followRecords(c, TOPICS.clusterEvents, decodeClusterEvent),
-    rules: followRecords(c, TOPICS.nodeRules, decodeNodeRules),
-    acks: followRecords(c, TOPICS.nodeStatus, decodeNodeApplyStatus),
-  };
+  let f: Followers | undefined;
   try {
     await c.install();
+    // Only now: the topics exist once the components have created them.
+    f = {
+      events: followRecords(c, TOPICS.clusterEvents, decodeClusterEvent),
+      rules: followRecords(c, TOPICS.nodeRules, decodeNodeRules),
+      acks: followRecords(c, TOPICS.nodeStatus, decodeNodeApplyStatus),
+    };
+
     await c.apply(
       [
         probeDeploymentYaml('frontend', 2, { intervalSeconds: 0.05 }),
@@ -287,7 +290,7 @@ export async function benchRealNodes(runs: number, failoverRuns: number): Promis
     say(`    memory at the end: ${(await c.measureMemory()).summary}`);
     return { policy, pod, failover: gaps };
   } finally {
-    await Promise.allSettled([f.events.stop(), f.rules.stop(), f.acks.stop()]);
+    if (f !== undefined) await Promise.allSettled([f.events.stop(), f.rules.stop(), f.acks.stop()]);
     await c.stop();
   }
 }
