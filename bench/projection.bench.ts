@@ -6,19 +6,19 @@
 //   - per-node rule-set size at 100 vs 5,000 nodes (goal: flat);
 //   - load spread of active egress IPs over the gateway candidates;
 // and, in the same run, the naive baseline "recompute everything per event"
-// (src/projections/reference.ts) for the per-event cost and the replay rate it implies.
+// (src/projection/reference.ts) for the per-event cost and the replay rate it implies.
 // Run: node --disable-warning=ExperimentalWarning bench/projection.bench.ts [--nodes 5000]
 //        [--small 100] [--churn 20000] [--naive 5]
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import type { ClusterEvent } from '../src/events/cluster-events.ts';
-import { evolve, initialState, selectStepOutputs, type State } from '../src/projections/projection.ts';
-import { computeReference } from '../src/projections/reference.ts';
-import { selectNodeRules } from '../src/projections/node-rules.ts';
-import type { NodeRules } from '../src/events/node-rules.ts';
+import type { ClusterEvent } from '../src/contracts/cluster-events.ts';
+import { evolve, initialState, selectStepOutputs, type State } from '../src/projection/projection.ts';
+import { computeReference } from '../src/projection/reference.ts';
+import { selectNodeRules } from '../src/projection/steers.ts';
+import type { NodeRules } from '../src/contracts/node-rules.ts';
 import { buildChurn, buildSyntheticCluster, egressIPOf } from './synthetic-cluster.ts';
-import { events, rule } from '../src/projections/fixtures.ts';
+import { events, rule } from '../test/support/projection-fixtures.ts';
 
 const { values } = parseArgs({
   options: {

@@ -13,7 +13,7 @@
 //   (TokenRequest), does its job with only those permissions: the watcher publishes a new policy,
 //   liveness holds its Lease, and all five together turn a policy into Ready status, a Kubernetes
 //   Event and the egress IP on the node (the agent and the projector with no credentials at all);
-// - the Strimzi overlay renders and its KafkaTopics match src/events/topics.ts.
+// - the Strimzi overlay renders and its KafkaTopics match src/contracts/topics.ts.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -27,8 +27,12 @@ import { startApiServer, type ApiServer } from '../src/devenv/apiserver.ts';
 import { createClusterSim } from '../src/devenv/cluster-sim.ts';
 import { createTopics, startKafka, type KafkaBroker, kafkaClient } from '../src/devenv/kafka.ts';
 import { createNetCluster, type NetCluster } from '../src/devenv/netcluster.ts';
-import { decodeHeartbeat, decodeNodeApplyStatus, type NodeApplyStatus } from '../src/events/node-reports.ts';
-import { TOPICS, topicSpecs } from '../src/events/topics.ts';
+import {
+  decodeHeartbeat,
+  decodeNodeApplyStatus,
+  type NodeApplyStatus,
+} from '../src/contracts/node-reports.ts';
+import { TOPICS, topicSpecs } from '../src/contracts/topics.ts';
 import {
   find,
   podSpecOf,

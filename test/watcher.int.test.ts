@@ -21,8 +21,8 @@ import {
 } from '@kubernetes/client-node';
 import type { Kafka } from 'kafkajs';
 import { parse as parseYaml } from 'yaml';
-import type { ClusterEvent } from '../src/events/cluster-events.ts';
-import { topicSpecs, TOPICS } from '../src/events/topics.ts';
+import type { ClusterEvent } from '../src/contracts/cluster-events.ts';
+import { topicSpecs, TOPICS } from '../src/contracts/topics.ts';
 import { startApiServer, type ApiServer } from '../src/devenv/apiserver.ts';
 import { startKafka, type KafkaBroker, kafkaClient } from '../src/devenv/kafka.ts';
 import { eventKey } from '../src/watcher/envelope.ts';

@@ -11,7 +11,7 @@
 //   cannot be rendered) is not retried; the loop waits for the next desired state.
 // - Fencing: while fenced every apply carries the desired state WITHOUT its egress IPs, and the
 //   withdrawal itself jumps the queue (it runs as soon as an in-flight call returns).
-import type { NodeRules } from '../events/node-rules.ts';
+import type { NodeRules } from '../contracts/node-rules.ts';
 import type { Clock, TimerHandle } from '../lib/clock.ts';
 import type { Logger } from '../lib/log.ts';
 import type { Dataplane } from './dataplane.ts';

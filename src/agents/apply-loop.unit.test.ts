@@ -3,10 +3,10 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
-import { NODE_RULES_SCHEMA, type NodeRules } from '../events/node-rules.ts';
+import { NODE_RULES_SCHEMA, type NodeRules } from '../contracts/node-rules.ts';
 import { createManualClock } from '../lib/clock.ts';
 import { createApplyLoop, type ApplyOutcome } from './apply-loop.ts';
-import { FakeDataplane, settle } from './testing/fakes.ts';
+import { FakeDataplane, settle } from '../../test/support/agent-fakes.ts';
 
 const log = pino({ level: 'silent' });
 

@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
-import { NODE_RULES_SCHEMA, type NodeRules } from '../events/node-rules.ts';
+import { NODE_RULES_SCHEMA, type NodeRules } from '../contracts/node-rules.ts';
 import { createDataplane, DEFAULT_DATAPLANE_CONFIG } from './dataplane.ts';
-import { podsSetName, steerKey } from './dataplane-model.ts';
+import { podsSetName, steerKey } from '../dataplane/kernel-state.ts';
 
 /** The pods set of the one steer below (slot 1, sources default/eip#0). */
 const PODS_SET = podsSetName(steerKey(1, ['default/eip#0']));

@@ -1,7 +1,7 @@
 // The node agent's dataplane: renders a NodeRules into kernel state (one nftables table, VXLAN
 // devices, routing tables/rules, neighbour/fdb entries, egress-IP addresses) and applies it
 // idempotently, inside the given network namespace. Effectful; owns exactly the objects named
-// by dataplane-model.ts and nothing else.
+// by src/dataplane/kernel-state.ts and nothing else.
 //
 // Apply order (add before remove; traffic is never without a path):
 //   1. ip batch: create missing devices (down), sysctl rp_filter=2 on them, then
@@ -16,7 +16,7 @@
 import { writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { NodeRules } from '../events/node-rules.ts';
+import type { NodeRules } from '../contracts/node-rules.ts';
 import {
   addressLabel,
   computeKernelState,
@@ -26,14 +26,14 @@ import {
   type DataplaneModelError,
   type KernelState,
   type SysctlSpec,
-} from './dataplane-model.ts';
-import { computeIpPlan, isEmptyIpPlan, renderAddress, type IpPlan } from './ip-transaction.ts';
+} from '../dataplane/kernel-state.ts';
+import { computeIpPlan, isEmptyIpPlan, renderAddress, type IpPlan } from '../dataplane/ip-transaction.ts';
 import { createKernelRunner, runChecked, type KernelRunner } from './kernel-exec.ts';
 import { readKernelState, type KernelSnapshot, type Ownership } from './kernel-read.ts';
-import { computeNftTransaction, renderNftTransaction, type NftOp } from './nft-transaction.ts';
+import { computeNftTransaction, renderNftTransaction, type NftOp } from '../dataplane/nft-transaction.ts';
 
-export type { DataplaneConfig } from './dataplane-model.ts';
-export { DEFAULT_DATAPLANE_CONFIG } from './dataplane-model.ts';
+export type { DataplaneConfig } from '../dataplane/kernel-state.ts';
+export { DEFAULT_DATAPLANE_CONFIG } from '../dataplane/kernel-state.ts';
 
 export interface ApplyResult {
   changed: boolean;

@@ -21,7 +21,7 @@ import {
   type RuleSpec,
   type SysctlSpec,
   type VxlanLink,
-} from './dataplane-model.ts';
+} from '../dataplane/kernel-state.ts';
 import { runChecked, type KernelRunner } from './kernel-exec.ts';
 
 /** What parsing needs to know to tell ours from theirs. */

@@ -25,8 +25,8 @@ import {
   type PartitionAssigner,
   type PartitionMetadata,
 } from 'kafkajs';
-import { decodeNodeRules, type NodeRules } from '../events/node-rules.ts';
-import { TOPICS } from '../events/topics.ts';
+import { decodeNodeRules, type NodeRules } from '../contracts/node-rules.ts';
+import { TOPICS } from '../contracts/topics.ts';
 import type { DeadLetterSink } from '../lib/dead-letter.ts';
 import type { Logger } from '../lib/log.ts';
 import {

@@ -4,12 +4,12 @@
 // A record that does not decode is never skipped silently: it is shown as UNDECODABLE with the
 // decoder's reason, and it passes every filter that cannot be judged without decoding.
 import type { Either } from 'fp-ts/lib/Either.js';
-import { decodeClusterEvent, type ClusterEvent } from '../events/cluster-events.ts';
-import { parseJson, type DecodeFailure } from '../events/decode.ts';
-import { decodeDecision } from '../events/decisions.ts';
-import { decodeHeartbeat, decodeNodeApplyStatus } from '../events/node-reports.ts';
-import { decodeNodeRules } from '../events/node-rules.ts';
-import { TOPICS } from '../events/topics.ts';
+import { decodeClusterEvent, type ClusterEvent } from '../contracts/cluster-events.ts';
+import { parseJson, type DecodeFailure } from '../contracts/decode.ts';
+import { decodeDecision } from '../contracts/decisions.ts';
+import { decodeHeartbeat, decodeNodeApplyStatus } from '../contracts/node-reports.ts';
+import { decodeNodeRules } from '../contracts/node-rules.ts';
+import { TOPICS } from '../contracts/topics.ts';
 
 /** A record as read from Kafka (kafkajs' fields, decoded to strings where they are text). */
 export interface TopicRecord {

@@ -3,7 +3,7 @@
 // A dead letter is fire-and-forget: a failure to write it is logged, never thrown, because a
 // consumer must not stop on a bad record (ARCHITECTURE.md, principle 6).
 import type { IHeaders, ProducerRecord } from 'kafkajs';
-import { TOPICS } from '../events/topics.ts';
+import { TOPICS } from '../contracts/topics.ts';
 import type { Logger } from './log.ts';
 
 export interface DeadLetter {

@@ -28,10 +28,10 @@ import {
   type KubeConfig,
 } from '@kubernetes/client-node';
 import { Counter, Gauge } from 'prom-client';
-import { decodeDecision } from '../events/decisions.ts';
-import { decodeNodeApplyStatus } from '../events/node-reports.ts';
-import { decodeNodeRules } from '../events/node-rules.ts';
-import type { PolicyRef } from '../events/decisions.ts';
+import { decodeDecision } from '../contracts/decisions.ts';
+import { decodeNodeApplyStatus } from '../contracts/node-reports.ts';
+import { decodeNodeRules } from '../contracts/node-rules.ts';
+import type { PolicyRef } from '../contracts/decisions.ts';
 import type { DeadLetterSink } from '../lib/dead-letter.ts';
 import type { Logger } from '../lib/log.ts';
 import {

@@ -30,7 +30,7 @@ import { request, type RequestOptions } from 'node:https';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
-import type { ObjectKind } from '../events/primitives.ts';
+import type { ObjectKind } from '../contracts/primitives.ts';
 import type { Logger } from '../lib/log.ts';
 import { informerRestarts, watchPauses } from './metrics.ts';
 

@@ -2,8 +2,8 @@
 // become events (src/watcher/parse.ts). Pure data.
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Either } from 'fp-ts/lib/Either.js';
-import type { ClusterEventType } from '../events/cluster-events.ts';
-import type { ObjectKind } from '../events/primitives.ts';
+import type { ClusterEventType } from '../contracts/cluster-events.ts';
+import type { ObjectKind } from '../contracts/primitives.ts';
 import { eventTypesOf, parseObject, samePayload, type AnyParsed, type ParseError } from './parse.ts';
 
 export const GROUP_VERSION = 'staticegressips.nirmata.io/v1alpha1';

@@ -1,4 +1,4 @@
-// Parse at the edge: Kubernetes objects → the payloads of cluster-events (src/events/cluster-events.ts).
+// Parse at the edge: Kubernetes objects → the payloads of cluster-events (src/contracts/cluster-events.ts).
 // Pure. Owns the mapping from API objects to facts: what is kept (only what projections read),
 // how it is normalized (the seed's `cidr` folded into `destinations`, `gateways` defaulted,
 // addresses in canonical text, every list and map sorted), and which objects are refused.
@@ -24,14 +24,14 @@ import type {
   V1Pod,
   V1Service,
 } from '@kubernetes/client-node';
-import type { EgressRule, PayloadOf } from '../events/cluster-events.ts';
+import type { EgressRule, PayloadOf } from '../contracts/cluster-events.ts';
 import {
   LabelSelectorRequirement,
   type LabelSelector,
   type Labels,
   type ObjectKind,
   type ObjectRef,
-} from '../events/primitives.ts';
+} from '../contracts/primitives.ts';
 import {
   classifyIP,
   cidrContainsCIDR,

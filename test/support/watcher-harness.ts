@@ -10,14 +10,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Kafka } from 'kafkajs';
 import { freePort } from '../../src/devenv/free-port.ts';
-import { decodeClusterEvent, type ClusterEvent } from '../../src/events/cluster-events.ts';
+import { decodeClusterEvent, type ClusterEvent } from '../../src/contracts/cluster-events.ts';
 import { readTopic } from '../../src/cli/read-topic.ts';
 import { eventKey } from '../../src/watcher/envelope.ts';
 import { listAll } from '../../src/watcher/informer.ts';
 import { watchedKinds } from '../../src/watcher/kinds.ts';
 import { canonicalJson } from '../../src/watcher/parse.ts';
-import { evolveClusterView } from '../../src/projections/cluster-view.ts';
-import { initialState } from '../../src/projections/model.ts';
+import { evolveClusterView } from '../../src/projection/cluster-view.ts';
+import { initialState } from '../../src/projection/model.ts';
 
 export { freePort };
 
@@ -203,7 +203,7 @@ export function followTopic(kafka: Kafka, topic: string): TopicFollower {
 
 /**
  * The object state the log describes, by key kind/namespace/name → canonical payload JSON,
- * following the contract in src/events/cluster-events.ts: a watcher's events from a term older
+ * following the contract in src/contracts/cluster-events.ts: a watcher's events from a term older
  * than its newest LeadershipAcquired are ignored, Observed sets, Deleted removes, and
  * ListCompleted drops the objects of its kind not observed since the matching ListStarted. Pure.
  */
@@ -263,7 +263,7 @@ export function foldClusterEvents(events: readonly ClusterEvent[]): Map<string, 
 }
 
 /**
- * The same state as the projector's own cluster view sees it (src/projections/cluster-view.ts),
+ * The same state as the projector's own cluster view sees it (src/projection/cluster-view.ts),
  * so the watcher's output is checked against the reader that matters, not only our own fold.
  */
 export function selectProjectionView(events: readonly LoggedEvent[]): Map<string, string> {

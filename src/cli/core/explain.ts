@@ -11,10 +11,10 @@
 //   NoGateway     no eligible node holds the egress IP: the director drops the traffic
 //   LostConflict  another rule won the egress IP or the overlapping selection
 //   NotAccepted   the rule is not accepted (pool, namespace, invalid spec)
-import type { NodeApplyStatus } from '../../events/node-reports.ts';
-import { parseAddress, parseCidr } from '../../projections/addresses.ts';
-import type { PodRec, RuleRec, State } from '../../projections/model.ts';
-import { isProgrammable } from '../../projections/model.ts';
+import type { NodeApplyStatus } from '../../contracts/node-reports.ts';
+import { parseAddress, parseCidr } from '../../projection/addresses.ts';
+import type { PodRec, RuleRec, State } from '../../projection/model.ts';
+import { isProgrammable } from '../../projection/model.ts';
 import { selectOpenIntervals, type History } from './history.ts';
 
 export type Verdict =

@@ -1,19 +1,19 @@
 // The replay behind every CLI read command: decode cluster-events records and fold them with the
-// real projection (src/projections/projection.ts), keeping alongside what the audit needs and
+// real projection (src/projection/projection.ts), keeping alongside what the audit needs and
 // the projection does not index: the latest node rules per node and which pod holds which IP on
 // which node. Pure: a linear fold like the projection's own (`stepFold` updates the value it is
 // given); no clock, no I/O. Undecodable records are skipped, as the projector dead-letters them.
 import type * as t from 'io-ts';
-import { ClusterEvent } from '../../events/cluster-events.ts';
-import { decodeWith } from '../../events/decode.ts';
-import type { NodeRules } from '../../events/node-rules.ts';
+import { ClusterEvent } from '../../contracts/cluster-events.ts';
+import { decodeWith } from '../../contracts/decode.ts';
+import type { NodeRules } from '../../contracts/node-rules.ts';
 import {
   evolve,
   initialState,
   selectStepOutputs,
   type Outputs,
   type State,
-} from '../../projections/projection.ts';
+} from '../../projection/projection.ts';
 import type { LogRecord } from './log-file.ts';
 
 const byType: ReadonlyMap<string, t.Mixed> = new Map(ClusterEvent.types.map((c) => [c.name, c]));
