@@ -613,7 +613,7 @@ void describe('k8s/ applied to a real API server', () => {
     } finally {
       await admin.disconnect();
     }
-    const follower = followTopic(kafka, TOPICS.clusterEvents);
+    const follower = followTopic(broker, TOPICS.clusterEvents);
     followers.push(follower);
     const custom = api.kubeConfig.makeApiClient(CustomObjectsApi);
     await custom.createNamespacedCustomObject({

@@ -89,7 +89,7 @@ async function newTopic(name: string): Promise<{ topic: string; log: TopicFollow
   await admin.connect();
   await admin.createTopics({ topics: [{ ...spec, topic }], waitForLeaders: true });
   await admin.disconnect();
-  const log = followTopic(kafka, topic);
+  const log = followTopic(broker, topic);
   followers.push(log);
   return { topic, log };
 }

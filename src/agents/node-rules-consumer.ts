@@ -27,7 +27,7 @@ import {
 } from 'kafkajs';
 import { decodeNodeRules, type NodeRules } from '../contracts/node-rules.ts';
 import { TOPICS } from '../contracts/topics.ts';
-import type { DeadLetterSink } from '../lib/dead-letter.ts';
+import { decodeNodeKeyed, type DeadLetterSink } from '../lib/dead-letter.ts';
 import type { Logger } from '../lib/log.ts';
 import {
   evolveFollower,
@@ -165,22 +165,13 @@ export function createNodeRulesConsumer(opts: NodeRulesConsumerOptions): NodeRul
         step({ type: 'RecordRead', record: { offset, rules: null } });
         continue;
       }
-      const decoded = decodeNodeRules(message.value);
-      const rules = decoded._tag === 'Right' && decoded.right.node === node ? decoded.right : undefined;
-      if (rules === undefined) {
-        opts.deadLetter.send({
-          sourceTopic: topic,
-          partition: batch.partition,
-          offset: message.offset,
-          key: message.key,
-          value: message.value,
-          reason:
-            decoded._tag === 'Left'
-              ? decoded.left.reason
-              : `record keyed ${JSON.stringify(node)} is for node ${JSON.stringify(decoded.right.node)}`,
-        });
-        continue;
-      }
+      const rules = decodeNodeKeyed(
+        message,
+        { topic, partition: batch.partition, what: 'node-rules record' },
+        decodeNodeRules,
+        opts.deadLetter,
+      );
+      if (rules === undefined) continue;
       step({ type: 'RecordRead', record: { offset, rules } });
     }
     return Promise.resolve();

@@ -10,6 +10,7 @@ import { decodeDecision } from '../contracts/decisions.ts';
 import { decodeHeartbeat, decodeNodeApplyStatus } from '../contracts/node-reports.ts';
 import { decodeNodeRules } from '../contracts/node-rules.ts';
 import { TOPICS } from '../contracts/topics.ts';
+import { compare } from '../lib/compare.ts';
 
 /** A record as read from Kafka (kafkajs' fields, decoded to strings where they are text). */
 export interface TopicRecord {
@@ -212,7 +213,7 @@ const labels = (l: Readonly<Record<string, string>>): string =>
   Object.keys(l).length === 0
     ? '{}'
     : Object.entries(l)
-        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .sort(([a], [b]) => compare(a, b))
         .map(([k, v]) => `${k}=${v}`)
         .join(',');
 

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { left, right, type Either } from 'fp-ts/lib/Either.js';
 import type { NodeRules, Steer } from '../contracts/node-rules.ts';
+import { compare } from '../lib/compare.ts';
 
 export interface DataplaneConfig {
   /** Run commands via `ip netns exec` (dev/test); absent on a real node. */
@@ -425,7 +426,7 @@ function byKey<T>(key: (item: T) => string): (a: T, b: T) => number {
   return (a, b) => {
     const ka = key(a);
     const kb = key(b);
-    return ka < kb ? -1 : ka > kb ? 1 : 0;
+    return compare(ka, kb);
   };
 }
 
@@ -529,7 +530,7 @@ export function computeKernelState(
     plans.push({ slot, key, egressIP: steer.egressIP, route, pods, dst: dst.cidrs, except: except.cidrs });
   }
   // Rules in a stable order whatever order the steers came in: by slot, then by set names.
-  plans.sort((a, b) => a.slot - b.slot || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  plans.sort((a, b) => a.slot - b.slot || compare(a.key, b.key));
 
   const never = normalizeCidrs(cfg.neverSteer);
   if (never.invalid.length > 0) {

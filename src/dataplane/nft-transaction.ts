@@ -11,6 +11,7 @@ import {
   type NftSet,
   type NftState,
 } from './kernel-state.ts';
+import { compare } from '../lib/compare.ts';
 
 export type NftOp =
   | { readonly op: 'add-table' }
@@ -214,5 +215,5 @@ function dumpSet(s: NftSet): string {
 }
 
 function byName(a: { name: string }, b: { name: string }): number {
-  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+  return compare(a.name, b.name);
 }

@@ -31,6 +31,7 @@ import {
   type State,
 } from './model.ts';
 import { registerPod } from './steers.ts';
+import { compare } from '../lib/compare.ts';
 
 export function attachRule(state: State, rule: RuleRec): void {
   let rec = state.ips.get(rule.egressIP);
@@ -66,7 +67,7 @@ export function detachRule(state: State, rule: RuleRec): void {
 }
 
 function byIP(a: EgressIPRec, b: EgressIPRec): number {
-  return a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0;
+  return compare(a.ip, b.ip);
 }
 
 /** Decide the winner of every egress IP the step touched; marks pods of rules that flipped. */

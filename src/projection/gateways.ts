@@ -17,6 +17,7 @@ import { nodeHash, ranksBefore, score } from './hrw.ts';
 import { matchesOptionalSelector, selectorKey } from './labels.ts';
 import { addTo, inOrder, removeFrom, type EgressIPRec, type Sig, type State } from './model.ts';
 import type { NodePayload } from './model.ts';
+import { compare } from '../lib/compare.ts';
 
 export function nodeHashOf(state: State, name: string): number {
   let h = state.nodeHashes.get(name);
@@ -140,7 +141,7 @@ function detachSig(state: State, ip: EgressIPRec): void {
 }
 
 function byIP(a: EgressIPRec, b: EgressIPRec): number {
-  return a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0;
+  return compare(a.ip, b.ip);
 }
 
 /**

@@ -6,6 +6,7 @@
 // Labels come from JSON, so keys are checked with Object.hasOwn: `labels.constructor` must not
 // find Object.prototype's.
 import type { LabelSelector, Labels } from '../contracts/primitives.ts';
+import { compare } from '../lib/compare.ts';
 
 export function matchesSelector(selector: LabelSelector, labels: Labels): boolean {
   const matchLabels = selector.matchLabels;
@@ -65,7 +66,7 @@ export function matchesServiceSelector(selector: Labels | undefined, labels: Lab
 export function selectorKey(selector: LabelSelector | undefined): string {
   if (selector === undefined) return '*';
   const labels = Object.entries(selector.matchLabels ?? {})
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .sort(([a], [b]) => compare(a, b))
     .map(([k, v]) => `${k}=${v}`);
   const exprs = (selector.matchExpressions ?? [])
     .map((e) => `${e.key} ${e.operator} (${[...(e.values ?? [])].sort().join(',')})`)

@@ -19,6 +19,7 @@
 //   gateways.ts      eligibility sets, rankings, slots, held/emitted assignments
 //   node-rules.ts    registrations of pods on nodes, emitted node rules
 //   status.ts        emitted policy statuses
+import { limits } from '../api/group.ts';
 import type { LabelSelector, Labels } from '../contracts/primitives.ts';
 import type { EgressRule, PayloadOf } from '../contracts/cluster-events.ts';
 import type { Condition, ConflictKind, Decision, PolicyRef, RuleStatus } from '../contracts/decisions.ts';
@@ -34,8 +35,8 @@ export type PoolPayload = PayloadOf<'StaticEgressIPPoolObserved'>;
 export type PolicyPayload = PayloadOf<'StaticEgressIPObserved'> | PayloadOf<'ClusterStaticEgressIPObserved'>;
 export type PolicyKind = 'StaticEgressIP' | 'ClusterStaticEgressIP';
 
-/** The largest `gateways` honoured (the CRD allows 1..8); bounds the work per egress IP. */
-export const MAX_GATEWAYS = 8;
+/** The largest `gateways` honoured (the CRD's bound); bounds the work per egress IP. */
+export const MAX_GATEWAYS = limits.maxGateways;
 
 export interface PodRec {
   readonly key: string;

@@ -29,6 +29,7 @@ import {
   applySliceChange,
 } from './selection.ts';
 import { emitStatuses } from './status.ts';
+import { compare } from '../lib/compare.ts';
 
 export type { State };
 
@@ -131,7 +132,7 @@ export function selectAssignments(
   state: State,
 ): Record<string, { active: string; standbys: string[]; slot: number }> {
   const out: Record<string, { active: string; standbys: string[]; slot: number }> = {};
-  for (const ip of [...state.ips.values()].sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0)))
+  for (const ip of [...state.ips.values()].sort((a, b) => compare(a.ip, b.ip)))
     if (ip.owner !== undefined)
       out[ip.ip] = { active: ip.emitted.active, standbys: ip.emitted.standbys, slot: ip.emitted.slot };
   return out;

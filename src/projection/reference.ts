@@ -25,6 +25,7 @@ import { computeAcceptance, poolsInOrder } from './rules.ts';
 import { computePolicyStatus } from './status.ts';
 import type { NodeRules, Steer } from '../contracts/node-rules.ts';
 import { NODE_RULES_SCHEMA } from '../contracts/node-rules.ts';
+import { compare } from '../lib/compare.ts';
 
 /** Node rules content as JSON (without the generation), for comparisons in tests. */
 export function nodeRulesFingerprint(rules: NodeRules): string {
@@ -86,8 +87,6 @@ function selectsNaive(
   }
   return true;
 }
-
-const cmpText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 export function computeReference(state: State): Reference {
   const pools = poolsInOrder(state.pools);
@@ -253,8 +252,8 @@ export function computeReference(state: State): Reference {
       .sort(
         (a, b) =>
           a.slot - b.slot ||
-          cmpText(a.destinations.join(','), b.destinations.join(',')) ||
-          cmpText(a.exceptions.join(','), b.exceptions.join(',')),
+          compare(a.destinations.join(','), b.destinations.join(',')) ||
+          compare(a.exceptions.join(','), b.exceptions.join(',')),
       );
     const egressIPs = (held.get(node) ?? [])
       .map((ip) => ({ slot: slotOf(ip), egressIP: ip }))

@@ -27,6 +27,7 @@ import {
 } from './addresses.ts';
 import { matchesOptionalSelector } from './labels.ts';
 import { MAX_GATEWAYS, type AcceptReason, type PolicyRec, type PoolRec, type RuleRec } from './model.ts';
+import { compare } from '../lib/compare.ts';
 
 export function ruleId(policy: PolicyRec, index: number): string {
   return policy.namespace === undefined
@@ -200,5 +201,5 @@ export function computeAcceptance(
 
 /** Pools in name order (the governing-pool tie-break). */
 export function poolsInOrder(pools: ReadonlyMap<string, PoolRec>): PoolRec[] {
-  return [...pools.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return [...pools.values()].sort((a, b) => compare(a.name, b.name));
 }

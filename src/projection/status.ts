@@ -10,6 +10,7 @@ import type { Condition, DecisionDraft, RuleStatus } from '../contracts/decision
 import { DECISIONS_SCHEMA } from '../contracts/decisions.ts';
 import { inOrder, isActive, type PolicyRec, type PolicyStatus, type RuleRec, type State } from './model.ts';
 import { jsonEqual } from './cluster-view.ts';
+import { compare } from '../lib/compare.ts';
 
 function cond(type: Condition['type'], ok: boolean, reason: string, message: string): Condition {
   return { type, status: ok ? 'True' : 'False', reason, message };
@@ -56,9 +57,7 @@ function ruleConditions(state: State, rule: RuleRec): Condition[] {
       `egress IP ${rule.egressIP} is also claimed by ${rule.claimLostTo.id}, which was first seen earlier and keeps it`,
     );
   else if (rule.overlapLost.size > 0) {
-    const winners = [...rule.overlapLost.entries()].sort(([a], [b]) =>
-      a.id < b.id ? -1 : a.id > b.id ? 1 : 0,
-    );
+    const winners = [...rule.overlapLost.entries()].sort(([a], [b]) => compare(a.id, b.id));
     const pods = winners.reduce((n, [, c]) => n + c, 0);
     conflict = cond(
       'Conflict',
@@ -122,9 +121,7 @@ export function computePolicyStatus(state: State, policy: PolicyRec): PolicyStat
 export function emitStatuses(state: State, offset: number): DecisionDraft[] {
   if (state.dirty.policies.size === 0) return [];
   const out: DecisionDraft[] = [];
-  for (const policy of inOrder(state.dirty.policies, (a, b) =>
-    a.key < b.key ? -1 : a.key > b.key ? 1 : 0,
-  )) {
+  for (const policy of inOrder(state.dirty.policies, (a, b) => compare(a.key, b.key))) {
     if (policy.deleted) {
       if (!state.policies.has(policy.key)) state.emittedStatus.delete(policy.key);
       continue;

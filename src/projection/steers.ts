@@ -4,7 +4,8 @@
 // - Director: one steer per (egress IP slot, destinations, exceptions) with this node's own
 //   selected pod IPs only. Pod and service CIDRs never appear as destinations unless a policy
 //   names them; the agent additionally excludes its configured cluster CIDRs.
-// - Gateway: only the egress IPs it holds, never one entry per remote pod (principle 4): the
+// - Gateway: only the egress IPs it holds, never one entry per remote pod (per-node state stays
+//   small whatever the cluster's size): the
 //   agent recognises steered traffic by the tunnel it arrives on (one VNI per slot).
 // - A steer whose egress IP has no eligible gateway carries gatewayNode "" and gatewayIP "":
 //   the agent must drop that traffic rather than let it leave with the node IP.
@@ -31,6 +32,7 @@ import {
   type SteerGroup,
 } from './model.ts';
 import { podIPsOf } from './model.ts';
+import { compare } from '../lib/compare.ts';
 
 function sameRules(a: readonly RuleRec[], b: readonly RuleRec[]): boolean {
   if (a.length !== b.length) return false;
@@ -174,13 +176,11 @@ export function computeNodeSignature(state: State, node: string): [number, numbe
   return [a, b];
 }
 
-const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-
 /** The full desired state of one node, as of the current state (generation left to the caller). */
 export function computeNodeRules(state: State, node: string, generation: number): NodeRules {
   const nodeIP = state.nodes.get(node)?.p.internalIP ?? '';
   const groups = [...(state.nodeGroups.get(node) ?? [])].sort(
-    (x, y) => x.ip.emitted.slot - y.ip.emitted.slot || byText(x.destKey, y.destKey),
+    (x, y) => x.ip.emitted.slot - y.ip.emitted.slot || compare(x.destKey, y.destKey),
   );
   const steers: Steer[] = groups.map((g) => {
     const gw = gatewayOf(state, g.ip);
@@ -189,10 +189,10 @@ export function computeNodeRules(state: State, node: string, generation: number)
       egressIP: g.ip.ip,
       gatewayNode: gw.node,
       gatewayIP: gw.ip,
-      podIPs: [...g.podIPs.keys()].sort(byText),
+      podIPs: [...g.podIPs.keys()].sort(compare),
       destinations: g.destinations,
       exceptions: g.exceptions,
-      sources: [...g.sources.keys()].sort(byText),
+      sources: [...g.sources.keys()].sort(compare),
     };
   });
   const held = state.heldBy.get(node);
@@ -217,7 +217,7 @@ export function renderDirtyNodes(state: State, offset: number): NodeRules[] {
   const dirty = state.dirty.nodes;
   if (dirty.size === 0) return [];
   const out: NodeRules[] = [];
-  const nodes = dirty.size === 1 ? dirty : [...dirty].sort(byText);
+  const nodes = dirty.size === 1 ? dirty : [...dirty].sort(compare);
   for (const node of nodes) {
     const [h1, h2] = computeNodeSignature(state, node);
     const last = state.emittedNodeRules.get(node);
