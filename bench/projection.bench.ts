@@ -9,6 +9,10 @@
 // (src/projection/reference.ts) for the per-event cost and the replay rate it implies.
 // Run: node --disable-warning=ExperimentalWarning bench/projection.bench.ts [--nodes 5000]
 //        [--small 100] [--churn 20000] [--naive 5]
+// Before/after: `--baseline <checkout>` (or KSEIP_BENCH_BASELINE=<checkout>, e.g. a `git worktree`
+// of an older commit) runs that checkout's bench/projection.bench.ts and this one alternately in
+// fresh processes (`--rounds`, default 2 each) and prints their figures side by side
+// (./compare.ts); `npm run bench -- projection` passes the variable through.
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -27,8 +31,18 @@ const { values } = parseArgs({
     churn: { type: 'string', default: '20000' },
     naive: { type: 'string', default: '3' },
     replays: { type: 'string', default: '3' },
+    baseline: { type: 'string', default: process.env.KSEIP_BENCH_BASELINE ?? '' },
+    rounds: { type: 'string', default: '2' },
   },
 });
+if (values.baseline !== '') {
+  const { compareWithBaseline } = await import('./compare.ts');
+  const passed = ['nodes', 'small', 'churn', 'naive', 'replays'].flatMap((k) => [
+    `--${k}`,
+    String(values[k as 'nodes']),
+  ]);
+  process.exit(compareWithBaseline(import.meta.filename, values.baseline, passed, Number(values.rounds)));
+}
 const NODES = Number(values.nodes);
 const SMALL = Number(values.small);
 const CHURN = Number(values.churn);

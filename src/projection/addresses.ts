@@ -5,7 +5,7 @@
 // fields (CEL), so at this point a bad value is a bug upstream, which the caller reports as a
 // rule condition instead of throwing.
 import ipaddr from 'ipaddr.js';
-import { compare } from '../lib/compare.ts';
+import { compareBig } from '../lib/compare.ts';
 
 export type Family = 4 | 6;
 
@@ -125,7 +125,7 @@ export function rangesCover(ranges: readonly AddressRange[], addr: ParsedAddress
 
 /** Sorted, merged, non-overlapping intervals. */
 export function normalizeIntervals(intervals: readonly Interval[]): Interval[] {
-  const sorted = [...intervals].sort((a, b) => compare(a.lo, b.lo));
+  const sorted = [...intervals].sort((a, b) => compareBig(a.lo, b.lo));
   const out: Interval[] = [];
   for (const iv of sorted) {
     const last = out[out.length - 1];

@@ -46,7 +46,7 @@ import {
   type AddressSpan,
   type Cidr,
 } from './net.ts';
-import { compare } from '../lib/compare.ts';
+import { compare, compareBig } from '../lib/compare.ts';
 
 export interface ParseError {
   readonly _tag: 'ParseError';
@@ -128,11 +128,11 @@ function selectorProblems(selector: LabelSelector, path: string): string[] {
 }
 
 function compareCidrs(a: Cidr, b: Cidr): number {
-  return a.family - b.family || compare(networkOf(a), networkOf(b)) || a.prefix - b.prefix;
+  return a.family - b.family || compareBig(networkOf(a), networkOf(b)) || a.prefix - b.prefix;
 }
 
 function compareSpans(a: AddressSpan, b: AddressSpan): number {
-  return a.family - b.family || compare(a.first, b.first) || compare(a.last, b.last);
+  return a.family - b.family || compareBig(a.first, b.first) || compareBig(a.last, b.last);
 }
 
 /** The same checks, in the same words, as the CEL rules of a CIDR field in src/api/crds.ts. */
@@ -593,7 +593,7 @@ function canonicalIPs(texts: readonly string[], field: string): Either<string, s
     if (addr === undefined) return left(`${field}: ${JSON.stringify(text)} is not an IP address`);
     addrs.push(addr);
   }
-  addrs.sort((a, b) => a.family - b.family || compare(a.value, b.value));
+  addrs.sort((a, b) => a.family - b.family || compareBig(a.value, b.value));
   return right([...new Set(addrs.map(formatIP))]);
 }
 
