@@ -243,11 +243,10 @@ export function createAgent(opts: AgentOptions): Agent {
       for (const t of timers) t.cancel();
       recovery?.abort();
       await feed.stop();
-      await applyLoop.stop();
       if (uninstall) {
         log.info({ node }, 'uninstalling: removing every dataplane object of ours');
-        await opts.dataplane.removeAll();
-      }
+        await applyLoop.removeAll();
+      } else await applyLoop.stop();
       log.info({ node, uninstall }, 'agent stopped');
     },
 

@@ -23,6 +23,8 @@ export class FakeDataplane implements AgentDataplane {
   readonly held: Held[] = [];
   /** Errors thrown by the next reconciles, first first. */
   readonly failures: Error[] = [];
+  /** Errors thrown by the next removeAll calls, first first. */
+  readonly removeFailures: Error[] = [];
   drift = false;
   private active = 0;
 
@@ -63,7 +65,10 @@ export class FakeDataplane implements AgentDataplane {
   }
 
   removeAll(): Promise<void> {
-    return this.call('removeAll', () => undefined);
+    return this.call('removeAll', () => {
+      const failure = this.removeFailures.shift();
+      if (failure !== undefined) throw failure;
+    });
   }
 
   /** Releases the oldest held call. */
