@@ -19,7 +19,7 @@ import { runInNewContext } from 'node:vm';
 import type { ClusterEvent } from '../src/contracts/cluster-events.ts';
 import { evolve, initialState, selectStepOutputs, type State } from '../src/projection/projection.ts';
 import { computeReference } from '../src/projection/reference.ts';
-import { selectNodeRules } from '../src/projection/steers.ts';
+import { selectNodeRules } from '../src/projection/queries.ts';
 import type { NodeRules } from '../src/contracts/node-rules.ts';
 import { buildChurn, buildSyntheticCluster, egressIPOf } from './synthetic-cluster.ts';
 import { events, rule } from '../test/support/projection-fixtures.ts';

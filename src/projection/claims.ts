@@ -12,6 +12,11 @@
 //   only those pods out, so one contested pod does not disable a whole policy.
 // Only the outcome of a step is compared with what was last emitted, so a conflict that appears
 // and disappears within one event emits nothing.
+//
+// Stage 3 of a step (evolveClaims): selection's changes in; out go the egress IPs whose owner was
+// decided again (for gateways), each touched pod's effective rules (for steers), the conflict
+// decisions and the policies whose status may have changed. It owns the egress IP records' rule
+// sets, winners and owners, per-pod effective rules and overlaps, and the conflicts.
 import { destinationSetsOverlap } from './addresses.ts';
 import type { ConflictDetected, ConflictResolved, DecisionDraft } from '../contracts/decisions.ts';
 import type * as t from 'io-ts';
@@ -30,10 +35,40 @@ import {
   type RuleRec,
   type State,
 } from './model.ts';
-import { registerPod } from './steers.ts';
+import type { SelectionChanges } from './selection.ts';
 import { compare } from '../lib/compare.ts';
 
-export function attachRule(state: State, rule: RuleRec): void {
+/** What claims hands on: to gateways (ips), to steers (pods, effective), to status (policies). */
+export interface ClaimChanges {
+  /** Egress IPs whose owner was decided again: gateways re-read the owner's parameters. */
+  readonly ips: Set<EgressIPRec>;
+  /** Pods whose effective rules were recomputed, and those rules (same index). */
+  readonly pods: PodRec[];
+  readonly effective: (readonly RuleRec[])[];
+  /** ConflictResolved / ConflictDetected, in that order. */
+  readonly decisions: DecisionDraft[];
+  readonly policies: Set<PolicyRec>;
+}
+
+/** Stage 3 of a step: claims on egress IPs, then every touched pod's effective rules. */
+export function evolveClaims(state: State, selection: SelectionChanges, offset: number): ClaimChanges {
+  const out: ClaimChanges = { ips: new Set(), pods: [], effective: [], decisions: [], policies: new Set() };
+  const conflicts = new Set<string>();
+  for (const rule of selection.detached) detachRule(state, out, rule);
+  for (const rule of selection.attached) attachRule(state, out, rule);
+  for (const rule of selection.reaccepted) {
+    const ip = state.ips.get(rule.egressIP);
+    if (ip !== undefined) out.ips.add(ip);
+  }
+  const flipped = resolveClaims(state, out, conflicts);
+  resolvePods(state, out, conflicts, selection.pods);
+  if (flipped !== undefined)
+    for (const pod of flipped) if (!selection.pods.has(pod)) resolvePod(state, out, conflicts, pod);
+  out.decisions.push(...emitConflicts(state, conflicts, offset));
+  return out;
+}
+
+function attachRule(state: State, out: ClaimChanges, rule: RuleRec): void {
   let rec = state.ips.get(rule.egressIP);
   if (rec === undefined) {
     rec = {
@@ -56,24 +91,24 @@ export function attachRule(state: State, rule: RuleRec): void {
   }
   rec.rules.add(rule);
   rule.ipRec = rec;
-  state.dirty.ips.add(rec);
+  out.ips.add(rec);
 }
 
-export function detachRule(state: State, rule: RuleRec): void {
+function detachRule(state: State, out: ClaimChanges, rule: RuleRec): void {
   const rec = state.ips.get(rule.egressIP);
   if (rec === undefined) return;
   rec.rules.delete(rule);
-  state.dirty.ips.add(rec);
+  out.ips.add(rec);
 }
 
 function byIP(a: EgressIPRec, b: EgressIPRec): number {
   return compare(a.ip, b.ip);
 }
 
-/** Decide the winner of every egress IP the step touched; marks pods of rules that flipped. */
-export function resolveClaims(state: State): void {
-  const dirty = state.dirty;
-  for (const rec of inOrder(dirty.ips, byIP)) {
+/** Decide the winner of every egress IP the step touched; returns the pods of rules that flipped. */
+function resolveClaims(state: State, out: ClaimChanges, conflicts: Set<string>): Set<PodRec> | undefined {
+  let flipped: Set<PodRec> | undefined;
+  for (const rec of inOrder(out.ips, byIP)) {
     let winner: PolicyRec | undefined;
     for (const r of rec.rules)
       if (r.accepted && (winner === undefined || policyPrecedes(r.policy, winner))) winner = r.policy;
@@ -86,11 +121,14 @@ export function resolveClaims(state: State): void {
       const won = r.accepted && r.policy === winner;
       if (won !== r.winner) {
         r.winner = won;
-        for (const pod of r.selected) dirty.pods.add(pod);
+        if (r.selected.size > 0) {
+          flipped ??= new Set();
+          for (const pod of r.selected) flipped.add(pod);
+        }
       }
       const lostTo = r.accepted && !won ? owner : undefined;
       if (lostTo !== r.claimLostTo) r.claimLostTo = lostTo;
-      dirty.policies.add(r.policy);
+      out.policies.add(r.policy);
       if (lostTo !== undefined) {
         const key = `EgressIPClaimed|${rec.ip}|${r.id}|${lostTo.id}`;
         keys.add(key);
@@ -104,20 +142,21 @@ export function resolveClaims(state: State): void {
             egressIP: rec.ip,
             pods: 0,
           });
-          dirty.conflicts.add(key);
+          conflicts.add(key);
         }
       }
     }
     for (const key of rec.claimKeys)
       if (!keys.has(key)) {
         state.conflicts.delete(key);
-        dirty.conflicts.add(key);
+        conflicts.add(key);
       }
     rec.claimKeys = keys;
     rec.owner = owner;
-    // Even with the same owner its parameters may have changed (its pool's nodeSelector).
-    dirty.assignments.add(rec);
+    // Even with the same owner its parameters may have changed (its pool's nodeSelector): every
+    // IP in out.ips goes to gateways.
   }
+  return flipped;
 }
 
 function overlaps(a: RuleRec, b: RuleRec): boolean {
@@ -151,7 +190,14 @@ export function computeEffectiveRules(pod: PodRec): { rules: RuleRec[]; lost: [R
   return { rules: kept, lost };
 }
 
-function countOverlap(state: State, loser: RuleRec, winner: RuleRec, delta: number): void {
+function countOverlap(
+  state: State,
+  out: ClaimChanges,
+  conflicts: Set<string>,
+  loser: RuleRec,
+  winner: RuleRec,
+  delta: number,
+): void {
   const key = `SelectionOverlap|${loser.egressIP}|${loser.id}|${winner.id}`;
   let rec = state.conflicts.get(key);
   if (rec === undefined) {
@@ -165,21 +211,24 @@ function countOverlap(state: State, loser: RuleRec, winner: RuleRec, delta: numb
   rec.pods += delta;
   if (rec.pods <= 0) state.conflicts.delete(key);
   countIn(loser.overlapLost, winner, delta);
-  state.dirty.conflicts.add(key);
-  state.dirty.policies.add(loser.policy);
+  conflicts.add(key);
+  out.policies.add(loser.policy);
 }
 
-/** Recompute the effective rules of every pod the step touched, and re-register them. */
-export function resolvePods(state: State): void {
-  for (const pod of state.dirty.pods) {
-    const { rules, lost } = computeEffectiveRules(pod);
-    if (pod.lost.length > 0 || lost.length > 0) {
-      for (const [l, w] of pod.lost) countOverlap(state, l, w, -1);
-      for (const [l, w] of lost) countOverlap(state, l, w, +1);
-      pod.lost = lost;
-    }
-    registerPod(state, pod, rules);
+/** Recompute the effective rules of the touched pods; steers registers them next. */
+function resolvePods(state: State, out: ClaimChanges, conflicts: Set<string>, pods: Iterable<PodRec>): void {
+  for (const pod of pods) resolvePod(state, out, conflicts, pod);
+}
+
+function resolvePod(state: State, out: ClaimChanges, conflicts: Set<string>, pod: PodRec): void {
+  const { rules, lost } = computeEffectiveRules(pod);
+  if (pod.lost.length > 0 || lost.length > 0) {
+    for (const [l, w] of pod.lost) countOverlap(state, out, conflicts, l, w, -1);
+    for (const [l, w] of lost) countOverlap(state, out, conflicts, l, w, +1);
+    pod.lost = lost;
   }
+  out.pods.push(pod);
+  out.effective.push(rules);
 }
 
 type ConflictDraft =
@@ -192,11 +241,11 @@ function conflictMessage(c: ConflictRec): string {
 }
 
 /** ConflictResolved / ConflictDetected for the conflicts whose existence changed in this step. */
-export function emitConflicts(state: State, offset: number): DecisionDraft[] {
-  if (state.dirty.conflicts.size === 0) return [];
+function emitConflicts(state: State, conflicts: ReadonlySet<string>, offset: number): DecisionDraft[] {
+  if (conflicts.size === 0) return [];
   const resolved: ConflictDraft[] = [];
   const detected: ConflictDraft[] = [];
-  for (const key of [...state.dirty.conflicts].sort()) {
+  for (const key of [...conflicts].sort()) {
     const now = state.conflicts.get(key);
     const before = state.emittedConflicts.get(key);
     const base = (c: ConflictRec) => ({

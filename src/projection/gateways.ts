@@ -11,11 +11,26 @@
 //   over the ~1/n of the IPs it ranks first for ("Preempted"), which is also what spreads load.
 // - Slots: lowest free slot when an egress IP comes into use, kept while it is in use, freed
 //   when it is not; slot 0 is never used, so a slot-derived mark is never 0.
+//
+// Stage 5 of a step (evolveGateways): node changes (eligibility) and the egress IPs whose owner
+// claims decided again in; out go the gateway decisions, the nodes whose rules change (old and
+// new holder, every director of a moved IP, a node whose object changed) for render.ts, and the
+// policies whose status may have changed. It owns the eligible sets, rankings, slots, held IPs
+// and the assignments as last emitted, and drops an egress IP record nothing uses any more.
 import type { FailoverReason } from '../contracts/decisions.ts';
 import { DECISIONS_SCHEMA, type DecisionDraft } from '../contracts/decisions.ts';
 import { nodeHash, ranksBefore, score } from './hrw.ts';
 import { matchesOptionalSelector, selectorKey } from './labels.ts';
-import { addTo, inOrder, removeFrom, type EgressIPRec, type Sig, type State } from './model.ts';
+import type { ViewChange } from './cluster-view.ts';
+import {
+  addTo,
+  inOrder,
+  removeFrom,
+  type EgressIPRec,
+  type PolicyRec,
+  type Sig,
+  type State,
+} from './model.ts';
 import type { NodePayload } from './model.ts';
 import { compare } from '../lib/compare.ts';
 
@@ -49,8 +64,37 @@ function inSig(state: State, sig: Sig, name: string): boolean {
   );
 }
 
+/** What gateways hands on: decisions, nodes to render, policies for status. */
+export interface GatewayChanges {
+  readonly decisions: DecisionDraft[];
+  readonly nodes: Set<string>;
+  readonly policies: Set<PolicyRec>;
+}
+
+/** A Node object or a node's liveness changed (cluster-view.ts). */
+export type NodeChange = Extract<ViewChange, { kind: 'Node' } | { kind: 'Liveness' }>;
+
+/** Stage 5 of a step: eligibility, owners' parameters, slots, and the assignment decisions. */
+export function evolveGateways(
+  state: State,
+  nodeChanges: readonly NodeChange[],
+  claimed: ReadonlySet<EgressIPRec>,
+  offset: number,
+): GatewayChanges {
+  const out: GatewayChanges = { decisions: [], nodes: new Set(), policies: new Set() };
+  const touched = new Set<EgressIPRec>();
+  for (const change of nodeChanges) {
+    if (change.kind === 'Node') applyNodeChange(state, out, touched, change.name, change.before);
+    else updateEligibility(state, touched, change.name);
+  }
+  for (const ip of claimed) touched.add(ip);
+  refreshGateways(state, touched);
+  emitAssignments(state, out, touched, offset);
+  return out;
+}
+
 /** Put `name` (node hash `h`) into an IP's top k if it ranks high enough. */
-function offer(state: State, ip: EgressIPRec, name: string, h: number): void {
+function offer(touched: Set<EgressIPRec>, ip: EgressIPRec, name: string, h: number): void {
   const s = score(ip.ipH, h);
   let i = ip.ranked.length;
   while (i > 0 && ranksBefore(s, name, ip.scores[i - 1] as number, ip.ranked[i - 1] as string)) i--;
@@ -61,13 +105,13 @@ function offer(state: State, ip: EgressIPRec, name: string, h: number): void {
     ip.ranked.pop();
     ip.scores.pop();
   }
-  state.dirty.assignments.add(ip);
+  touched.add(ip);
 }
 
-function rerank(state: State, ip: EgressIPRec): void {
+function rerank(touched: Set<EgressIPRec>, ip: EgressIPRec): void {
   ip.ranked = [];
   ip.scores = [];
-  state.dirty.assignments.add(ip);
+  touched.add(ip);
   if (ip.sig === undefined || ip.k === 0) return;
   // The hot loop of a policy change or a leaving holder (a scan of the eligible set): a node
   // below the current k-th score is rejected before anything else is looked at.
@@ -75,38 +119,44 @@ function rerank(state: State, ip: EgressIPRec): void {
   for (const [name, h] of ip.sig.eligible) {
     const s = score(ip.ipH, h);
     if (s < floor) continue;
-    offer(state, ip, name, h);
+    offer(touched, ip, name, h);
     if (ip.ranked.length === ip.k) floor = ip.scores[ip.k - 1] as number;
   }
 }
 
 /** Re-check one node's eligibility in every sig (after its Node object or liveness changed). */
-export function updateEligibility(state: State, name: string): void {
+function updateEligibility(state: State, touched: Set<EgressIPRec>, name: string): void {
   for (const sig of state.sigs.values()) {
     const want = inSig(state, sig, name);
     const has = sig.eligible.has(name);
     if (want && !has) {
       const h = nodeHashOf(state, name);
       sig.eligible.set(name, h);
-      for (const ip of sig.ips) offer(state, ip, name, h);
+      for (const ip of sig.ips) offer(touched, ip, name, h);
     } else if (!want && has) {
       sig.eligible.delete(name);
-      for (const ip of sig.ips) if (ip.ranked.includes(name)) rerank(state, ip);
+      for (const ip of sig.ips) if (ip.ranked.includes(name)) rerank(touched, ip);
     }
   }
 }
 
 /** A Node object changed (or went away): its own rules, tunnels towards it, eligibility. */
-export function applyNodeChange(state: State, name: string, before: NodePayload | undefined): void {
-  state.dirty.nodes.add(name);
+function applyNodeChange(
+  state: State,
+  out: GatewayChanges,
+  touched: Set<EgressIPRec>,
+  name: string,
+  before: NodePayload | undefined,
+): void {
+  out.nodes.add(name);
   const after = state.nodes.get(name)?.p;
   if (before?.internalIP !== after?.internalIP) {
     for (const ip of state.heldBy.get(name) ?? []) {
       ip.steerHash.valid = false;
-      for (const d of ip.directors.keys()) state.dirty.nodes.add(d);
+      for (const d of ip.directors.keys()) out.nodes.add(d);
     }
   }
-  updateEligibility(state, name);
+  updateEligibility(state, touched, name);
 }
 
 function attachSig(
@@ -148,8 +198,8 @@ function byIP(a: EgressIPRec, b: EgressIPRec): number {
  * After claims: give each touched egress IP the parameters of its owner (eligible set, k),
  * re-ranking when they changed, then free and allocate slots, lowest first, in IP order.
  */
-export function refreshGateways(state: State): void {
-  const touched = inOrder(state.dirty.assignments, byIP);
+function refreshGateways(state: State, all: Set<EgressIPRec>): void {
+  const touched = inOrder(all, byIP);
   for (const ip of touched) {
     const owner = ip.owner;
     if (owner === undefined) {
@@ -164,7 +214,7 @@ export function refreshGateways(state: State): void {
       detachSig(state, ip);
       attachSig(state, ip, key, owner);
       ip.k = owner.gateways;
-      rerank(state, ip);
+      rerank(all, ip);
     }
   }
   for (const ip of touched) {
@@ -203,25 +253,29 @@ const sameList = (a: readonly string[], b: readonly string[]) =>
  * what, mark the nodes whose rules change (old and new holder, every director of the IP), and
  * return the gateway decisions in IP order.
  */
-export function emitAssignments(state: State, offset: number): DecisionDraft[] {
-  if (state.dirty.assignments.size === 0) return [];
-  const out: DecisionDraft[] = [];
-  for (const ip of inOrder(state.dirty.assignments, byIP)) {
+function emitAssignments(
+  state: State,
+  changes: GatewayChanges,
+  touched: Set<EgressIPRec>,
+  offset: number,
+): void {
+  if (touched.size === 0) return;
+  const out = changes.decisions;
+  for (const ip of inOrder(touched, byIP)) {
     const active = ip.owner !== undefined ? (ip.ranked[0] ?? '') : '';
     const standbys = ip.owner !== undefined ? ip.ranked.slice(1) : [];
     const owner = ip.owner?.id ?? '';
     const em = ip.emitted;
-    const dirty = state.dirty;
     if (active !== em.active || ip.slot !== em.slot) {
       if (em.active !== '') {
         removeFrom(state.heldBy, em.active, ip);
-        dirty.nodes.add(em.active);
+        changes.nodes.add(em.active);
       }
       if (active !== '') {
         addTo(state.heldBy, active, ip);
-        dirty.nodes.add(active);
+        changes.nodes.add(active);
       }
-      for (const d of ip.directors.keys()) dirty.nodes.add(d);
+      for (const d of ip.directors.keys()) changes.nodes.add(d);
     }
     const base = { schema: DECISIONS_SCHEMA, offset, egressIP: ip.ip, slot: ip.slot, owner, standbys };
     if (active !== em.active) {
@@ -250,10 +304,10 @@ export function emitAssignments(state: State, offset: number): DecisionDraft[] {
     } else if (active !== '' && !sameList(standbys, em.standbys))
       out.push({ ...base, type: 'GatewayAssigned', active, previous: active, previousStandbys: em.standbys });
     if (active !== em.active || owner !== em.owner || ip.slot !== em.slot || !sameList(standbys, em.standbys))
-      for (const r of ip.rules) dirty.policies.add(r.policy);
+      for (const r of ip.rules) changes.policies.add(r.policy);
     ip.emitted = { active, standbys, slot: ip.slot, owner };
+    // render.ts caches what a steer shows of this IP; it may have changed.
     ip.steerHash.valid = false;
     if (ip.rules.size === 0 && ip.owner === undefined && ip.directors.size === 0) state.ips.delete(ip.ip);
   }
-  return out;
 }

@@ -11,13 +11,16 @@
 // and every iteration whose order could reach an output is either over insertion-ordered
 // Map/Set (insertion order is itself a function of the log) or explicitly sorted.
 //
-// Ownership of the mutable fields (each module writes only its own):
+// Ownership of the mutable fields: each stage of a step (projection.ts lists them in order)
+// writes only its own, and hands what the next stage needs on as a typed return value:
 //   cluster-view.ts  the object maps, seenIds, terms, lists, liveness, lastSeen fields
 //   selection.ts     rule scopes and selections, pod→rules, slice references, unprogrammable
-//   rules.ts         building rules from specs, acceptance (pools)
-//   claims.ts        egress IP winners, per-pod effective rules, conflicts
+//                    (rules.ts: building rules from specs, acceptance by pools)
+//   claims.ts        egress IP records' rules, winners and owners, per-pod effective rules,
+//                    conflicts
+//   steers.ts        registrations of pods on nodes, steer groups, director counts
 //   gateways.ts      eligibility sets, rankings, slots, held/emitted assignments
-//   node-rules.ts    registrations of pods on nodes, emitted node rules
+//   render.ts        emitted node rules (and the steer hash cache it reads)
 //   status.ts        emitted policy statuses
 import { limits } from '../api/group.ts';
 import type { LabelSelector, Labels } from '../contracts/primitives.ts';
@@ -56,7 +59,7 @@ export interface PodRec {
   prog6: boolean;
   // claims.ts: the overlap conflicts this pod counts in, as [loser, winner] pairs
   lost: [RuleRec, RuleRec][];
-  // node-rules.ts: what the pod contributes to its node's steers
+  // steers.ts: what the pod contributes to its node's steers
   regNode: string | undefined;
   regRules: RuleRec[];
   regIPs4: string[];
@@ -118,7 +121,7 @@ export type AcceptReason =
   'Accepted' | 'NoPoolCoversIP' | 'NamespaceNotPermitted' | 'InvalidEgressIP' | 'InvalidDestination';
 
 export interface RuleRec {
-  /** "ns/name#i" or "cluster/name#i" (node-rules.ts `sources`). */
+  /** "ns/name#i" or "cluster/name#i" (a steer's `sources`). */
   readonly id: string;
   readonly policy: PolicyRec;
   readonly index: number;
@@ -159,7 +162,7 @@ export interface RuleRec {
   /** Overlap conflicts lost, by winning rule: how many pods. */
   readonly overlapLost: Map<RuleRec, number>;
   readonly overlapCache: WeakMap<RuleRec, boolean>;
-  // node-rules.ts: directors of this rule (nodes with registered pods) and their pod counts
+  // steers.ts: directors of this rule (nodes with registered pods) and their pod counts
   readonly nodeCounts: Map<string, number>;
   /** claims.ts: the record of this rule's egress IP, while the rule is attached to it. */
   ipRec: EgressIPRec | undefined;
@@ -197,12 +200,12 @@ export interface EgressIPRec {
   scores: number[];
   /** Current claim conflicts of this IP, by conflict key. */
   claimKeys: Set<string>;
-  /** Nodes with registered pods steering to this IP, and how many pods each. */
+  /** steers.ts: nodes with registered pods steering to this IP, and how many pods each. */
   readonly directors: Map<string, number>;
   /** The assignment as last emitted (decisions, node rules). */
   emitted: Assignment;
   /**
-   * node-rules.ts: hashes of what a steer shows of this IP (slot, gateway node and address),
+   * render.ts: hashes of what a steer shows of this IP (slot, gateway node and address),
    * cached; stale whenever `emitted` or the gateway's address changes.
    */
   steerHash: { valid: boolean; h1: number; h2: number };
@@ -217,23 +220,13 @@ export interface ConflictRec {
   pods: number;
 }
 
-/** Work of one step: what the event touched, so only that is recomputed. */
-export interface Dirty {
-  readonly pods: Set<PodRec>;
-  readonly ips: Set<EgressIPRec>;
-  readonly assignments: Set<EgressIPRec>;
-  readonly nodes: Set<string>;
-  readonly policies: Set<PolicyRec>;
-  readonly conflicts: Set<string>;
-}
-
 export interface EmittedNodeRules {
   generation: number;
   h1: number;
   h2: number;
 }
 
-/** One steer of one node, maintained incrementally (node-rules.ts). */
+/** One steer of one node, maintained incrementally (steers.ts). */
 export interface SteerGroup {
   readonly ip: EgressIPRec;
   readonly destKey: string;
@@ -304,30 +297,16 @@ export interface State {
   readonly conflicts: Map<string, ConflictRec>;
   /** The conflicts as last emitted, with their pod counts at detection. */
   readonly emittedConflicts: Map<string, ConflictRec>;
-  // ---- node rules (node-rules.ts) ----
+  // ---- steers (steers.ts) and node rules (render.ts) ----
   /** Per node, its steers as groups of counted pod IPs and sources. */
   readonly nodeGroups: Map<string, SteerGroup[]>;
   /**
    * Per node, what was last emitted: its generation and the 64-bit signature of its content
-   * (node-rules.ts says why a signature and not the rules themselves).
+   * (render.ts says why a signature and not the rules themselves).
    */
   readonly emittedNodeRules: Map<string, EmittedNodeRules>;
   // ---- status (status.ts) ----
   readonly emittedStatus: Map<string, PolicyStatus>;
-  // ---- the step in progress / just done ----
-  readonly dirty: Dirty;
-  outputs: StepOutputs;
-}
-
-export function newDirty(): Dirty {
-  return {
-    pods: new Set(),
-    ips: new Set(),
-    assignments: new Set(),
-    nodes: new Set(),
-    policies: new Set(),
-    conflicts: new Set(),
-  };
 }
 
 export function initialState(): State {
@@ -362,13 +341,11 @@ export function initialState(): State {
     nodeGroups: new Map(),
     emittedNodeRules: new Map(),
     emittedStatus: new Map(),
-    dirty: newDirty(),
-    outputs: { offset: -1, decisions: [], nodeRules: [] },
   };
 }
 
 /** A set's elements in a canonical order; no copy or sort for the usual zero or one element. */
-export function inOrder<T>(set: Set<T>, compare: (a: T, b: T) => number): Iterable<T> {
+export function inOrder<T>(set: ReadonlySet<T>, compare: (a: T, b: T) => number): Iterable<T> {
   return set.size <= 1 ? set : [...set].sort(compare);
 }
 

@@ -1,116 +1,112 @@
-// The projection: cluster events in, decisions and changed node rules out. Pure: a fold
-// `evolve(state, event, offset) => state` over the log, with the outputs of the last step in
-// `selectStepOutputs(state)`. No I/O, clock, logger or randomness; the state is a linear value
-// (model.ts explains why, and why that keeps the fold observably pure).
+// The projection: cluster events in, decisions and changed node rules out. Pure: a fold over
+// the log, `evolve(state, event, offset)`, which returns the step's outputs. No I/O, clock,
+// logger or randomness; the state is a linear value (model.ts explains why, and why that keeps
+// the fold observably pure).
 //
-// One step, in order (each phase recomputes only what the earlier ones marked dirty):
-//   1. cluster-view  the event → object changes (or nothing: duplicate, fenced, unchanged)
-//   2. selection     rule scopes, acceptance and selected pods; gateways: node eligibility
-//   3. claims        egress IP winners and owners
-//   4. gateways      owner parameters, rankings, slots
-//   5. claims        per-pod effective rules (overlaps), registered on nodes
-//   6. gateways      assignment changes → gateway decisions, holders, nodes to re-render
-//   7. node-rules    re-render touched nodes, emit those that changed
-//   8. claims/status ConflictResolved/Detected and PolicyStatusComputed that changed
+// One step is a straight line of stages. Each owns its part of the state (model.ts) and returns
+// typed changes that the next stages take as arguments; none runs twice, and none calls into
+// another:
+//   1. cluster-view  event → ViewChange[] (or nothing: duplicate, fenced, unchanged)
+//   2. selection     object changes → SelectionChanges: rules attached/detached/re-accepted,
+//                    pods whose selecting rules changed, policies
+//   3. claims        SelectionChanges → ClaimChanges: egress IPs whose owner was decided again,
+//                    each touched pod's effective rules, ConflictResolved/Detected, policies
+//   4. steers        ClaimChanges → SteerChanges: nodes whose steers changed, policies
+//   5. gateways      node changes + ClaimChanges.ips → GatewayChanges: gateway decisions, nodes
+//                    whose rules change, policies
+//   6. render        SteerChanges.nodes + GatewayChanges.nodes → the NodeRules that changed
+//   7. status        every stage's policies (+ liveness changes) → PolicyStatusComputed
+// Outputs of a step: decisions in the order conflicts, gateways, statuses; then node rules.
 import type { ClusterEvent } from '../contracts/cluster-events.ts';
 import type { Decision, DecisionDraft } from '../contracts/decisions.ts';
-import type { ViewChange } from './cluster-view.ts';
-import { evolveClusterView } from './cluster-view.ts';
-import { emitConflicts, resolveClaims, resolvePods } from './claims.ts';
-import { applyNodeChange, emitAssignments, refreshGateways, updateEligibility } from './gateways.ts';
+import { evolveClaims } from './claims.ts';
+import { evolveClusterView, type ViewChange } from './cluster-view.ts';
+import { evolveGateways, type NodeChange } from './gateways.ts';
 import { initialState as initialModelState, type State, type StepOutputs } from './model.ts';
-import { renderDirtyNodes } from './steers.ts';
-import {
-  applyNamespaceChange,
-  applyPodChange,
-  applyPolicyChange,
-  applyPoolChange,
-  applyServiceChange,
-  applySliceChange,
-} from './selection.ts';
+import { renderChangedNodes } from './render.ts';
+import { evolveSelection, type ObjectChange } from './selection.ts';
 import { emitStatuses } from './status.ts';
-import { compare } from '../lib/compare.ts';
+import { evolveSteers } from './steers.ts';
 
 export type { State };
 
 export type Outputs = StepOutputs;
 
 const EMPTY: readonly never[] = [];
+const NO_NODES: readonly NodeChange[] = [];
+const NO_OBJECTS: readonly ObjectChange[] = [];
 
 export function initialState(): State {
   return initialModelState();
-}
-
-function applyChange(state: State, change: ViewChange): void {
-  switch (change.kind) {
-    case 'Pod':
-      return applyPodChange(state, change);
-    case 'Node':
-      return applyNodeChange(state, change.name, change.before);
-    case 'Liveness':
-      markPoliciesOnNode(state, change.name);
-      return updateEligibility(state, change.name);
-    case 'Service':
-      return applyServiceChange(state, change);
-    case 'EndpointSlice':
-      return applySliceChange(state, change);
-    case 'Namespace':
-      return applyNamespaceChange(state, change);
-    case 'Pool':
-      return applyPoolChange(state, change);
-    case 'Policy':
-      return applyPolicyChange(state, change);
-    default: {
-      const _exhaustive: never = change;
-      return _exhaustive;
-    }
-  }
-}
-
-/** Policies with selected pods on the node: their selectedNodes counts only live nodes. */
-function markPoliciesOnNode(state: State, node: string): void {
-  for (const policy of state.policies.values()) {
-    if (policy.rules.some((r) => r.nodeCounts.has(node))) state.dirty.policies.add(policy);
-  }
 }
 
 function numbered(offset: number, drafts: readonly DecisionDraft[]): Decision[] {
   return drafts.map((d, i) => ({ ...d, id: `${offset}.${i}` }));
 }
 
-/** Apply one event at its log offset. Consumes `state` (see model.ts) and returns it. */
-export function evolve(state: State, event: ClusterEvent, offset: number): State {
-  const changes = evolveClusterView(state, event, offset);
-  if (changes.length === 0) {
-    state.outputs = { offset, decisions: EMPTY, nodeRules: EMPTY };
-    return state;
+const isNodeChange = (c: ViewChange): c is NodeChange => c.kind === 'Node' || c.kind === 'Liveness';
+
+/** Node and liveness changes go to gateways; the others to selection. */
+function splitChanges(changes: readonly ViewChange[]): {
+  nodeChanges: readonly NodeChange[];
+  objectChanges: readonly ObjectChange[];
+} {
+  if (changes.length === 1) {
+    const only = changes[0] as ViewChange;
+    return isNodeChange(only)
+      ? { nodeChanges: [only], objectChanges: NO_OBJECTS }
+      : { nodeChanges: NO_NODES, objectChanges: [only] };
   }
-  for (const change of changes) applyChange(state, change);
-  resolveClaims(state);
-  refreshGateways(state);
-  resolvePods(state);
-  const gateways = emitAssignments(state, offset);
-  const nodeRules = renderDirtyNodes(state, offset);
-  const conflicts = emitConflicts(state, offset);
-  const statuses = emitStatuses(state, offset);
-  const d = state.dirty;
-  if (d.pods.size > 0) d.pods.clear();
-  if (d.ips.size > 0) d.ips.clear();
-  if (d.assignments.size > 0) d.assignments.clear();
-  if (d.nodes.size > 0) d.nodes.clear();
-  if (d.policies.size > 0) d.policies.clear();
-  if (d.conflicts.size > 0) d.conflicts.clear();
-  state.outputs = {
-    offset,
-    decisions: numbered(offset, [...conflicts, ...gateways, ...statuses]),
-    nodeRules,
-  };
-  return state;
+  const nodeChanges: NodeChange[] = [];
+  const objectChanges: ObjectChange[] = [];
+  for (const c of changes) {
+    if (isNodeChange(c)) nodeChanges.push(c);
+    else objectChanges.push(c);
+  }
+  return { nodeChanges, objectChanges };
 }
 
-/** What the last evolve emitted: decisions (audit trail, status) and the node rules that changed. */
+/**
+ * Apply one event at its log offset and return what the step emits. Consumes `state` (see
+ * model.ts): the caller keeps using the same, updated value.
+ */
+export function evolve(state: State, event: ClusterEvent, offset: number): Outputs {
+  const changes = evolveClusterView(state, event, offset);
+  if (changes.length === 0) return remember(state, { offset, decisions: EMPTY, nodeRules: EMPTY });
+  const { nodeChanges, objectChanges } = splitChanges(changes);
+  const selection = evolveSelection(state, objectChanges);
+  const claims = evolveClaims(state, selection, offset);
+  const steers = evolveSteers(state, claims);
+  const gateways = evolveGateways(state, nodeChanges, claims.ips, offset);
+  const nodeRules = renderChangedNodes(state, steers.nodes, gateways.nodes, offset);
+  const livenessChanged = nodeChanges.filter((c) => c.kind === 'Liveness').map((c) => c.name);
+  const statuses = emitStatuses(
+    state,
+    [selection.policies, claims.policies, steers.policies, gateways.policies],
+    livenessChanged,
+    offset,
+  );
+  return remember(state, {
+    offset,
+    decisions: numbered(offset, [...claims.decisions, ...gateways.decisions, ...statuses]),
+    nodeRules,
+  });
+}
+
+/**
+ * The outputs of the last evolve of each state, for callers that fold first and read after
+ * (selectStepOutputs). Kept beside the state, not in it: evolve's return value is the outputs.
+ */
+const lastOutputs = new WeakMap<State, Outputs>();
+
+function remember(state: State, outputs: Outputs): Outputs {
+  lastOutputs.set(state, outputs);
+  return outputs;
+}
+
+/** What the last evolve of `state` returned (prefer evolve's return value in new code). */
 export function selectStepOutputs(state: State): Outputs {
-  return state.outputs;
+  return lastOutputs.get(state) ?? { offset: -1, decisions: EMPTY, nodeRules: EMPTY };
 }
 
 /** Fold a sequence of (event, offset) and collect every output: replay, tests, verify. */
@@ -120,20 +116,10 @@ export function replay(
 ) {
   const outputs: Outputs[] = [];
   for (const { event, offset } of events) {
-    evolve(state, event, offset);
-    const o = selectStepOutputs(state);
+    const o = evolve(state, event, offset);
     if (o.decisions.length > 0 || o.nodeRules.length > 0) outputs.push(o);
   }
   return { state, outputs };
 }
 
-/** The current assignment per egress IP in use: active holder and standbys. */
-export function selectAssignments(
-  state: State,
-): Record<string, { active: string; standbys: string[]; slot: number }> {
-  const out: Record<string, { active: string; standbys: string[]; slot: number }> = {};
-  for (const ip of [...state.ips.values()].sort((a, b) => compare(a.ip, b.ip)))
-    if (ip.owner !== undefined)
-      out[ip.ip] = { active: ip.emitted.active, standbys: ip.emitted.standbys, slot: ip.emitted.slot };
-  return out;
-}
+export { selectAssignments } from './queries.ts';

@@ -19,7 +19,7 @@ import {
   selectStepOutputs,
   type Outputs,
 } from './projection.ts';
-import { selectNodeRules } from './steers.ts';
+import { selectNodeRules } from './queries.ts';
 import { emptyNodeRules } from '../contracts/node-rules.ts';
 import { diffWithReference, nodeRulesFingerprint } from './reference.ts';
 

@@ -20,7 +20,7 @@ import {
   type RuleRec,
   type State,
 } from './model.ts';
-import { computeNodeRules, computeNodeSignature, emptyNodeSignature } from './steers.ts';
+import { computeNodeRules, computeNodeSignature, emptyNodeSignature } from './render.ts';
 import { computeAcceptance, poolsInOrder } from './rules.ts';
 import { computePolicyStatus } from './status.ts';
 import type { NodeRules, Steer } from '../contracts/node-rules.ts';

@@ -19,7 +19,6 @@
 // slice references by service. Nothing rescans all pods or all rules per pod event.
 import { matchesSelector, matchesServiceSelector, matchesOptionalSelector } from './labels.ts';
 import { jsonEqual, type ViewChange } from './cluster-view.ts';
-import { attachRule, detachRule } from './claims.ts';
 import { buildRule, computeAcceptance, poolsInOrder, type Acceptance } from './rules.ts';
 import {
   addTo,
@@ -34,6 +33,65 @@ import {
   type SliceRec,
   type State,
 } from './model.ts';
+
+/** The view changes selection reacts to (Node and Liveness changes are the gateways'). */
+export type ObjectChange = Exclude<ViewChange, { kind: 'Node' } | { kind: 'Liveness' }>;
+
+/**
+ * What selection hands on to claims (and, for policies, to status). Owned by selection: no other
+ * stage writes it.
+ */
+export interface SelectionChanges {
+  /** Rules that appeared: they join the claim on their egress IP. */
+  readonly attached: RuleRec[];
+  /** Rules that went away: they leave the claim on their egress IP. */
+  readonly detached: RuleRec[];
+  /** Rules whose acceptance (or governing pool) changed: their egress IP's claim is decided again. */
+  readonly reaccepted: RuleRec[];
+  /** Pods whose selecting rules (or IPs, node or labels) changed: their effective rules are recomputed. */
+  readonly pods: Set<PodRec>;
+  /** Policies whose status may have changed. */
+  readonly policies: Set<PolicyRec>;
+}
+
+/** Stage 2 of a step: the object changes of one event → which rules select which pods. */
+export function evolveSelection(state: State, changes: readonly ObjectChange[]): SelectionChanges {
+  const out: SelectionChanges = {
+    attached: [],
+    detached: [],
+    reaccepted: [],
+    pods: new Set(),
+    policies: new Set(),
+  };
+  for (const change of changes) applyObjectChange(state, out, change);
+  return out;
+}
+
+type Handlers = {
+  [K in ObjectChange['kind']]: (
+    state: State,
+    out: SelectionChanges,
+    change: Extract<ObjectChange, { kind: K }>,
+  ) => void;
+};
+
+/** One handler per kind of object change (the mapped type makes a missing kind a compile error). */
+const handlers: Handlers = {
+  Pod: applyPodChange,
+  Service: applyServiceChange,
+  EndpointSlice: applySliceChange,
+  Namespace: applyNamespaceChange,
+  Pool: applyPoolChange,
+  Policy: applyPolicyChange,
+};
+
+function applyObjectChange(state: State, out: SelectionChanges, change: ObjectChange): void {
+  (handlers[change.kind] as (state: State, out: SelectionChanges, change: ObjectChange) => void)(
+    state,
+    out,
+    change,
+  );
+}
 
 function inScope(rule: RuleRec, namespace: string): boolean {
   return rule.policy.namespace !== undefined
@@ -56,7 +114,7 @@ export function selects(state: State, rule: RuleRec, pod: PodRec): boolean {
   return true;
 }
 
-function setSelected(state: State, rule: RuleRec, pod: PodRec, on: boolean): void {
+function setSelected(state: State, out: SelectionChanges, rule: RuleRec, pod: PodRec, on: boolean): void {
   if (rule.selected.has(pod) === on) return;
   const prog = rule.family === 4 ? pod.prog4 : pod.prog6;
   if (on) {
@@ -68,25 +126,29 @@ function setSelected(state: State, rule: RuleRec, pod: PodRec, on: boolean): voi
     pod.selectedBy = pod.selectedBy.filter((r) => r !== rule);
     if (!prog) rule.unprogrammable--;
   }
-  state.dirty.pods.add(pod);
-  state.dirty.policies.add(rule.policy);
+  out.pods.add(pod);
+  out.policies.add(rule.policy);
 }
 
-function reevaluate(state: State, rule: RuleRec, pod: PodRec): void {
-  setSelected(state, rule, pod, selects(state, rule, pod));
+function reevaluate(state: State, out: SelectionChanges, rule: RuleRec, pod: PodRec): void {
+  setSelected(state, out, rule, pod, selects(state, rule, pod));
 }
 
-function reevaluateNamespace(state: State, rule: RuleRec, namespace: string): void {
-  for (const pod of state.podsByNamespace.get(namespace) ?? []) reevaluate(state, rule, pod);
+function reevaluateNamespace(state: State, out: SelectionChanges, rule: RuleRec, namespace: string): void {
+  for (const pod of state.podsByNamespace.get(namespace) ?? []) reevaluate(state, out, rule, pod);
 }
 
 // ---- pods ----
 
-export function applyPodChange(state: State, change: Extract<ViewChange, { kind: 'Pod' }>): void {
+function applyPodChange(
+  state: State,
+  out: SelectionChanges,
+  change: Extract<ViewChange, { kind: 'Pod' }>,
+): void {
   const pod = change.rec;
-  state.dirty.pods.add(pod);
+  out.pods.add(pod);
   if (pod.deleted) {
-    for (const rule of [...pod.selectedBy]) setSelected(state, rule, pod, false);
+    for (const rule of [...pod.selectedBy]) setSelected(state, out, rule, pod, false);
     removeFrom(state.podsByNamespace, pod.namespace, pod);
     return;
   }
@@ -102,7 +164,7 @@ export function applyPodChange(state: State, change: Extract<ViewChange, { kind:
       const now = rule.family === 4 ? prog4 : prog6;
       if (was !== now) {
         rule.unprogrammable += now ? -1 : 1;
-        state.dirty.policies.add(rule.policy);
+        out.policies.add(rule.policy);
       }
     }
     pod.prog4 = prog4;
@@ -115,7 +177,7 @@ export function applyPodChange(state: State, change: Extract<ViewChange, { kind:
     !jsonEqual(before.labels, pod.p.labels)
   ) {
     // Every rule that selects the pod is in scope of its namespace, so this covers losing rules too.
-    for (const rule of state.rulesByNamespace.get(pod.namespace) ?? []) reevaluate(state, rule, pod);
+    for (const rule of state.rulesByNamespace.get(pod.namespace) ?? []) reevaluate(state, out, rule, pod);
   }
 }
 
@@ -127,9 +189,14 @@ function rulesForService(state: State, namespace: string, service: string): Rule
   return out;
 }
 
-export function applyServiceChange(state: State, change: Extract<ViewChange, { kind: 'Service' }>): void {
+function applyServiceChange(
+  state: State,
+  out: SelectionChanges,
+  change: Extract<ViewChange, { kind: 'Service' }>,
+): void {
   const { namespace, name } = change.rec;
-  for (const rule of rulesForService(state, namespace, name)) reevaluateNamespace(state, rule, namespace);
+  for (const rule of rulesForService(state, namespace, name))
+    reevaluateNamespace(state, out, rule, namespace);
 }
 
 function sliceRef(state: State, svcKey: string, podName: string, delta: number): boolean {
@@ -141,7 +208,11 @@ function sliceRef(state: State, svcKey: string, podName: string, delta: number):
   return before === 0 || before + delta === 0;
 }
 
-export function applySliceChange(state: State, change: Extract<ViewChange, { kind: 'EndpointSlice' }>): void {
+function applySliceChange(
+  state: State,
+  out: SelectionChanges,
+  change: Extract<ViewChange, { kind: 'EndpointSlice' }>,
+): void {
   const rec: SliceRec = change.rec;
   const ns = rec.namespace;
   const oldSvc = change.beforeService;
@@ -170,7 +241,7 @@ export function applySliceChange(state: State, change: Extract<ViewChange, { kin
     if (pod === undefined) continue;
     let rules = rulesOf.get(svc);
     if (rules === undefined) rulesOf.set(svc, (rules = rulesForService(state, ns, svc)));
-    for (const rule of rules) reevaluate(state, rule, pod);
+    for (const rule of rules) reevaluate(state, out, rule, pod);
   }
 }
 
@@ -184,14 +255,14 @@ function clusterScope(state: State, rule: RuleRec, namespace: string): [boolean,
   return [selected, selected && matchesOptionalSelector(rule.pool?.p.namespaceSelector, ns.p.labels)];
 }
 
-function rescopeNamespace(state: State, rule: RuleRec, namespace: string): void {
+function rescopeNamespace(state: State, out: SelectionChanges, rule: RuleRec, namespace: string): void {
   const [selected, want] = clusterScope(state, rule, namespace);
   if (selected && !want) {
     if (!rule.excluded.has(namespace)) {
       rule.excluded.add(namespace);
-      state.dirty.policies.add(rule.policy);
+      out.policies.add(rule.policy);
     }
-  } else if (rule.excluded.delete(namespace)) state.dirty.policies.add(rule.policy);
+  } else if (rule.excluded.delete(namespace)) out.policies.add(rule.policy);
   if (want === rule.scope.has(namespace)) return;
   if (want) {
     rule.scope.add(namespace);
@@ -200,17 +271,23 @@ function rescopeNamespace(state: State, rule: RuleRec, namespace: string): void 
     rule.scope.delete(namespace);
     removeFrom(state.rulesByNamespace, namespace, rule);
   }
-  reevaluateNamespace(state, rule, namespace);
+  reevaluateNamespace(state, out, rule, namespace);
 }
 
-function rescopeAll(state: State, rule: RuleRec): void {
-  for (const ns of state.namespaces.keys()) rescopeNamespace(state, rule, ns);
+function rescopeAll(state: State, out: SelectionChanges, rule: RuleRec): void {
+  for (const ns of state.namespaces.keys()) rescopeNamespace(state, out, rule, ns);
   for (const ns of [...rule.scope, ...rule.excluded])
-    if (!state.namespaces.has(ns)) rescopeNamespace(state, rule, ns);
+    if (!state.namespaces.has(ns)) rescopeNamespace(state, out, rule, ns);
 }
 
 /** `poolEdited`: the rule's (old or new) governing pool itself changed, e.g. its selectors. */
-function setAcceptance(state: State, rule: RuleRec, acc: Acceptance, poolEdited = false): void {
+function setAcceptance(
+  state: State,
+  out: SelectionChanges,
+  rule: RuleRec,
+  acc: Acceptance,
+  poolEdited = false,
+): void {
   if (
     !poolEdited &&
     rule.accepted === acc.accepted &&
@@ -224,10 +301,9 @@ function setAcceptance(state: State, rule: RuleRec, acc: Acceptance, poolEdited 
   rule.acceptReason = acc.reason;
   rule.acceptMessage = acc.message;
   rule.pool = acc.pool;
-  state.dirty.policies.add(rule.policy);
-  const ip = state.ips.get(rule.egressIP);
-  if (ip !== undefined) state.dirty.ips.add(ip);
-  if (poolChanged && rule.policy.namespace === undefined) rescopeAll(state, rule);
+  out.policies.add(rule.policy);
+  out.reaccepted.push(rule);
+  if (poolChanged && rule.policy.namespace === undefined) rescopeAll(state, out, rule);
 }
 
 function acceptanceOf(state: State, rule: RuleRec, pools: readonly PoolRec[]): Acceptance {
@@ -235,29 +311,37 @@ function acceptanceOf(state: State, rule: RuleRec, pools: readonly PoolRec[]): A
   return computeAcceptance(rule, pools, ns === undefined ? undefined : state.namespaces.get(ns)?.p.labels);
 }
 
-export function applyNamespaceChange(state: State, change: Extract<ViewChange, { kind: 'Namespace' }>): void {
-  for (const rule of state.clusterRules) rescopeNamespace(state, rule, change.name);
+function applyNamespaceChange(
+  state: State,
+  out: SelectionChanges,
+  change: Extract<ViewChange, { kind: 'Namespace' }>,
+): void {
+  for (const rule of state.clusterRules) rescopeNamespace(state, out, rule, change.name);
   const own = state.namespacedRulesByNamespace.get(change.name);
   if (own !== undefined && state.pools.size > 0) {
     const pools = poolsInOrder(state.pools);
-    for (const rule of own) setAcceptance(state, rule, acceptanceOf(state, rule, pools));
+    for (const rule of own) setAcceptance(state, out, rule, acceptanceOf(state, rule, pools));
   }
 }
 
-export function applyPoolChange(state: State, change: Extract<ViewChange, { kind: 'Pool' }>): void {
+function applyPoolChange(
+  state: State,
+  out: SelectionChanges,
+  change: Extract<ViewChange, { kind: 'Pool' }>,
+): void {
   const pools = poolsInOrder(state.pools);
   for (const policy of state.policies.values())
     for (const rule of policy.rules) {
       if (rule.invalid !== undefined) continue;
       const acc = acceptanceOf(state, rule, pools);
-      setAcceptance(state, rule, acc, rule.pool?.name === change.name || acc.pool?.name === change.name);
+      setAcceptance(state, out, rule, acc, rule.pool?.name === change.name || acc.pool?.name === change.name);
     }
 }
 
 // ---- policies ----
 
-function addRule(state: State, rule: RuleRec, pools: readonly PoolRec[]): void {
-  state.dirty.policies.add(rule.policy);
+function addRule(state: State, out: SelectionChanges, rule: RuleRec, pools: readonly PoolRec[]): void {
+  out.policies.add(rule.policy);
   if (rule.invalid !== undefined) return;
   const acc = acceptanceOf(state, rule, pools);
   rule.accepted = acc.accepted;
@@ -265,30 +349,30 @@ function addRule(state: State, rule: RuleRec, pools: readonly PoolRec[]): void {
   rule.acceptMessage = acc.message;
   rule.pool = acc.pool;
   if (rule.serviceName !== undefined) addTo(state.rulesByService, rule.serviceName, rule);
-  attachRule(state, rule);
+  out.attached.push(rule);
   const ns = rule.policy.namespace;
   if (ns !== undefined) {
     addTo(state.namespacedRulesByNamespace, ns, rule);
     addTo(state.rulesByNamespace, ns, rule);
-    reevaluateNamespace(state, rule, ns);
+    reevaluateNamespace(state, out, rule, ns);
   } else {
     state.clusterRules.add(rule);
-    rescopeAll(state, rule);
+    rescopeAll(state, out, rule);
   }
 }
 
-function removeRule(state: State, rule: RuleRec): void {
+function removeRule(state: State, out: SelectionChanges, rule: RuleRec): void {
   rule.removed = true;
-  state.dirty.policies.add(rule.policy);
+  out.policies.add(rule.policy);
   if (rule.invalid !== undefined) return;
   for (const pod of rule.selected) {
     pod.selectedBy = pod.selectedBy.filter((r) => r !== rule);
-    state.dirty.pods.add(pod);
+    out.pods.add(pod);
   }
   rule.selected.clear();
   rule.unprogrammable = 0;
   if (rule.serviceName !== undefined) removeFrom(state.rulesByService, rule.serviceName, rule);
-  detachRule(state, rule);
+  out.detached.push(rule);
   const ns = rule.policy.namespace;
   if (ns !== undefined) {
     removeFrom(state.namespacedRulesByNamespace, ns, rule);
@@ -309,12 +393,16 @@ function namespaceSelectorOf(p: PolicyPayload | undefined): unknown {
  * A policy appeared, changed or went away. Rules whose spec (and, for a cluster policy, the
  * namespaceSelector) did not change keep their state, so editing one rule re-evaluates only it.
  */
-export function applyPolicyChange(state: State, change: Extract<ViewChange, { kind: 'Policy' }>): void {
+function applyPolicyChange(
+  state: State,
+  out: SelectionChanges,
+  change: Extract<ViewChange, { kind: 'Policy' }>,
+): void {
   const policy: PolicyRec = change.rec;
-  state.dirty.policies.add(policy);
+  out.policies.add(policy);
   const old = policy.rules;
   if (policy.deleted) {
-    for (const rule of old) removeRule(state, rule);
+    for (const rule of old) removeRule(state, out, rule);
     policy.rules = [];
     return;
   }
@@ -326,7 +414,7 @@ export function applyPolicyChange(state: State, change: Extract<ViewChange, { ki
     if (prev !== undefined && sameScope && jsonEqual(prev.spec, spec)) next.push(prev);
     else next.push(buildRule(policy, index, spec));
   });
-  for (const rule of old) if (!next.includes(rule)) removeRule(state, rule);
+  for (const rule of old) if (!next.includes(rule)) removeRule(state, out, rule);
   policy.rules = next;
-  for (const rule of next) if (!old.includes(rule)) addRule(state, rule, pools);
+  for (const rule of next) if (!old.includes(rule)) addRule(state, out, rule, pools);
 }

@@ -6,6 +6,10 @@
 //
 // Aggregation: Accepted and Assigned are True when every rule's is (else False with the first
 // failing rule's reason); Conflict is True when any rule's is (with the first such reason).
+//
+// Stage 6, the last of a step (emitStatuses): the policies every earlier stage touched, and the
+// nodes whose liveness changed (a rule's selectedNodes counts only live nodes), in; out go the
+// PolicyStatusComputed decisions. It owns the statuses as last emitted.
 import type { Condition, DecisionDraft, RuleStatus } from '../contracts/decisions.ts';
 import { DECISIONS_SCHEMA } from '../contracts/decisions.ts';
 import { inOrder, isActive, type PolicyRec, type PolicyStatus, type RuleRec, type State } from './model.ts';
@@ -117,11 +121,17 @@ export function computePolicyStatus(state: State, policy: PolicyRec): PolicyStat
   };
 }
 
-/** PolicyStatusComputed for the touched policies whose status changed, in policy-key order. */
-export function emitStatuses(state: State, offset: number): DecisionDraft[] {
-  if (state.dirty.policies.size === 0) return [];
+/** Stage 6: PolicyStatusComputed for the touched policies whose status changed, in policy-key order. */
+export function emitStatuses(
+  state: State,
+  touched: readonly ReadonlySet<PolicyRec>[],
+  livenessChanged: readonly string[],
+  offset: number,
+): DecisionDraft[] {
+  const policies = touchedPolicies(state, touched, livenessChanged);
+  if (policies.size === 0) return [];
   const out: DecisionDraft[] = [];
-  for (const policy of inOrder(state.dirty.policies, (a, b) => compare(a.key, b.key))) {
+  for (const policy of inOrder(policies, (a, b) => compare(a.key, b.key))) {
     if (policy.deleted) {
       if (!state.policies.has(policy.key)) state.emittedStatus.delete(policy.key);
       continue;
@@ -133,4 +143,22 @@ export function emitStatuses(state: State, offset: number): DecisionDraft[] {
     out.push({ schema: DECISIONS_SCHEMA, type: 'PolicyStatusComputed', offset, ...status });
   }
   return out;
+}
+
+const NO_POLICIES: ReadonlySet<PolicyRec> = new Set();
+
+/** The union of the stages' policies, plus the policies with selected pods on a node whose liveness changed. */
+function touchedPolicies(
+  state: State,
+  touched: readonly ReadonlySet<PolicyRec>[],
+  livenessChanged: readonly string[],
+): ReadonlySet<PolicyRec> {
+  const nonEmpty = touched.filter((set) => set.size > 0);
+  if (livenessChanged.length === 0 && nonEmpty.length <= 1) return nonEmpty[0] ?? NO_POLICIES;
+  const all = new Set<PolicyRec>();
+  for (const set of nonEmpty) for (const p of set) all.add(p);
+  for (const node of livenessChanged)
+    for (const policy of state.policies.values())
+      if (policy.rules.some((r) => r.nodeCounts.has(node))) all.add(policy);
+  return all;
 }

@@ -39,7 +39,7 @@ import { TOPICS, topicSpecs } from '../contracts/topics.ts';
 import { renderDeadLetterHeaders } from '../lib/dead-letter.ts';
 import type { Logger } from '../lib/log.ts';
 import * as metrics from './metrics.ts';
-import { evolve, initialState, selectStepOutputs, type State } from '../projection/projection.ts';
+import { evolve, initialState, type State } from '../projection/projection.ts';
 
 /** Where the crash-injection hook can fire: after the outputs went out, before the commit. */
 export type CrashPoint = 'after-produce' | 'after-offsets';
@@ -122,7 +122,7 @@ export function createProjector(opts: ProjectorOptions): Projector {
   const maxEvents = opts.maxEventsPerTransaction ?? 2_000;
   const maxAttempts = opts.maxTransactionAttempts ?? 8;
 
-  let state: State = initialState();
+  const state: State = initialState();
   let next = 0;
   let replayed = false;
   let caughtUp = false;
@@ -161,9 +161,8 @@ export function createProjector(opts: ProjectorOptions): Projector {
         });
       }
     } else {
-      state = evolve(state, decoded.right, offset);
+      const out = evolve(state, decoded.right, offset);
       if (live) {
-        const out = selectStepOutputs(state);
         const headers: IHeaders = { 'kseip-source-offset': message.offset };
         for (const d of out.decisions)
           pending.decisions.push({ key: decisionKey(d), value: JSON.stringify(d), headers });

@@ -15,7 +15,7 @@ import {
   type Outputs,
   type State,
 } from '../../src/projection/projection.ts';
-import { selectNodeRules } from '../../src/projection/steers.ts';
+import { selectNodeRules } from '../../src/projection/queries.ts';
 
 export const DEST = '203.0.113.0/24';
 export const EGRESS_1 = '198.51.100.1';

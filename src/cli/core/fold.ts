@@ -7,13 +7,7 @@ import type * as t from 'io-ts';
 import { ClusterEvent } from '../../contracts/cluster-events.ts';
 import { decodeWith } from '../../contracts/decode.ts';
 import type { NodeRules } from '../../contracts/node-rules.ts';
-import {
-  evolve,
-  initialState,
-  selectStepOutputs,
-  type Outputs,
-  type State,
-} from '../../projection/projection.ts';
+import { evolve, initialState, type Outputs, type State } from '../../projection/projection.ts';
 import type { LogRecord } from './log-file.ts';
 
 const byType: ReadonlyMap<string, t.Mixed> = new Map(ClusterEvent.types.map((c) => [c.name, c]));
@@ -81,8 +75,7 @@ export interface Step {
 
 /** Fold one decoded event at its offset; returns what the step produced. Consumes `f`. */
 export function stepFold(f: Fold, event: ClusterEvent, offset: number): Step {
-  evolve(f.state, event, offset);
-  const outputs = selectStepOutputs(f.state);
+  const outputs = evolve(f.state, event, offset);
   for (const r of outputs.nodeRules) f.latestRules.set(r.node, r);
   f.events++;
   f.offset = offset;
