@@ -23,6 +23,8 @@ import type * as t from 'io-ts';
 import { DECISIONS_SCHEMA } from '../contracts/decisions.ts';
 import { ipHash } from './hrw.ts';
 import {
+  clearList,
+  clearSet,
   compareRules,
   countIn,
   inOrder,
@@ -41,19 +43,50 @@ import { compare } from '../lib/compare.ts';
 /** What claims hands on: to gateways (ips), to steers (pods, effective), to status (policies). */
 export interface ClaimChanges {
   /** Egress IPs whose owner was decided again: gateways re-read the owner's parameters. */
-  readonly ips: Set<EgressIPRec>;
+  readonly ips: ReadonlySet<EgressIPRec>;
   /** Pods whose effective rules were recomputed, and those rules (same index). */
+  readonly pods: readonly PodRec[];
+  readonly effective: readonly (readonly RuleRec[])[];
+  /** ConflictResolved / ConflictDetected, in that order. */
+  readonly decisions: readonly DecisionDraft[];
+  readonly policies: ReadonlySet<PolicyRec>;
+}
+
+/** The same, as claims builds it (its buffer in the state), and the conflicts it touched. */
+export interface ClaimBuffer {
+  readonly ips: Set<EgressIPRec>;
   readonly pods: PodRec[];
   readonly effective: (readonly RuleRec[])[];
-  /** ConflictResolved / ConflictDetected, in that order. */
   readonly decisions: DecisionDraft[];
   readonly policies: Set<PolicyRec>;
+  readonly conflicts: Set<string>;
 }
+
+const NO_CLAIM_CHANGES: ClaimChanges = {
+  ips: new Set(),
+  pods: [],
+  effective: [],
+  decisions: [],
+  policies: new Set(),
+};
 
 /** Stage 3 of a step: claims on egress IPs, then every touched pod's effective rules. */
 export function evolveClaims(state: State, selection: SelectionChanges, offset: number): ClaimChanges {
-  const out: ClaimChanges = { ips: new Set(), pods: [], effective: [], decisions: [], policies: new Set() };
-  const conflicts = new Set<string>();
+  if (
+    selection.pods.size === 0 &&
+    selection.attached.length === 0 &&
+    selection.detached.length === 0 &&
+    selection.reaccepted.length === 0
+  )
+    return NO_CLAIM_CHANGES;
+  const out = state.buffers.claims;
+  clearSet(out.ips);
+  clearList(out.pods);
+  clearList(out.effective);
+  clearList(out.decisions);
+  clearSet(out.policies);
+  clearSet(out.conflicts);
+  const conflicts = out.conflicts;
   for (const rule of selection.detached) detachRule(state, out, rule);
   for (const rule of selection.attached) attachRule(state, out, rule);
   for (const rule of selection.reaccepted) {
@@ -64,11 +97,11 @@ export function evolveClaims(state: State, selection: SelectionChanges, offset: 
   resolvePods(state, out, conflicts, selection.pods);
   if (flipped !== undefined)
     for (const pod of flipped) if (!selection.pods.has(pod)) resolvePod(state, out, conflicts, pod);
-  out.decisions.push(...emitConflicts(state, conflicts, offset));
+  if (conflicts.size > 0) out.decisions.push(...emitConflicts(state, conflicts, offset));
   return out;
 }
 
-function attachRule(state: State, out: ClaimChanges, rule: RuleRec): void {
+function attachRule(state: State, out: ClaimBuffer, rule: RuleRec): void {
   let rec = state.ips.get(rule.egressIP);
   if (rec === undefined) {
     rec = {
@@ -94,7 +127,7 @@ function attachRule(state: State, out: ClaimChanges, rule: RuleRec): void {
   out.ips.add(rec);
 }
 
-function detachRule(state: State, out: ClaimChanges, rule: RuleRec): void {
+function detachRule(state: State, out: ClaimBuffer, rule: RuleRec): void {
   const rec = state.ips.get(rule.egressIP);
   if (rec === undefined) return;
   rec.rules.delete(rule);
@@ -106,7 +139,7 @@ function byIP(a: EgressIPRec, b: EgressIPRec): number {
 }
 
 /** Decide the winner of every egress IP the step touched; returns the pods of rules that flipped. */
-function resolveClaims(state: State, out: ClaimChanges, conflicts: Set<string>): Set<PodRec> | undefined {
+function resolveClaims(state: State, out: ClaimBuffer, conflicts: Set<string>): Set<PodRec> | undefined {
   let flipped: Set<PodRec> | undefined;
   for (const rec of inOrder(out.ips, byIP)) {
     let winner: PolicyRec | undefined;
@@ -192,7 +225,7 @@ export function computeEffectiveRules(pod: PodRec): { rules: RuleRec[]; lost: [R
 
 function countOverlap(
   state: State,
-  out: ClaimChanges,
+  out: ClaimBuffer,
   conflicts: Set<string>,
   loser: RuleRec,
   winner: RuleRec,
@@ -216,11 +249,11 @@ function countOverlap(
 }
 
 /** Recompute the effective rules of the touched pods; steers registers them next. */
-function resolvePods(state: State, out: ClaimChanges, conflicts: Set<string>, pods: Iterable<PodRec>): void {
+function resolvePods(state: State, out: ClaimBuffer, conflicts: Set<string>, pods: Iterable<PodRec>): void {
   for (const pod of pods) resolvePod(state, out, conflicts, pod);
 }
 
-function resolvePod(state: State, out: ClaimChanges, conflicts: Set<string>, pod: PodRec): void {
+function resolvePod(state: State, out: ClaimBuffer, conflicts: Set<string>, pod: PodRec): void {
   const { rules, lost } = computeEffectiveRules(pod);
   if (pod.lost.length > 0 || lost.length > 0) {
     for (const [l, w] of pod.lost) countOverlap(state, out, conflicts, l, w, -1);

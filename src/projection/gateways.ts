@@ -23,6 +23,8 @@ import { nodeHash, ranksBefore, score } from './hrw.ts';
 import { matchesOptionalSelector, selectorKey } from './labels.ts';
 import type { ViewChange } from './cluster-view.ts';
 import {
+  clearList,
+  clearSet,
   addTo,
   inOrder,
   removeFrom,
@@ -66,10 +68,20 @@ function inSig(state: State, sig: Sig, name: string): boolean {
 
 /** What gateways hands on: decisions, nodes to render, policies for status. */
 export interface GatewayChanges {
+  readonly decisions: readonly DecisionDraft[];
+  readonly nodes: ReadonlySet<string>;
+  readonly policies: ReadonlySet<PolicyRec>;
+}
+
+/** The same, as gateways builds it (its buffer in the state), and the egress IPs it touched. */
+export interface GatewayBuffer {
   readonly decisions: DecisionDraft[];
   readonly nodes: Set<string>;
   readonly policies: Set<PolicyRec>;
+  readonly touched: Set<EgressIPRec>;
 }
+
+const NO_GATEWAY_CHANGES: GatewayChanges = { decisions: [], nodes: new Set(), policies: new Set() };
 
 /** A Node object or a node's liveness changed (cluster-view.ts). */
 export type NodeChange = Extract<ViewChange, { kind: 'Node' } | { kind: 'Liveness' }>;
@@ -81,8 +93,13 @@ export function evolveGateways(
   claimed: ReadonlySet<EgressIPRec>,
   offset: number,
 ): GatewayChanges {
-  const out: GatewayChanges = { decisions: [], nodes: new Set(), policies: new Set() };
-  const touched = new Set<EgressIPRec>();
+  if (nodeChanges.length === 0 && claimed.size === 0) return NO_GATEWAY_CHANGES;
+  const out = state.buffers.gateways;
+  clearList(out.decisions);
+  clearSet(out.nodes);
+  clearSet(out.policies);
+  clearSet(out.touched);
+  const touched = out.touched;
   for (const change of nodeChanges) {
     if (change.kind === 'Node') applyNodeChange(state, out, touched, change.name, change.before);
     else updateEligibility(state, touched, change.name);
@@ -143,7 +160,7 @@ function updateEligibility(state: State, touched: Set<EgressIPRec>, name: string
 /** A Node object changed (or went away): its own rules, tunnels towards it, eligibility. */
 function applyNodeChange(
   state: State,
-  out: GatewayChanges,
+  out: GatewayBuffer,
   touched: Set<EgressIPRec>,
   name: string,
   before: NodePayload | undefined,
@@ -255,7 +272,7 @@ const sameList = (a: readonly string[], b: readonly string[]) =>
  */
 function emitAssignments(
   state: State,
-  changes: GatewayChanges,
+  changes: GatewayBuffer,
   touched: Set<EgressIPRec>,
   offset: number,
 ): void {

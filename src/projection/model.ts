@@ -28,6 +28,10 @@ import type { EgressRule, PayloadOf } from '../contracts/cluster-events.ts';
 import type { Condition, ConflictKind, Decision, PolicyRef, RuleStatus } from '../contracts/decisions.ts';
 import type { NodeRules } from '../contracts/node-rules.ts';
 import type { AddressRange, DestinationSet, Family } from './addresses.ts';
+import type { ClaimBuffer } from './claims.ts';
+import type { GatewayBuffer } from './gateways.ts';
+import type { SelectionBuffer } from './selection.ts';
+import type { SteerBuffer } from './steers.ts';
 
 export type PodPayload = PayloadOf<'PodObserved'>;
 export type NodePayload = PayloadOf<'NodeObserved'>;
@@ -307,6 +311,17 @@ export interface State {
   readonly emittedNodeRules: Map<string, EmittedNodeRules>;
   // ---- status (status.ts) ----
   readonly emittedStatus: Map<string, PolicyStatus>;
+  // ---- each stage's change buffer: written only by that stage, which clears it when it starts
+  // and returns it (typed read-only) to the stages after it. Reused from step to step so that a
+  // step allocates nothing for them; valid until the next step. ----
+  readonly buffers: StageBuffers;
+}
+
+export interface StageBuffers {
+  readonly selection: SelectionBuffer;
+  readonly claims: ClaimBuffer;
+  readonly steers: SteerBuffer;
+  readonly gateways: GatewayBuffer;
 }
 
 export function initialState(): State {
@@ -341,12 +356,39 @@ export function initialState(): State {
     nodeGroups: new Map(),
     emittedNodeRules: new Map(),
     emittedStatus: new Map(),
+    buffers: {
+      selection: { attached: [], detached: [], reaccepted: [], pods: new Set(), policies: new Set() },
+      claims: {
+        ips: new Set(),
+        pods: [],
+        effective: [],
+        decisions: [],
+        policies: new Set(),
+        conflicts: new Set(),
+      },
+      steers: { nodes: new Set(), policies: new Set() },
+      gateways: { decisions: [], nodes: new Set(), policies: new Set(), touched: new Set() },
+    },
   };
 }
 
 /** A set's elements in a canonical order; no copy or sort for the usual zero or one element. */
 export function inOrder<T>(set: ReadonlySet<T>, compare: (a: T, b: T) => number): Iterable<T> {
   return set.size <= 1 ? set : [...set].sort(compare);
+}
+
+/** Empties a stage buffer's set or list (cheap when it already is empty). */
+export function clearSet<T>(set: Set<T>): void {
+  if (set.size === 0) return;
+  // clear() allocates a fresh table; deleting the usual single element reuses the old one.
+  if (set.size === 1) set.delete(set.values().next().value as T);
+  else set.clear();
+}
+
+export function clearList<T>(list: T[]): void {
+  // `length = 0` drops the backing store, and the next step's first push allocates a new one;
+  // popping trims it in place.
+  while (list.length > 0) list.pop();
 }
 
 /** Map-of-sets helpers: the indexes above are all of this shape. */
@@ -366,10 +408,12 @@ export function removeFrom<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
   if (set.size === 0) map.delete(key);
 }
 
-export function countIn<K>(map: Map<K, number>, key: K, delta: number): void {
+/** Adds `delta` to a count (dropping it at 0) and returns the new count. */
+export function countIn<K>(map: Map<K, number>, key: K, delta: number): number {
   const n = (map.get(key) ?? 0) + delta;
   if (n === 0) map.delete(key);
   else map.set(key, n);
+  return n;
 }
 
 /** Precedence of policies in conflicts (docs/api.md, "Conflicts"): first seen in the log wins. */

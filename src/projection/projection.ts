@@ -46,24 +46,20 @@ function numbered(offset: number, drafts: readonly DecisionDraft[]): Decision[] 
 
 const isNodeChange = (c: ViewChange): c is NodeChange => c.kind === 'Node' || c.kind === 'Liveness';
 
-/** Node and liveness changes go to gateways; the others to selection. */
-function splitChanges(changes: readonly ViewChange[]): {
-  nodeChanges: readonly NodeChange[];
-  objectChanges: readonly ObjectChange[];
-} {
-  if (changes.length === 1) {
-    const only = changes[0] as ViewChange;
-    return isNodeChange(only)
-      ? { nodeChanges: [only], objectChanges: NO_OBJECTS }
-      : { nodeChanges: NO_NODES, objectChanges: [only] };
-  }
-  const nodeChanges: NodeChange[] = [];
-  const objectChanges: ObjectChange[] = [];
-  for (const c of changes) {
-    if (isNodeChange(c)) nodeChanges.push(c);
-    else objectChanges.push(c);
-  }
-  return { nodeChanges, objectChanges };
+/** Node and liveness changes go to gateways; the others to selection. (No wrapper object: this runs per event.) */
+function nodeChangesOf(changes: readonly ViewChange[]): readonly NodeChange[] {
+  if (changes.length === 1)
+    return isNodeChange(changes[0] as ViewChange) ? (changes as readonly NodeChange[]) : NO_NODES;
+  return changes.filter(isNodeChange);
+}
+
+function objectChangesOf(
+  changes: readonly ViewChange[],
+  nodeChanges: readonly NodeChange[],
+): readonly ObjectChange[] {
+  if (nodeChanges.length === 0) return changes as readonly ObjectChange[];
+  if (nodeChanges.length === changes.length) return NO_OBJECTS;
+  return changes.filter((c): c is ObjectChange => !isNodeChange(c));
 }
 
 /**
@@ -73,16 +69,21 @@ function splitChanges(changes: readonly ViewChange[]): {
 export function evolve(state: State, event: ClusterEvent, offset: number): Outputs {
   const changes = evolveClusterView(state, event, offset);
   if (changes.length === 0) return remember(state, { offset, decisions: EMPTY, nodeRules: EMPTY });
-  const { nodeChanges, objectChanges } = splitChanges(changes);
+  const nodeChanges = nodeChangesOf(changes);
+  const objectChanges = objectChangesOf(changes, nodeChanges);
   const selection = evolveSelection(state, objectChanges);
   const claims = evolveClaims(state, selection, offset);
   const steers = evolveSteers(state, claims);
   const gateways = evolveGateways(state, nodeChanges, claims.ips, offset);
   const nodeRules = renderChangedNodes(state, steers.nodes, gateways.nodes, offset);
-  const livenessChanged = nodeChanges.filter((c) => c.kind === 'Liveness').map((c) => c.name);
+  const livenessChanged =
+    nodeChanges.length === 0 ? EMPTY : nodeChanges.filter((c) => c.kind === 'Liveness').map((c) => c.name);
   const statuses = emitStatuses(
     state,
-    [selection.policies, claims.policies, steers.policies, gateways.policies],
+    selection.policies,
+    claims.policies,
+    steers.policies,
+    gateways.policies,
     livenessChanged,
     offset,
   );

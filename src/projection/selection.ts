@@ -21,6 +21,8 @@ import { matchesSelector, matchesServiceSelector, matchesOptionalSelector } from
 import { jsonEqual, type ViewChange } from './cluster-view.ts';
 import { buildRule, computeAcceptance, poolsInOrder, type Acceptance } from './rules.ts';
 import {
+  clearList,
+  clearSet,
   addTo,
   countIn,
   isProgrammable,
@@ -43,26 +45,43 @@ export type ObjectChange = Exclude<ViewChange, { kind: 'Node' } | { kind: 'Liven
  */
 export interface SelectionChanges {
   /** Rules that appeared: they join the claim on their egress IP. */
-  readonly attached: RuleRec[];
+  readonly attached: readonly RuleRec[];
   /** Rules that went away: they leave the claim on their egress IP. */
-  readonly detached: RuleRec[];
+  readonly detached: readonly RuleRec[];
   /** Rules whose acceptance (or governing pool) changed: their egress IP's claim is decided again. */
-  readonly reaccepted: RuleRec[];
+  readonly reaccepted: readonly RuleRec[];
   /** Pods whose selecting rules (or IPs, node or labels) changed: their effective rules are recomputed. */
-  readonly pods: Set<PodRec>;
+  readonly pods: ReadonlySet<PodRec>;
   /** Policies whose status may have changed. */
+  readonly policies: ReadonlySet<PolicyRec>;
+}
+
+/** The same, as selection builds it (its buffer in the state). */
+export interface SelectionBuffer {
+  readonly attached: RuleRec[];
+  readonly detached: RuleRec[];
+  readonly reaccepted: RuleRec[];
+  readonly pods: Set<PodRec>;
   readonly policies: Set<PolicyRec>;
 }
 
+const NO_SELECTION_CHANGES: SelectionChanges = {
+  attached: [],
+  detached: [],
+  reaccepted: [],
+  pods: new Set(),
+  policies: new Set(),
+};
+
 /** Stage 2 of a step: the object changes of one event → which rules select which pods. */
 export function evolveSelection(state: State, changes: readonly ObjectChange[]): SelectionChanges {
-  const out: SelectionChanges = {
-    attached: [],
-    detached: [],
-    reaccepted: [],
-    pods: new Set(),
-    policies: new Set(),
-  };
+  if (changes.length === 0) return NO_SELECTION_CHANGES;
+  const out = state.buffers.selection;
+  clearList(out.attached);
+  clearList(out.detached);
+  clearList(out.reaccepted);
+  clearSet(out.pods);
+  clearSet(out.policies);
   for (const change of changes) applyObjectChange(state, out, change);
   return out;
 }
@@ -70,7 +89,7 @@ export function evolveSelection(state: State, changes: readonly ObjectChange[]):
 type Handlers = {
   [K in ObjectChange['kind']]: (
     state: State,
-    out: SelectionChanges,
+    out: SelectionBuffer,
     change: Extract<ObjectChange, { kind: K }>,
   ) => void;
 };
@@ -85,8 +104,8 @@ const handlers: Handlers = {
   Policy: applyPolicyChange,
 };
 
-function applyObjectChange(state: State, out: SelectionChanges, change: ObjectChange): void {
-  (handlers[change.kind] as (state: State, out: SelectionChanges, change: ObjectChange) => void)(
+function applyObjectChange(state: State, out: SelectionBuffer, change: ObjectChange): void {
+  (handlers[change.kind] as (state: State, out: SelectionBuffer, change: ObjectChange) => void)(
     state,
     out,
     change,
@@ -114,7 +133,7 @@ export function selects(state: State, rule: RuleRec, pod: PodRec): boolean {
   return true;
 }
 
-function setSelected(state: State, out: SelectionChanges, rule: RuleRec, pod: PodRec, on: boolean): void {
+function setSelected(state: State, out: SelectionBuffer, rule: RuleRec, pod: PodRec, on: boolean): void {
   if (rule.selected.has(pod) === on) return;
   const prog = rule.family === 4 ? pod.prog4 : pod.prog6;
   if (on) {
@@ -130,11 +149,11 @@ function setSelected(state: State, out: SelectionChanges, rule: RuleRec, pod: Po
   out.policies.add(rule.policy);
 }
 
-function reevaluate(state: State, out: SelectionChanges, rule: RuleRec, pod: PodRec): void {
+function reevaluate(state: State, out: SelectionBuffer, rule: RuleRec, pod: PodRec): void {
   setSelected(state, out, rule, pod, selects(state, rule, pod));
 }
 
-function reevaluateNamespace(state: State, out: SelectionChanges, rule: RuleRec, namespace: string): void {
+function reevaluateNamespace(state: State, out: SelectionBuffer, rule: RuleRec, namespace: string): void {
   for (const pod of state.podsByNamespace.get(namespace) ?? []) reevaluate(state, out, rule, pod);
 }
 
@@ -142,7 +161,7 @@ function reevaluateNamespace(state: State, out: SelectionChanges, rule: RuleRec,
 
 function applyPodChange(
   state: State,
-  out: SelectionChanges,
+  out: SelectionBuffer,
   change: Extract<ViewChange, { kind: 'Pod' }>,
 ): void {
   const pod = change.rec;
@@ -191,7 +210,7 @@ function rulesForService(state: State, namespace: string, service: string): Rule
 
 function applyServiceChange(
   state: State,
-  out: SelectionChanges,
+  out: SelectionBuffer,
   change: Extract<ViewChange, { kind: 'Service' }>,
 ): void {
   const { namespace, name } = change.rec;
@@ -210,7 +229,7 @@ function sliceRef(state: State, svcKey: string, podName: string, delta: number):
 
 function applySliceChange(
   state: State,
-  out: SelectionChanges,
+  out: SelectionBuffer,
   change: Extract<ViewChange, { kind: 'EndpointSlice' }>,
 ): void {
   const rec: SliceRec = change.rec;
@@ -255,7 +274,7 @@ function clusterScope(state: State, rule: RuleRec, namespace: string): [boolean,
   return [selected, selected && matchesOptionalSelector(rule.pool?.p.namespaceSelector, ns.p.labels)];
 }
 
-function rescopeNamespace(state: State, out: SelectionChanges, rule: RuleRec, namespace: string): void {
+function rescopeNamespace(state: State, out: SelectionBuffer, rule: RuleRec, namespace: string): void {
   const [selected, want] = clusterScope(state, rule, namespace);
   if (selected && !want) {
     if (!rule.excluded.has(namespace)) {
@@ -274,7 +293,7 @@ function rescopeNamespace(state: State, out: SelectionChanges, rule: RuleRec, na
   reevaluateNamespace(state, out, rule, namespace);
 }
 
-function rescopeAll(state: State, out: SelectionChanges, rule: RuleRec): void {
+function rescopeAll(state: State, out: SelectionBuffer, rule: RuleRec): void {
   for (const ns of state.namespaces.keys()) rescopeNamespace(state, out, rule, ns);
   for (const ns of [...rule.scope, ...rule.excluded])
     if (!state.namespaces.has(ns)) rescopeNamespace(state, out, rule, ns);
@@ -283,7 +302,7 @@ function rescopeAll(state: State, out: SelectionChanges, rule: RuleRec): void {
 /** `poolEdited`: the rule's (old or new) governing pool itself changed, e.g. its selectors. */
 function setAcceptance(
   state: State,
-  out: SelectionChanges,
+  out: SelectionBuffer,
   rule: RuleRec,
   acc: Acceptance,
   poolEdited = false,
@@ -313,7 +332,7 @@ function acceptanceOf(state: State, rule: RuleRec, pools: readonly PoolRec[]): A
 
 function applyNamespaceChange(
   state: State,
-  out: SelectionChanges,
+  out: SelectionBuffer,
   change: Extract<ViewChange, { kind: 'Namespace' }>,
 ): void {
   for (const rule of state.clusterRules) rescopeNamespace(state, out, rule, change.name);
@@ -326,7 +345,7 @@ function applyNamespaceChange(
 
 function applyPoolChange(
   state: State,
-  out: SelectionChanges,
+  out: SelectionBuffer,
   change: Extract<ViewChange, { kind: 'Pool' }>,
 ): void {
   const pools = poolsInOrder(state.pools);
@@ -340,7 +359,7 @@ function applyPoolChange(
 
 // ---- policies ----
 
-function addRule(state: State, out: SelectionChanges, rule: RuleRec, pools: readonly PoolRec[]): void {
+function addRule(state: State, out: SelectionBuffer, rule: RuleRec, pools: readonly PoolRec[]): void {
   out.policies.add(rule.policy);
   if (rule.invalid !== undefined) return;
   const acc = acceptanceOf(state, rule, pools);
@@ -361,7 +380,7 @@ function addRule(state: State, out: SelectionChanges, rule: RuleRec, pools: read
   }
 }
 
-function removeRule(state: State, out: SelectionChanges, rule: RuleRec): void {
+function removeRule(state: State, out: SelectionBuffer, rule: RuleRec): void {
   rule.removed = true;
   out.policies.add(rule.policy);
   if (rule.invalid !== undefined) return;
@@ -395,7 +414,7 @@ function namespaceSelectorOf(p: PolicyPayload | undefined): unknown {
  */
 function applyPolicyChange(
   state: State,
-  out: SelectionChanges,
+  out: SelectionBuffer,
   change: Extract<ViewChange, { kind: 'Policy' }>,
 ): void {
   const policy: PolicyRec = change.rec;

@@ -124,11 +124,21 @@ export function computePolicyStatus(state: State, policy: PolicyRec): PolicyStat
 /** Stage 6: PolicyStatusComputed for the touched policies whose status changed, in policy-key order. */
 export function emitStatuses(
   state: State,
-  touched: readonly ReadonlySet<PolicyRec>[],
+  fromSelection: ReadonlySet<PolicyRec>,
+  fromClaims: ReadonlySet<PolicyRec>,
+  fromSteers: ReadonlySet<PolicyRec>,
+  fromGateways: ReadonlySet<PolicyRec>,
   livenessChanged: readonly string[],
   offset: number,
 ): DecisionDraft[] {
-  const policies = touchedPolicies(state, touched, livenessChanged);
+  const policies = touchedPolicies(
+    state,
+    fromSelection,
+    fromClaims,
+    fromSteers,
+    fromGateways,
+    livenessChanged,
+  );
   if (policies.size === 0) return [];
   const out: DecisionDraft[] = [];
   for (const policy of inOrder(policies, (a, b) => compare(a.key, b.key))) {
@@ -145,20 +155,33 @@ export function emitStatuses(
   return out;
 }
 
-const NO_POLICIES: ReadonlySet<PolicyRec> = new Set();
-
 /** The union of the stages' policies, plus the policies with selected pods on a node whose liveness changed. */
 function touchedPolicies(
   state: State,
-  touched: readonly ReadonlySet<PolicyRec>[],
+  a: ReadonlySet<PolicyRec>,
+  b: ReadonlySet<PolicyRec>,
+  c: ReadonlySet<PolicyRec>,
+  d: ReadonlySet<PolicyRec>,
   livenessChanged: readonly string[],
 ): ReadonlySet<PolicyRec> {
-  const nonEmpty = touched.filter((set) => set.size > 0);
-  if (livenessChanged.length === 0 && nonEmpty.length <= 1) return nonEmpty[0] ?? NO_POLICIES;
+  // Usually one policy, named by one or two stages: no new set unless the stages differ.
+  if (livenessChanged.length === 0) {
+    let largest = a;
+    if (b.size > largest.size) largest = b;
+    if (c.size > largest.size) largest = c;
+    if (d.size > largest.size) largest = d;
+    if (within(a, largest) && within(b, largest) && within(c, largest) && within(d, largest)) return largest;
+  }
   const all = new Set<PolicyRec>();
-  for (const set of nonEmpty) for (const p of set) all.add(p);
+  for (const set of [a, b, c, d]) for (const p of set) all.add(p);
   for (const node of livenessChanged)
     for (const policy of state.policies.values())
       if (policy.rules.some((r) => r.nodeCounts.has(node))) all.add(policy);
   return all;
+}
+
+function within(set: ReadonlySet<PolicyRec>, of: ReadonlySet<PolicyRec>): boolean {
+  if (set === of || set.size === 0) return true;
+  for (const p of set) if (!of.has(p)) return false;
+  return true;
 }

@@ -16,7 +16,15 @@
 // group also keeps a hash of its distinct elements, from which render.ts decides whether the
 // node changed without visiting its pods.
 import { fmix32 } from './hrw.ts';
-import { countIn, type PodRec, type PolicyRec, type RuleRec, type State, type SteerGroup } from './model.ts';
+import {
+  clearSet,
+  countIn,
+  type PodRec,
+  type PolicyRec,
+  type RuleRec,
+  type State,
+  type SteerGroup,
+} from './model.ts';
 import { podIPsOf } from './model.ts';
 import type { ClaimChanges } from './claims.ts';
 
@@ -60,15 +68,26 @@ function removeCounted(g: SteerGroup, map: Map<string, number>, key: string, tag
 
 // ---- registration ----
 
-/** What steers hands on: nodes whose steers changed (render), policies whose directors changed (status). */
+/** What steers hands on: nodes whose steers changed (render), policies whose set of director nodes changed (status). */
 export interface SteerChanges {
+  readonly nodes: ReadonlySet<string>;
+  readonly policies: ReadonlySet<PolicyRec>;
+}
+
+/** The same, as steers builds it (its buffer in the state). */
+export interface SteerBuffer {
   readonly nodes: Set<string>;
   readonly policies: Set<PolicyRec>;
 }
 
+const NO_STEER_CHANGES: SteerChanges = { nodes: new Set(), policies: new Set() };
+
 /** Stage 4 of a step: register each touched pod's effective rules on its node. */
 export function evolveSteers(state: State, claims: ClaimChanges): SteerChanges {
-  const out: SteerChanges = { nodes: new Set(), policies: new Set() };
+  if (claims.pods.length === 0) return NO_STEER_CHANGES;
+  const out = state.buffers.steers;
+  clearSet(out.nodes);
+  clearSet(out.policies);
   for (let i = 0; i < claims.pods.length; i++)
     registerPod(state, out, claims.pods[i] as PodRec, claims.effective[i] as readonly RuleRec[]);
   return out;
@@ -98,16 +117,18 @@ function groupOf(state: State, node: string, r: RuleRec, create: boolean): Steer
 
 function contribute(
   state: State,
-  out: SteerChanges,
+  out: SteerBuffer,
   node: string,
   pod: PodRec,
   rules: readonly RuleRec[],
   delta: 1 | -1,
 ): void {
   for (const r of rules) {
-    countIn(r.nodeCounts, node, delta);
+    const pods = countIn(r.nodeCounts, node, delta);
     if (r.ipRec !== undefined) countIn(r.ipRec.directors, node, delta);
-    out.policies.add(r.policy);
+    // Status counts a rule's director nodes, not its pods per node (selection reports the pods):
+    // only a node becoming or ceasing to be a director of the rule concerns it.
+    if (pods === 0 || pods === delta) out.policies.add(r.policy);
     const g = groupOf(state, node, r, delta > 0);
     if (g === undefined) continue;
     const addrs = r.family === 4 ? pod.regIPs4 : pod.regIPs6;
@@ -131,7 +152,7 @@ function contribute(
  * Record which rules the pod steers on its node (only rules it can be programmed for: it has a
  * node and an IP of the rule's family). Marks the nodes whose groups it touches.
  */
-function registerPod(state: State, out: SteerChanges, pod: PodRec, effective: readonly RuleRec[]): void {
+function registerPod(state: State, out: SteerBuffer, pod: PodRec, effective: readonly RuleRec[]): void {
   const node = pod.deleted || !pod.p.nodeName ? undefined : pod.p.nodeName;
   const rules = node === undefined ? [] : effective.filter((r) => podIPsOf(pod, r.family).length > 0);
   const newNode = rules.length > 0 ? node : undefined;
