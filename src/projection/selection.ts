@@ -17,6 +17,11 @@
 // Incremental: every change re-evaluates only the (rule, pod) pairs it can affect, found
 // through the indexes: pods by namespace, rules by namespace in scope, rules by service name,
 // slice references by service. Nothing rescans all pods or all rules per pod event.
+//
+// Stage 2 of a step (evolveSelection): the object changes of the view in (Node and liveness
+// changes go to gateways.ts); out go the rules that join, leave or must re-decide their egress
+// IP's claim, the pods whose selecting rules changed (for claims) and the policies whose status
+// may have changed. It owns rule scopes and selections, acceptance (rules.ts) and the indexes.
 import { matchesSelector, matchesServiceSelector, matchesOptionalSelector } from './labels.ts';
 import { jsonEqual, type ViewChange } from './cluster-view.ts';
 import { buildRule, computeAcceptance, poolsInOrder, type Acceptance } from './rules.ts';
