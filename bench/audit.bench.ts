@@ -26,7 +26,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ClusterEvent } from '../src/contracts/cluster-events.ts';
 import { TOPICS } from '../src/contracts/topics.ts';
-import { rule } from '../test/support/projection-fixtures.ts';
+import { rule } from '../test/support/fixtures.ts';
 import { buildSyntheticCluster, egressIPOf, mulberry32 } from './synthetic-cluster.ts';
 
 const { values } = parseArgs({

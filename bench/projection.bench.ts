@@ -22,7 +22,7 @@ import { computeReference } from '../src/projection/reference.ts';
 import { selectNodeRules } from '../src/projection/queries.ts';
 import type { NodeRules } from '../src/contracts/node-rules.ts';
 import { buildChurn, buildSyntheticCluster, egressIPOf } from './synthetic-cluster.ts';
-import { events, rule } from '../test/support/projection-fixtures.ts';
+import { events, rule } from '../test/support/fixtures.ts';
 
 const { values } = parseArgs({
   options: {

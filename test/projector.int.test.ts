@@ -15,7 +15,7 @@ import { createTopics, kafkaClient, startKafka, type KafkaBroker } from '../src/
 import type { ClusterEvent } from '../src/contracts/cluster-events.ts';
 import { decodeClusterEvent } from '../src/contracts/cluster-events.ts';
 import { DEAD_LETTER_HEADERS } from '../src/lib/dead-letter.ts';
-import { events, healthyNode, rule } from './support/projection-fixtures.ts';
+import { events, healthyNode, rule } from './support/fixtures.ts';
 import { evolve, initialState, selectStepOutputs } from '../src/projection/projection.ts';
 import type { CrashPoint } from '../src/projector/projector.ts';
 

@@ -28,6 +28,7 @@ import {
 import { decodeNodeRules, type NodeRules } from '../contracts/node-rules.ts';
 import { TOPICS } from '../contracts/topics.ts';
 import { decodeNodeKeyed, type DeadLetterSink } from '../lib/dead-letter.ts';
+import { OWN_GROUP_CONSUMER } from '../lib/kafka.ts';
 import type { Logger } from '../lib/log.ts';
 import {
   evolveFollower,
@@ -199,14 +200,11 @@ export function createNodeRulesConsumer(opts: NodeRulesConsumerOptions): NodeRul
 
   async function runConsumer(p: number): Promise<void> {
     const c = kafka.consumer({
+      ...OWN_GROUP_CONSUMER,
       groupId,
       partitionAssigners: [singlePartitionAssigner(topic, p)],
-      allowAutoTopicCreation: false,
       // Short long-polls so stop() and new records are prompt; the partition is small anyway.
       maxWaitTimeInMs: 250,
-      sessionTimeout: 10_000,
-      heartbeatInterval: 1_000,
-      retry: { retries: 10, initialRetryTime: 100, maxRetryTime: 2_000 },
     });
     consumer = c;
     // Batch events also fire for batches that held only transaction markers (which eachBatch

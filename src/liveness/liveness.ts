@@ -21,6 +21,7 @@ import { decodeHeartbeat } from '../contracts/node-reports.ts';
 import { TOPICS } from '../contracts/topics.ts';
 import { every, systemClock, type Clock, type TimerHandle } from '../lib/clock.ts';
 import { decodeNodeKeyed, type DeadLetterSink } from '../lib/dead-letter.ts';
+import { OWN_GROUP_CONSUMER } from '../lib/kafka.ts';
 import type { LeaderElector, Leadership } from '../lib/leader-election.ts';
 import type { Logger } from '../lib/log.ts';
 import { buildEvent, eventKey } from '../watcher/envelope.ts';
@@ -326,13 +327,10 @@ export function createLiveness(opts: LivenessOptions): Liveness {
       }
     }
     const c = kafka.consumer({
+      ...OWN_GROUP_CONSUMER,
       groupId,
-      allowAutoTopicCreation: false,
       // Short long-polls: a completed fetch is how liveness knows it can see (blindness).
       maxWaitTimeInMs: 50,
-      sessionTimeout: 10_000,
-      heartbeatInterval: 1_000,
-      retry: { retries: 10, initialRetryTime: 100, maxRetryTime: 2_000 },
     });
     consumer = c;
     c.on(c.events.FETCH, () => step({ type: 'Sighted', at: clock.now() }));

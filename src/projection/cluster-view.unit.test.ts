@@ -1,13 +1,7 @@
 // The envelope rules of the cluster view: idempotence, term fencing, list markers, liveness.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  Scenario,
-  events,
-  healthyNode,
-  rule,
-  decisionsOfType,
-} from '../../test/support/projection-fixtures.ts';
+import { Scenario, events, healthyNode, rule, decisionsOfType } from '../../test/support/fixtures.ts';
 
 const podA = { labels: { app: 'a' }, ip: '10.0.1.1', node: 'node-1' };
 

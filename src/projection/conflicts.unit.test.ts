@@ -3,13 +3,7 @@
 // ConflictDetected decision and a Conflict condition (docs/api.md, "Conflicts").
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  Scenario,
-  events,
-  healthyNode,
-  rule,
-  decisionsOfType,
-} from '../../test/support/projection-fixtures.ts';
+import { Scenario, events, healthyNode, rule, decisionsOfType } from '../../test/support/fixtures.ts';
 
 function cluster() {
   const ev = events();

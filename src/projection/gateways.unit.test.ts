@@ -2,13 +2,7 @@
 // failover, load spread, the gateway decisions, and slots.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  Scenario,
-  events,
-  healthyNode,
-  rule,
-  decisionsOfType,
-} from '../../test/support/projection-fixtures.ts';
+import { Scenario, events, healthyNode, rule, decisionsOfType } from '../../test/support/fixtures.ts';
 import type { ClusterEvent } from '../contracts/cluster-events.ts';
 
 const NODES = ['node-1', 'node-2', 'node-3', 'node-4', 'node-5'];

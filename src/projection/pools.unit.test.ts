@@ -2,13 +2,7 @@
 // nodeSelector limits the gateways.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  Scenario,
-  events,
-  healthyNode,
-  rule,
-  decisionsOfType,
-} from '../../test/support/projection-fixtures.ts';
+import { Scenario, events, healthyNode, rule, decisionsOfType } from '../../test/support/fixtures.ts';
 
 function base() {
   const ev = events();

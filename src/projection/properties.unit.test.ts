@@ -24,7 +24,7 @@ import { emptyNodeRules } from '../contracts/node-rules.ts';
 import { diffWithReference, nodeRulesFingerprint } from './reference.ts';
 
 const EMPTY = nodeRulesFingerprint(emptyNodeRules('', 0));
-import { events, rule } from '../../test/support/projection-fixtures.ts';
+import { events, rule } from '../../test/support/fixtures.ts';
 
 const RUNS = Number(process.env.KSEIP_PROPERTY_RUNS ?? 200);
 

@@ -2,7 +2,7 @@
 // policies' namespace selectors, and the pods that are never or not yet programmable.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Scenario, events, healthyNode, rule } from '../../test/support/projection-fixtures.ts';
+import { Scenario, events, healthyNode, rule } from '../../test/support/fixtures.ts';
 
 function base() {
   const ev = events();

@@ -1,13 +1,7 @@
 // PolicyStatusComputed: what the status writer turns into StaticEgressIP.status.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  Scenario,
-  events,
-  healthyNode,
-  rule,
-  decisionsOfType,
-} from '../../test/support/projection-fixtures.ts';
+import { Scenario, events, healthyNode, rule, decisionsOfType } from '../../test/support/fixtures.ts';
 
 void describe('policy status', () => {
   void it('given the seed manifest and a pool, then the status names the gateway, standbys, counts and conditions', () => {

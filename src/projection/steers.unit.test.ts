@@ -2,7 +2,7 @@
 // generations point at the event that changed a node, and only changed nodes are emitted.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Scenario, events, healthyNode, rule, nodeIP } from '../../test/support/projection-fixtures.ts';
+import { Scenario, events, healthyNode, rule, nodeIP } from '../../test/support/fixtures.ts';
 
 function cluster() {
   const ev = events();

@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import type { ClusterEvent, EgressRule } from '../../src/contracts/cluster-events.ts';
 import type { LabelSelector, ObjectKind } from '../../src/contracts/primitives.ts';
-import { events } from './projection-fixtures.ts';
+import { events } from './fixtures.ts';
 
 export const NAMESPACES = ['ns-a', 'ns-b', 'ns-c'];
 export const NODES = ['node-1', 'node-2', 'node-3', 'node-4', 'node-5'];

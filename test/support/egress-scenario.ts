@@ -7,7 +7,7 @@ import type { ClusterEvent } from '../../src/contracts/cluster-events.ts';
 import { decisionKey } from '../../src/contracts/decisions.ts';
 import { TOPICS } from '../../src/contracts/topics.ts';
 import { renderLine, type LogRecord } from '../../src/cli/core/log-file.ts';
-import { events, healthyNode, rule } from './projection-fixtures.ts';
+import { events, healthyNode, rule } from './fixtures.ts';
 import {
   evolve,
   initialState,
