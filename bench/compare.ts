@@ -1,8 +1,13 @@
 // Before/after comparison of a benchmark script: runs the baseline checkout's copy of the script
-// and this checkout's alternately, each in a fresh process with the same arguments, reads the
-// table every script prints last (`measure  value  goal  verdict`, columns two spaces apart), and
-// prints both sides' figures next to each other with the best value per side. Effectful (spawns).
-import { spawnSync } from 'node:child_process';
+// and this checkout's at the same time, each in a fresh process with the same arguments, for a
+// number of rounds; reads the table every script prints last (`measure  value  goal  verdict`,
+// columns two spaces apart); and prints both sides' figures next to each other, the best value
+// per side. Effectful (spawns).
+//
+// Why at the same time: on a shared machine the load changes from minute to minute, and runs one
+// after the other then compare the load more than the code; two processes side by side (one core
+// each on a 2-core machine) see the same load.
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 
@@ -29,12 +34,26 @@ function numberOf(value: string): number {
 /** Higher is better for rates, lower for times and sizes. */
 const higherIsBetter = (value: string): boolean => /\/s\b/.test(value);
 
-export function compareWithBaseline(
+function runScript(file: string, args: readonly string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', file, ...args], {
+      cwd: path.dirname(path.dirname(file)),
+      env: { ...process.env, KSEIP_BENCH_BASELINE: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
+    child.stderr.on('data', (d: Buffer) => process.stderr.write(d));
+    child.on('close', (code) => resolve({ code, out }));
+  });
+}
+
+export async function compareWithBaseline(
   script: string,
   baseline: string,
   args: readonly string[],
   rounds: number,
-): number {
+): Promise<number> {
   const relative = path.relative(repoRoot, script);
   const sides = [
     { name: 'baseline', file: path.resolve(baseline, relative), runs: [] as Map<string, string>[] },
@@ -45,22 +64,16 @@ export function compareWithBaseline(
     return 2;
   }
   for (let round = 1; round <= rounds; round++) {
-    for (const side of sides) {
+    const runs = await Promise.all(sides.map((side) => runScript(side.file, args)));
+    for (const [i, side] of sides.entries()) {
+      const run = runs[i]!;
       console.log(`--- round ${round}/${rounds}: ${side.name} (${side.file})`);
-      const env = { ...process.env, KSEIP_BENCH_BASELINE: '' };
-      const run = spawnSync(process.execPath, ['--disable-warning=ExperimentalWarning', side.file, ...args], {
-        cwd: path.dirname(path.dirname(side.file)),
-        encoding: 'utf8',
-        env,
-        maxBuffer: 64 * 2 ** 20,
-      });
-      process.stdout.write(run.stdout);
-      process.stderr.write(run.stderr);
-      if (run.status !== 0) {
-        console.error(`${side.name} failed with ${run.status ?? run.signal}`);
+      process.stdout.write(run.out);
+      if (run.code !== 0) {
+        console.error(`${side.name} failed with ${run.code}`);
         return 1;
       }
-      side.runs.push(parseReportTable(run.stdout));
+      side.runs.push(parseReportTable(run.out));
     }
   }
   const measures = [...new Set(sides.flatMap((s) => s.runs.flatMap((r) => [...r.keys()])))];

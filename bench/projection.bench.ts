@@ -10,8 +10,8 @@
 // Run: node --disable-warning=ExperimentalWarning bench/projection.bench.ts [--nodes 5000]
 //        [--small 100] [--churn 20000] [--naive 5]
 // Before/after: `--baseline <checkout>` (or KSEIP_BENCH_BASELINE=<checkout>, e.g. a `git worktree`
-// of an older commit) runs that checkout's bench/projection.bench.ts and this one alternately in
-// fresh processes (`--rounds`, default 2 each) and prints their figures side by side
+// of an older commit) runs that checkout's bench/projection.bench.ts and this one side by side in
+// fresh processes (`--rounds`, default 3) and prints their figures next to each other
 // (./compare.ts); `npm run bench -- projection` passes the variable through.
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
@@ -32,7 +32,7 @@ const { values } = parseArgs({
     naive: { type: 'string', default: '3' },
     replays: { type: 'string', default: '3' },
     baseline: { type: 'string', default: process.env.KSEIP_BENCH_BASELINE ?? '' },
-    rounds: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '3' },
   },
 });
 if (values.baseline !== '') {
@@ -41,7 +41,9 @@ if (values.baseline !== '') {
     `--${k}`,
     String(values[k as 'nodes']),
   ]);
-  process.exit(compareWithBaseline(import.meta.filename, values.baseline, passed, Number(values.rounds)));
+  process.exit(
+    await compareWithBaseline(import.meta.filename, values.baseline, passed, Number(values.rounds)),
+  );
 }
 const NODES = Number(values.nodes);
 const SMALL = Number(values.small);

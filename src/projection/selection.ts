@@ -91,30 +91,14 @@ export function evolveSelection(state: State, changes: readonly ObjectChange[]):
   return out;
 }
 
-type Handlers = {
-  [K in ObjectChange['kind']]: (
-    state: State,
-    out: SelectionBuffer,
-    change: Extract<ObjectChange, { kind: K }>,
-  ) => void;
-};
-
-/** One handler per kind of object change (the mapped type makes a missing kind a compile error). */
-const handlers: Handlers = {
-  Pod: applyPodChange,
-  Service: applyServiceChange,
-  EndpointSlice: applySliceChange,
-  Namespace: applyNamespaceChange,
-  Pool: applyPoolChange,
-  Policy: applyPolicyChange,
-};
-
+/** Most frequent kinds first; the last branch is exhaustive (a new kind fails to compile there). */
 function applyObjectChange(state: State, out: SelectionBuffer, change: ObjectChange): void {
-  (handlers[change.kind] as (state: State, out: SelectionBuffer, change: ObjectChange) => void)(
-    state,
-    out,
-    change,
-  );
+  if (change.kind === 'Pod') applyPodChange(state, out, change);
+  else if (change.kind === 'EndpointSlice') applySliceChange(state, out, change);
+  else if (change.kind === 'Service') applyServiceChange(state, out, change);
+  else if (change.kind === 'Policy') applyPolicyChange(state, out, change);
+  else if (change.kind === 'Namespace') applyNamespaceChange(state, out, change);
+  else applyPoolChange(state, out, change);
 }
 
 function inScope(rule: RuleRec, namespace: string): boolean {
