@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { ClusterEvent } from '../src/contracts/cluster-events.ts';
-import { evolve, initialState, selectStepOutputs, type State } from '../src/projection/projection.ts';
+import { evolve, initialState, type State } from '../src/projection/projection.ts';
 import { computeReference } from '../src/projection/reference.ts';
 import { selectNodeRules } from '../src/projection/queries.ts';
 import type { NodeRules } from '../src/contracts/node-rules.ts';
@@ -69,8 +69,7 @@ function replayAll(events: readonly ClusterEvent[], state: State, offset0 = 0) {
   let decisions = 0;
   const t0 = performance.now();
   for (let i = 0; i < events.length; i++) {
-    evolve(state, events[i] as ClusterEvent, offset0 + i);
-    const o = selectStepOutputs(state);
+    const o = evolve(state, events[i] as ClusterEvent, offset0 + i);
     nodeRules += o.nodeRules.length;
     decisions += o.decisions.length;
   }

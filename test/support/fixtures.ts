@@ -11,7 +11,6 @@ import {
   evolve,
   initialState,
   selectAssignments,
-  selectStepOutputs,
   type Outputs,
   type State,
 } from '../../src/projection/projection.ts';
@@ -221,8 +220,7 @@ export class Scenario {
 
   private apply(e: ClusterEvent): Outputs {
     this.log.push(e);
-    evolve(this.state, e, this.offset++);
-    const o = selectStepOutputs(this.state);
+    const o = evolve(this.state, e, this.offset++);
     this.all.push(o);
     return o;
   }

@@ -33,7 +33,7 @@ import {
 import { renderAddress, renderLinkAdd, renderRoute, renderRule } from '../../src/dataplane/ip-transaction.ts';
 import { dumpNftState } from '../../src/dataplane/nft-transaction.ts';
 import { compare } from '../../src/lib/compare.ts';
-import { evolve, initialState, selectStepOutputs } from '../../src/projection/projection.ts';
+import { evolve, initialState } from '../../src/projection/projection.ts';
 import { evolveStatus, initialStatusState, selectPolicyStatus } from '../../src/status/status-model.ts';
 import { buildEvent } from '../../src/watcher/envelope.ts';
 import { eventTypesOf, parseObject } from '../../src/watcher/parse.ts';
@@ -98,8 +98,7 @@ export function runScenario(file: string, scenario: Txtar): Txtar {
 
   const at = (): string => new Date(Date.UTC(2026, 0, 1, 0, 0, 0, 0) + offset * 1000).toISOString();
   const fold = (event: ClusterEvent): void => {
-    evolve(state, event, offset);
-    const { decisions, nodeRules } = selectStepOutputs(state);
+    const { decisions, nodeRules } = evolve(state, event, offset);
     const time = at();
     for (const d of decisions) {
       evolveStatus(status, { kind: 'decision', decision: d, at: time });
