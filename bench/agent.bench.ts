@@ -9,7 +9,7 @@
 // Run: node --disable-warning=ExperimentalWarning bench/agent.bench.ts [--pods 10000] [--runs 7]
 import { parseArgs } from 'node:util';
 import { createDataplane, DEFAULT_DATAPLANE_CONFIG, type Dataplane } from '../src/agents/dataplane.ts';
-import { NODE_RULES_SCHEMA, type NodeRules } from '../src/events/node-rules.ts';
+import { NODE_RULES_SCHEMA, type NodeRules } from '../src/contracts/node-rules.ts';
 import {
   CLUSTER_POD_CIDR,
   createNetCluster,
@@ -18,7 +18,7 @@ import {
 } from '../src/devenv/netcluster.ts';
 import { createLogger } from '../src/lib/log.ts';
 import { createKernelRunner, runChecked } from '../src/agents/kernel-exec.ts';
-import { podsSetName, steerKey } from '../src/agents/dataplane-model.ts';
+import { podsSetName, steerKey } from '../src/dataplane/kernel-state.ts';
 
 const { values } = parseArgs({
   options: { pods: { type: 'string', default: '10000' }, runs: { type: 'string', default: '7' } },

@@ -24,9 +24,9 @@ import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writ
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { ClusterEvent } from '../src/events/cluster-events.ts';
-import { TOPICS } from '../src/events/topics.ts';
-import { rule } from '../src/projections/fixtures.ts';
+import type { ClusterEvent } from '../src/contracts/cluster-events.ts';
+import { TOPICS } from '../src/contracts/topics.ts';
+import { rule } from '../test/support/fixtures.ts';
 import { buildSyntheticCluster, egressIPOf, mulberry32 } from './synthetic-cluster.ts';
 
 const { values } = parseArgs({

@@ -2,9 +2,9 @@
 // went: a node-rules record that contains a change for a node, and that node's first ok ack of at
 // least its generation on kseip.node-status.v1. Effectful only in waiting on followed topics.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ClusterEvent } from '../src/events/cluster-events.ts';
-import type { NodeApplyStatus } from '../src/events/node-reports.ts';
-import type { NodeRules } from '../src/events/node-rules.ts';
+import type { ClusterEvent } from '../src/contracts/cluster-events.ts';
+import type { NodeApplyStatus } from '../src/contracts/node-reports.ts';
+import type { NodeRules } from '../src/contracts/node-rules.ts';
 import { computePercentile, type FollowedRecord, type FollowedTopic } from '../src/devenv/stack.ts';
 
 export const say = (line = ''): void => void process.stdout.write(`${line}\n`);

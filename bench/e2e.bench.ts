@@ -20,10 +20,10 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { pino } from 'pino';
-import { decodeClusterEvent } from '../src/events/cluster-events.ts';
-import { decodeNodeApplyStatus } from '../src/events/node-reports.ts';
-import { decodeNodeRules, type NodeRules } from '../src/events/node-rules.ts';
-import { TOPICS } from '../src/events/topics.ts';
+import { decodeClusterEvent } from '../src/contracts/cluster-events.ts';
+import { decodeNodeApplyStatus } from '../src/contracts/node-reports.ts';
+import { decodeNodeRules, type NodeRules } from '../src/contracts/node-rules.ts';
+import { TOPICS } from '../src/contracts/topics.ts';
 import type { SimPod } from '../src/devenv/cluster-sim.ts';
 import {
   addSeedWorkload,

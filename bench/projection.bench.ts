@@ -6,19 +6,23 @@
 //   - per-node rule-set size at 100 vs 5,000 nodes (goal: flat);
 //   - load spread of active egress IPs over the gateway candidates;
 // and, in the same run, the naive baseline "recompute everything per event"
-// (src/projections/reference.ts) for the per-event cost and the replay rate it implies.
+// (src/projection/reference.ts) for the per-event cost and the replay rate it implies.
 // Run: node --disable-warning=ExperimentalWarning bench/projection.bench.ts [--nodes 5000]
 //        [--small 100] [--churn 20000] [--naive 5]
+// Before/after: `--baseline <checkout>` (or KSEIP_BENCH_BASELINE=<checkout>, e.g. a `git worktree`
+// of an older commit) runs that checkout's bench/projection.bench.ts and this one side by side in
+// fresh processes (`--rounds`, default 3) and prints their figures next to each other
+// (./compare.ts); `npm run bench -- projection` passes the variable through.
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import type { ClusterEvent } from '../src/events/cluster-events.ts';
-import { evolve, initialState, selectStepOutputs, type State } from '../src/projections/projection.ts';
-import { computeReference } from '../src/projections/reference.ts';
-import { selectNodeRules } from '../src/projections/node-rules.ts';
-import type { NodeRules } from '../src/events/node-rules.ts';
+import type { ClusterEvent } from '../src/contracts/cluster-events.ts';
+import { evolve, initialState, type State } from '../src/projection/projection.ts';
+import { computeReference } from '../src/projection/reference.ts';
+import { selectNodeRules } from '../src/projection/queries.ts';
+import type { NodeRules } from '../src/contracts/node-rules.ts';
 import { buildChurn, buildSyntheticCluster, egressIPOf } from './synthetic-cluster.ts';
-import { events, rule } from '../src/projections/fixtures.ts';
+import { events, rule } from '../test/support/fixtures.ts';
 
 const { values } = parseArgs({
   options: {
@@ -27,8 +31,20 @@ const { values } = parseArgs({
     churn: { type: 'string', default: '20000' },
     naive: { type: 'string', default: '3' },
     replays: { type: 'string', default: '3' },
+    baseline: { type: 'string', default: process.env.KSEIP_BENCH_BASELINE ?? '' },
+    rounds: { type: 'string', default: '3' },
   },
 });
+if (values.baseline !== '') {
+  const { compareWithBaseline } = await import('./compare.ts');
+  const passed = ['nodes', 'small', 'churn', 'naive', 'replays'].flatMap((k) => [
+    `--${k}`,
+    String(values[k as 'nodes']),
+  ]);
+  process.exit(
+    await compareWithBaseline(import.meta.filename, values.baseline, passed, Number(values.rounds)),
+  );
+}
 const NODES = Number(values.nodes);
 const SMALL = Number(values.small);
 const CHURN = Number(values.churn);
@@ -53,8 +69,7 @@ function replayAll(events: readonly ClusterEvent[], state: State, offset0 = 0) {
   let decisions = 0;
   const t0 = performance.now();
   for (let i = 0; i < events.length; i++) {
-    evolve(state, events[i] as ClusterEvent, offset0 + i);
-    const o = selectStepOutputs(state);
+    const o = evolve(state, events[i] as ClusterEvent, offset0 + i);
     nodeRules += o.nodeRules.length;
     decisions += o.decisions.length;
   }

@@ -11,8 +11,8 @@
 // - one pool covering every egress IP. Egress IPs come from 198.18.0.0/15 (RFC 2544's
 //   benchmarking range): 1,000 distinct IPs do not fit in a documentation /24, and these never
 //   leave this process. Destinations stay in 203.0.113.0/24, pod IPs in 10.0.0.0/8.
-import type { ClusterEvent } from '../src/events/cluster-events.ts';
-import { events, rule } from '../src/projections/fixtures.ts';
+import type { ClusterEvent } from '../src/contracts/cluster-events.ts';
+import { events, rule } from '../test/support/fixtures.ts';
 
 export const PODS_PER_NODE = 30;
 export const PODS_PER_NAMESPACE = 300;

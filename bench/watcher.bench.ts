@@ -25,7 +25,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { logLevel, Partitioners, type Kafka } from 'kafkajs';
 import { startApiServer } from '../src/devenv/apiserver.ts';
 import { createTopics, startKafka } from '../src/devenv/kafka.ts';
-import { topicSpecs, TOPICS } from '../src/events/topics.ts';
+import { topicSpecs, TOPICS } from '../src/contracts/topics.ts';
 import { createKafka } from '../src/lib/kafka.ts';
 import { createLogger } from '../src/lib/log.ts';
 import { createWatcher, type Pending } from '../src/watcher/watcher.ts';

@@ -12,8 +12,8 @@ import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { createDataplane, DEFAULT_DATAPLANE_CONFIG, type Dataplane } from '../src/agents/dataplane.ts';
-import { podsSetName, steerKey } from '../src/agents/dataplane-model.ts';
-import { NODE_RULES_SCHEMA, type NodeRules, type Steer } from '../src/events/node-rules.ts';
+import { podsSetName, steerKey } from '../src/dataplane/kernel-state.ts';
+import { NODE_RULES_SCHEMA, type NodeRules, type Steer } from '../src/contracts/node-rules.ts';
 import {
   CLUSTER_POD_CIDR,
   createNetCluster,

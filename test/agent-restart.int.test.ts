@@ -16,9 +16,9 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import type { Consumer, Kafka, Producer } from 'kafkajs';
-import { decodeNodeApplyStatus, type NodeApplyStatus } from '../src/events/node-reports.ts';
-import { NODE_RULES_SCHEMA, type NodeRules, type Steer } from '../src/events/node-rules.ts';
-import { TOPICS } from '../src/events/topics.ts';
+import { decodeNodeApplyStatus, type NodeApplyStatus } from '../src/contracts/node-reports.ts';
+import { NODE_RULES_SCHEMA, type NodeRules, type Steer } from '../src/contracts/node-rules.ts';
+import { TOPICS } from '../src/contracts/topics.ts';
 import { createTopics, kafkaClient, startKafka, type KafkaBroker } from '../src/devenv/kafka.ts';
 import {
   CLUSTER_POD_CIDR,

@@ -47,9 +47,9 @@ import {
 } from '../src/devenv/stack.ts';
 import type { SimPod } from '../src/devenv/cluster-sim.ts';
 import type { Observation } from '../src/devenv/netcluster.ts';
-import type { NodeRules } from '../src/events/node-rules.ts';
-import type { Decision } from '../src/events/decisions.ts';
-import { TOPICS } from '../src/events/topics.ts';
+import type { NodeRules } from '../src/contracts/node-rules.ts';
+import type { Decision } from '../src/contracts/decisions.ts';
+import { TOPICS } from '../src/contracts/topics.ts';
 import { kafkaSource } from '../src/cli/log-source.ts';
 import type { LogRecord } from '../src/cli/core/log-file.ts';
 

@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { TOPICS } from '../src/events/topics.ts';
+import { TOPICS } from '../src/contracts/topics.ts';
 import {
   buildScenario,
   EIP,

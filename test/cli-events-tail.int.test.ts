@@ -9,9 +9,9 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Partitioners, type Kafka } from 'kafkajs';
-import type { ClusterEvent } from '../src/events/cluster-events.ts';
+import type { ClusterEvent } from '../src/contracts/cluster-events.ts';
 import { createTopics, startKafka, type KafkaBroker, kafkaClient } from '../src/devenv/kafka.ts';
-import { TOPICS } from '../src/events/topics.ts';
+import { TOPICS } from '../src/contracts/topics.ts';
 import { waitFor } from './support/watcher-harness.ts';
 
 const run = promisify(execFile);

@@ -15,7 +15,7 @@
 //   liveness holds its Lease, and all five together turn a policy into Ready status, a Kubernetes
 //   Event and the egress IP on the node (the projector with no credentials at all, the agent with
 //   a token that can only watch its DaemonSet);
-// - the Strimzi overlay renders and its KafkaTopics match src/events/topics.ts.
+// - the Strimzi overlay renders and its KafkaTopics match src/contracts/topics.ts.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -29,8 +29,12 @@ import { startApiServer, type ApiServer } from '../src/devenv/apiserver.ts';
 import { createClusterSim } from '../src/devenv/cluster-sim.ts';
 import { createTopics, startKafka, type KafkaBroker, kafkaClient } from '../src/devenv/kafka.ts';
 import { createNetCluster, type NetCluster } from '../src/devenv/netcluster.ts';
-import { decodeHeartbeat, decodeNodeApplyStatus, type NodeApplyStatus } from '../src/events/node-reports.ts';
-import { TOPICS, topicSpecs } from '../src/events/topics.ts';
+import {
+  decodeHeartbeat,
+  decodeNodeApplyStatus,
+  type NodeApplyStatus,
+} from '../src/contracts/node-reports.ts';
+import { TOPICS, topicSpecs } from '../src/contracts/topics.ts';
 import {
   find,
   podSpecOf,
@@ -638,7 +642,7 @@ void describe('k8s/ applied to a real API server', () => {
     } finally {
       await admin.disconnect();
     }
-    const follower = followTopic(kafka, TOPICS.clusterEvents);
+    const follower = followTopic(broker, TOPICS.clusterEvents);
     followers.push(follower);
     const custom = api.kubeConfig.makeApiClient(CustomObjectsApi);
     await custom.createNamespacedCustomObject({

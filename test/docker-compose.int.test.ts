@@ -22,7 +22,7 @@ import { repoRoot, requireArtifact } from '../src/devenv/artifacts.ts';
 import { freePort } from '../src/devenv/free-port.ts';
 import { execTool, tailLines as tail, type ToolResult as Result } from '../src/devenv/tool-exec.ts';
 import { createKafka } from '../src/lib/kafka.ts';
-import { TOPICS } from '../src/events/topics.ts';
+import { TOPICS } from '../src/contracts/topics.ts';
 
 const IMAGE = 'kube-static-egress-ip:compose-test';
 

@@ -57,7 +57,7 @@ void test('the image is built on the local node:24-slim and runs Node 24 as uid 
 void test('every entry point the manifests name starts in the image (--help exits 0)', async () => {
   for (const main of [
     'src/watcher/main.ts',
-    'src/projections/projector-main.ts',
+    'src/projector/main.ts',
     'src/liveness/main.ts',
     'src/status/main.ts',
     'src/agents/main.ts',

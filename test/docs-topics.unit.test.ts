@@ -1,11 +1,11 @@
 // docs/topics.md stays true to the contract: every example record decodes with the cluster-events
-// codecs, every event type is documented, and every topic of src/events/topics.ts is listed.
+// codecs, every event type is documented, and every topic of src/contracts/topics.ts is listed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ClusterEvent, decodeClusterEvent } from '../src/events/cluster-events.ts';
-import { TOPICS } from '../src/events/topics.ts';
+import { ClusterEvent, decodeClusterEvent } from '../src/contracts/cluster-events.ts';
+import { TOPICS } from '../src/contracts/topics.ts';
 
 const doc = readFileSync(path.resolve(import.meta.dirname, '../docs/topics.md'), 'utf8');
 

@@ -16,9 +16,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { decodeClusterEvent, type ClusterEvent } from '../src/events/cluster-events.ts';
-import { decodeDecision, type Decision, type DecisionOf } from '../src/events/decisions.ts';
-import { TOPICS } from '../src/events/topics.ts';
+import { decodeClusterEvent, type ClusterEvent } from '../src/contracts/cluster-events.ts';
+import { decodeDecision, type Decision, type DecisionOf } from '../src/contracts/decisions.ts';
+import { TOPICS } from '../src/contracts/topics.ts';
 import type { NetNode } from '../src/devenv/netcluster.ts';
 import type { SimPod } from '../src/devenv/cluster-sim.ts';
 import {

@@ -12,12 +12,12 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Partitioners, type Kafka } from 'kafkajs';
 import { createTopics, kafkaClient, startKafka, type KafkaBroker } from '../src/devenv/kafka.ts';
-import type { ClusterEvent } from '../src/events/cluster-events.ts';
-import { decodeClusterEvent } from '../src/events/cluster-events.ts';
+import type { ClusterEvent } from '../src/contracts/cluster-events.ts';
+import { decodeClusterEvent } from '../src/contracts/cluster-events.ts';
 import { DEAD_LETTER_HEADERS } from '../src/lib/dead-letter.ts';
-import { events, healthyNode, rule } from '../src/projections/fixtures.ts';
-import { evolve, initialState, selectStepOutputs } from '../src/projections/projection.ts';
-import type { CrashPoint } from '../src/projections/projector.ts';
+import { events, healthyNode, rule } from './support/fixtures.ts';
+import { evolve, initialState, selectStepOutputs } from '../src/projection/projection.ts';
+import type { CrashPoint } from '../src/projector/projector.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 let broker: KafkaBroker;
@@ -140,7 +140,7 @@ function projector(topics: Topics, id: string, crash?: `${CrashPoint}@${number}`
     process.execPath,
     [
       '--disable-warning=ExperimentalWarning',
-      path.join(ROOT, 'src/projections/projector-main.ts'),
+      path.join(ROOT, 'src/projector/main.ts'),
       `--cluster-events-topic=${topics.clusterEvents}`,
       `--decisions-topic=${topics.decisions}`,
       `--node-rules-topic=${topics.nodeRules}`,

@@ -13,9 +13,9 @@ import path from 'node:path';
 import type { Consumer, Kafka, Producer } from 'kafkajs';
 import { startApiServer, type ApiServer } from '../src/devenv/apiserver.ts';
 import { createTopics, startKafka, type KafkaBroker, kafkaClient } from '../src/devenv/kafka.ts';
-import { decodeNodeRules } from '../src/events/node-rules.ts';
-import type { Heartbeat, NodeApplyStatus } from '../src/events/node-reports.ts';
-import { TOPICS, topicSpecs } from '../src/events/topics.ts';
+import { decodeNodeRules } from '../src/contracts/node-rules.ts';
+import type { Heartbeat, NodeApplyStatus } from '../src/contracts/node-reports.ts';
+import { TOPICS, topicSpecs } from '../src/contracts/topics.ts';
 import { startControlPlane, type ControlPlane } from '../src/devenv/control-plane.ts';
 import { waitFor } from './support/watcher-harness.ts';
 

@@ -21,8 +21,8 @@ import {
 } from '@kubernetes/client-node';
 import type { Kafka } from 'kafkajs';
 import { parse as parseYaml } from 'yaml';
-import type { ClusterEvent } from '../src/events/cluster-events.ts';
-import { topicSpecs, TOPICS } from '../src/events/topics.ts';
+import type { ClusterEvent } from '../src/contracts/cluster-events.ts';
+import { topicSpecs, TOPICS } from '../src/contracts/topics.ts';
 import { startApiServer, type ApiServer } from '../src/devenv/apiserver.ts';
 import { startKafka, type KafkaBroker, kafkaClient } from '../src/devenv/kafka.ts';
 import { eventKey } from '../src/watcher/envelope.ts';
@@ -89,7 +89,7 @@ async function newTopic(name: string): Promise<{ topic: string; log: TopicFollow
   await admin.connect();
   await admin.createTopics({ topics: [{ ...spec, topic }], waitForLeaders: true });
   await admin.disconnect();
-  const log = followTopic(kafka, topic);
+  const log = followTopic(broker, topic);
   followers.push(log);
   return { topic, log };
 }

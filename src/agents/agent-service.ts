@@ -8,7 +8,7 @@
 // rather than wait for a retry chain. Acks and dead letters use the ordinary client (retried).
 import type { ISocketFactory, Producer, ProducerRecord } from 'kafkajs';
 import { register, type Registry } from 'prom-client';
-import { TOPICS } from '../events/topics.ts';
+import { TOPICS } from '../contracts/topics.ts';
 import { systemClock, type Clock } from '../lib/clock.ts';
 import { createDeadLetterSink } from '../lib/dead-letter.ts';
 import { startHealthServer, type HealthServer } from '../lib/health.ts';

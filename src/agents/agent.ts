@@ -14,8 +14,8 @@
 //   read node-rules to its current end, apply the latest full state, and only then unfence.
 // - Stopping keeps the dataplane as it is (a restarted agent finds its flows intact) unless
 //   uninstalling, which removes everything of ours.
-import type { Heartbeat, NodeApplyStatus } from '../events/node-reports.ts';
-import type { NodeRules } from '../events/node-rules.ts';
+import type { Heartbeat, NodeApplyStatus } from '../contracts/node-reports.ts';
+import type { NodeRules } from '../contracts/node-rules.ts';
 import { every, type Clock, type TimerHandle } from '../lib/clock.ts';
 import type { Logger } from '../lib/log.ts';
 import { createApplyLoop, type AgentDataplane, type ApplyLoop, type ApplyOutcome } from './apply-loop.ts';
@@ -243,11 +243,10 @@ export function createAgent(opts: AgentOptions): Agent {
       for (const t of timers) t.cancel();
       recovery?.abort();
       await feed.stop();
-      await applyLoop.stop();
       if (uninstall) {
         log.info({ node }, 'uninstalling: removing every dataplane object of ours');
-        await opts.dataplane.removeAll();
-      }
+        await applyLoop.removeAll();
+      } else await applyLoop.stop();
       log.info({ node, uninstall }, 'agent stopped');
     },
 

@@ -4,12 +4,12 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import type { Heartbeat, NodeApplyStatus } from '../events/node-reports.ts';
-import { NODE_RULES_SCHEMA, type NodeRules } from '../events/node-rules.ts';
+import type { Heartbeat, NodeApplyStatus } from '../contracts/node-reports.ts';
+import { NODE_RULES_SCHEMA, type NodeRules } from '../contracts/node-rules.ts';
 import { createManualClock } from '../lib/clock.ts';
 import { createAgent } from './agent.ts';
 import { createAgentMetrics } from './metrics.ts';
-import { FakeDataplane, FakeFeed, settle } from './testing/fakes.ts';
+import { FakeDataplane, FakeFeed, settle } from '../../test/support/agent-fakes.ts';
 
 const log = pino({ level: 'silent' });
 

@@ -1,17 +1,24 @@
-// The agent's one door to the dataplane: a single-flight loop that serialises every dataplane
-// call (apply, drift check, egress-IP withdrawal) so they never overlap. Effectful: owns the
-// dataplane calls and the retry timer; time only through the injected Clock.
+// The agent's one door to the dataplane: the single loop that serialises every dataplane call
+// (apply, drift check, egress-IP withdrawal, removal) so they never overlap, and the one place
+// that retries. Effectful: owns the dataplane calls and the retry timer; time only through the
+// injected Clock. The idea is kube-proxy's BoundedFrequencyRunner: callers only say that work is
+// due, the loop runs it one call at a time, requests made meanwhile collapse into one run, and a
+// failed run is retried after a backoff (kube-proxy's RetryAfter).
 //
-// - Coalescing: desire() only records the latest desired state. While an apply runs, any number
-//   of newer states collapse into one: the next apply uses whatever is latest then. The
-//   dataplane always gets a FULL state, so skipping intermediate ones loses nothing.
-// - Failure: the state is re-applied after a backoff (doubling, capped) — the dataplane re-reads
-//   the kernel after a failure, so the retry is a full resync. A newer desired state does not
-//   wait for the backoff: it may be the fix. An error marked `retriable: false` (the state
-//   cannot be rendered) is not retried; the loop waits for the next desired state.
+// - Coalescing: desire() only records the latest desired state and marks it `pending` (not yet
+//   applied: the one meaning of "dirty" in the agent). While an apply runs, any number of newer
+//   states collapse into one: the next apply uses whatever is latest then. The dataplane always
+//   gets a FULL state, so skipping intermediate ones loses nothing.
+// - Failure: one policy for every call. The dataplane makes ONE attempt per call (it does not
+//   retry); after a failed one it no longer trusts the kernel, so the loop's retry, after a
+//   backoff (doubling, capped), is a full resync. A newer desired state does not wait for the
+//   backoff: it may be the fix. An error marked `retriable: false` (the state cannot be
+//   rendered) is not retried; the loop waits for the next desired state.
 // - Fencing: while fenced every apply carries the desired state WITHOUT its egress IPs, and the
 //   withdrawal itself jumps the queue (it runs as soon as an in-flight call returns).
-import type { NodeRules } from '../events/node-rules.ts';
+// - Removal (uninstall) is the last call: it supersedes any desired state and is retried on the
+//   same backoff up to `removeAttempts` times, then the loop gives up and says why.
+import type { NodeRules } from '../contracts/node-rules.ts';
 import type { Clock, TimerHandle } from '../lib/clock.ts';
 import type { Logger } from '../lib/log.ts';
 import type { Dataplane } from './dataplane.ts';
@@ -41,6 +48,8 @@ export interface ApplyLoopOptions {
   onWithdraw?: (ok: boolean, error?: unknown) => void;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
+  /** Attempts at removeAll() before giving up (the first included); default 4. */
+  removeAttempts?: number;
 }
 
 export interface ApplyLoop {
@@ -58,6 +67,11 @@ export interface ApplyLoop {
   idle(): Promise<void>;
   /** Stops taking work; resolves once the in-flight call returned. */
   stop(): Promise<void>;
+  /**
+   * Stops taking work and removes every dataplane object of ours (uninstall), retried on the
+   * loop's backoff; rejects with the last error after `removeAttempts` failed attempts.
+   */
+  removeAll(): Promise<void>;
   /** undefined before the first apply. */
   lastApplyOk(): boolean | undefined;
   /** Generation of the last successfully applied state. */
@@ -77,8 +91,11 @@ export function createApplyLoop(opts: ApplyLoopOptions): ApplyLoop {
   const initialBackoffMs = opts.initialBackoffMs ?? 100;
   const maxBackoffMs = opts.maxBackoffMs ?? 10_000;
 
+  const removeAttempts = opts.removeAttempts ?? 4;
+
   let desired: { rules: NodeRules; reason: ApplyReason } | undefined;
-  let dirty = false;
+  /** The latest desired state has not been applied yet (or must be applied again). */
+  let pending = false;
   let fenced = false;
   let withdrawPending = false;
   let driftRequested = false;
@@ -88,13 +105,16 @@ export function createApplyLoop(opts: ApplyLoopOptions): ApplyLoop {
   let retryTimer: TimerHandle | undefined;
   let lastOk: boolean | undefined;
   let appliedGeneration: number | undefined;
+  let removal: { attempts: number; done: () => void; fail: (err: unknown) => void } | undefined;
   let unfenceWaiters: (() => void)[] = [];
   let idleWaiters: (() => void)[] = [];
   let inFlight: Promise<void> = Promise.resolve();
 
   const backingOff = (): boolean => retryTimer !== undefined;
   const due = (): boolean =>
-    !stopped && !backingOff() && (withdrawPending || (desired !== undefined && (dirty || driftRequested)));
+    !backingOff() &&
+    (removal !== undefined ||
+      (!stopped && (withdrawPending || (desired !== undefined && (pending || driftRequested)))));
 
   function scheduleRetry(): void {
     retryTimer?.cancel();
@@ -159,9 +179,9 @@ export function createApplyLoop(opts: ApplyLoopOptions): ApplyLoop {
         error: err,
         fenced: fencedAtStart,
       });
-      // A newer desire() during this apply already set dirty; otherwise retry the same state.
+      // A newer desire() during this apply already set pending; otherwise retry the same state.
       if (retriable) {
-        dirty = true;
+        pending = true;
         scheduleRetry();
       }
     }
@@ -173,10 +193,25 @@ export function createApplyLoop(opts: ApplyLoopOptions): ApplyLoop {
         log.warn({ generation: desired?.rules.generation }, 'dataplane drift detected; repairing');
         opts.onDrift?.();
         if (desired !== undefined) desired = { ...desired, reason: 'drift' };
-        dirty = true;
+        pending = true;
       }
     } catch (err) {
       log.warn({ err }, 'drift check failed');
+    }
+  }
+
+  async function remove(r: NonNullable<typeof removal>): Promise<void> {
+    r.attempts++;
+    try {
+      await dataplane.removeAll();
+      removal = undefined;
+      r.done();
+    } catch (err) {
+      log.warn({ err, attempt: r.attempts, attempts: removeAttempts }, 'removing the dataplane failed');
+      if (r.attempts >= removeAttempts) {
+        removal = undefined;
+        r.fail(err);
+      } else scheduleRetry();
     }
   }
 
@@ -184,11 +219,13 @@ export function createApplyLoop(opts: ApplyLoopOptions): ApplyLoop {
     running = true;
     try {
       while (due()) {
-        if (withdrawPending) {
+        if (removal !== undefined) {
+          await remove(removal);
+        } else if (withdrawPending) {
           withdrawPending = false;
           await withdraw();
-        } else if (dirty && desired !== undefined) {
-          dirty = false;
+        } else if (pending && desired !== undefined) {
+          pending = false;
           driftRequested = false;
           await apply(desired);
         } else if (driftRequested) {
@@ -213,7 +250,7 @@ export function createApplyLoop(opts: ApplyLoopOptions): ApplyLoop {
     desire(rules, reason) {
       if (stopped) return;
       desired = { rules, reason };
-      dirty = true;
+      pending = true;
       clearRetry();
       kick();
     },
@@ -235,7 +272,7 @@ export function createApplyLoop(opts: ApplyLoopOptions): ApplyLoop {
       if (desired === undefined || stopped) return Promise.resolve();
       const done = new Promise<void>((resolve) => unfenceWaiters.push(resolve));
       desired = { ...desired, reason: 'fence' };
-      dirty = true;
+      pending = true;
       clearRetry();
       kick();
       return done;
@@ -248,6 +285,17 @@ export function createApplyLoop(opts: ApplyLoopOptions): ApplyLoop {
       stopped = true;
       clearRetry();
       await inFlight;
+    },
+    async removeAll() {
+      stopped = true;
+      clearRetry();
+      await inFlight;
+      backoffMs = initialBackoffMs;
+      const done = new Promise<void>((resolve, reject) => {
+        removal = { attempts: 0, done: resolve, fail: reject };
+      });
+      kick();
+      return done;
     },
     lastApplyOk: () => lastOk,
     appliedGeneration: () => appliedGeneration,

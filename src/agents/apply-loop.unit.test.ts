@@ -1,12 +1,13 @@
 // The single-flight apply loop (./apply-loop.ts) with a fake dataplane and a manual clock:
-// coalescing, one call at a time, backoff on failure, fencing order.
+// coalescing, one call at a time, backoff on failure (the only retries: the dataplane makes one
+// attempt per call), fencing order, removal.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
-import { NODE_RULES_SCHEMA, type NodeRules } from '../events/node-rules.ts';
+import { NODE_RULES_SCHEMA, type NodeRules } from '../contracts/node-rules.ts';
 import { createManualClock } from '../lib/clock.ts';
 import { createApplyLoop, type ApplyOutcome } from './apply-loop.ts';
-import { FakeDataplane, settle } from './testing/fakes.ts';
+import { FakeDataplane, settle } from '../../test/support/agent-fakes.ts';
 
 const log = pino({ level: 'silent' });
 
@@ -167,5 +168,45 @@ void describe('apply loop', () => {
     loop.fence();
     await settle();
     assert.deepEqual(dataplane.calls, ['reconcile g=1 ips=198.51.100.10']);
+  });
+
+  void test('given a pending state, when removal is asked for, then it supersedes the state and retries on the same backoff', async () => {
+    const { dataplane, clock, loop } = setup();
+    dataplane.hold = true;
+    loop.desire(rules(1), 'startup');
+    await settle();
+    loop.desire(rules(2), 'update');
+    dataplane.removeFailures.push(new Error('ip: busy'));
+    const removed = loop.removeAll();
+    dataplane.releaseNext();
+    await settle();
+    dataplane.releaseNext();
+    await settle();
+    assert.deepEqual(dataplane.calls, ['reconcile g=1 ips=198.51.100.10', 'removeAll']);
+    clock.advance(99);
+    await settle();
+    assert.equal(dataplane.calls.length, 2, 'no retry before the backoff');
+    clock.advance(1);
+    await settle();
+    dataplane.releaseNext();
+    await removed;
+    assert.deepEqual(dataplane.calls.slice(2), ['removeAll']);
+    assert.equal(dataplane.maxConcurrent, 1);
+  });
+
+  void test('when removal keeps failing, then the loop gives up after the bounded attempts with the reason', async () => {
+    const { dataplane, clock, loop } = setup();
+    for (let i = 0; i < 4; i++) dataplane.removeFailures.push(new Error(`ip: busy ${i + 1}`));
+    const removed = loop.removeAll();
+    const outcome = removed.then(
+      () => 'removed',
+      (err: unknown) => String(err),
+    );
+    for (const wait of [100, 200, 400]) {
+      await settle();
+      clock.advance(wait);
+    }
+    assert.equal(await outcome, 'Error: ip: busy 4');
+    assert.deepEqual(dataplane.calls, ['removeAll', 'removeAll', 'removeAll', 'removeAll']);
   });
 });

@@ -14,7 +14,7 @@ import {
   type ConfigOf,
 } from '../lib/config.ts';
 import * as shared from '../lib/options.ts';
-import { DEFAULT_DATAPLANE_CONFIG } from './dataplane-model.ts';
+import { DEFAULT_DATAPLANE_CONFIG } from '../dataplane/kernel-state.ts';
 import { parseOwnerRef } from './owner-watch.ts';
 
 export const agentConfigSpec = {

@@ -1,13 +1,13 @@
 // Unit tests of the apply engine (src/agents/dataplane.ts) against a fake kernel runner: the
-// order of writes, zero writes for an unchanged desired state, and a full resync (flush + re-add
-// in one transaction) with backoff after a failed apply. The real kernel is covered by
+// order of writes, zero writes for an unchanged desired state, one attempt per call, and a full
+// resync (flush + re-add in one transaction) on the apply after a failed one. The real kernel is covered by
 // test/agent-dataplane.int.test.ts; this only pins down the engine's decisions.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
-import { NODE_RULES_SCHEMA, type NodeRules } from '../events/node-rules.ts';
+import { NODE_RULES_SCHEMA, type NodeRules } from '../contracts/node-rules.ts';
 import { createDataplane, DEFAULT_DATAPLANE_CONFIG } from './dataplane.ts';
-import { podsSetName, steerKey } from './dataplane-model.ts';
+import { podsSetName, steerKey } from '../dataplane/kernel-state.ts';
 
 /** The pods set of the one steer below (slot 1, sources default/eip#0). */
 const PODS_SET = podsSetName(steerKey(1, ['default/eip#0']));
@@ -106,9 +106,13 @@ void describe('dataplane apply engine', () => {
     assert.equal(kernel.calls.length, before, 'no kernel call at all for an unchanged state');
   });
 
-  void it('after a failed apply, retries with a full resync: every set flushed and refilled in one transaction', async () => {
+  void it('after a failed apply, the next apply (the apply loop retrying) is a full resync: every set flushed and refilled in one transaction', async () => {
     const kernel = fakeKernel({ failNftWrites: 1 });
-    const dp = createDataplane(cfg, silent, { runner: kernel, backoffMs: 1 });
+    const dp = createDataplane(cfg, silent, { runner: kernel });
+    await assert.rejects(
+      dp.reconcile(rules),
+      (err: unknown) => (err as { retriable?: unknown }).retriable === true,
+    );
     assert.equal((await dp.reconcile(rules)).changed, true);
     const transactions = kernel.calls
       .filter((c) => c.tool === 'nft' && c.args[0] === '-f')
@@ -125,10 +129,13 @@ void describe('dataplane apply engine', () => {
     assert.equal(kernel.calls.filter((c) => c.tool === 'nft' && c.args[0] === '-j').length, 2);
   });
 
-  void it('gives up after the bounded attempts and says why; the next reconcile resyncs', async () => {
+  void it('makes one attempt per call, says why it failed, and the next reconcile resyncs', async () => {
     const kernel = fakeKernel({ failNftWrites: 3 });
-    const dp = createDataplane(cfg, silent, { runner: kernel, backoffMs: 1, attempts: 3 });
-    await assert.rejects(dp.reconcile(rules), /nft -f - exited 1: Error: Could not process rule/);
+    const dp = createDataplane(cfg, silent, { runner: kernel });
+    for (let i = 0; i < 3; i++)
+      await assert.rejects(dp.reconcile(rules), /nft -f - exited 1: Error: Could not process rule/);
+    const nftWrites = () => kernel.calls.filter((c) => c.tool === 'nft' && c.args[0] === '-f').length;
+    assert.equal(nftWrites(), 3, 'one transaction per call: the apply loop owns the retries');
     assert.equal((await dp.reconcile(rules)).changed, true);
   });
 
@@ -155,9 +162,9 @@ void describe('dataplane apply engine', () => {
     assert.deepEqual(arpings(), ['198.51.100.11']);
   });
 
-  void it('a desired state that cannot be computed fails at once, without retries or writes', async () => {
+  void it('a desired state that cannot be computed fails at once, as not retriable, without writes', async () => {
     const kernel = fakeKernel();
-    const dp = createDataplane(cfg, silent, { runner: kernel, backoffMs: 1 });
+    const dp = createDataplane(cfg, silent, { runner: kernel });
     await assert.rejects(
       dp.reconcile({ ...rules, egressIPs: [{ slot: 0, egressIP: '198.51.100.1' }] }),
       /InvalidSlot/,

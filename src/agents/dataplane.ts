@@ -1,7 +1,7 @@
 // The node agent's dataplane: renders a NodeRules into kernel state (one nftables table, VXLAN
 // devices, routing tables/rules, neighbour/fdb entries, egress-IP addresses) and applies it
 // idempotently, inside the given network namespace. Effectful; owns exactly the objects named
-// by dataplane-model.ts and nothing else.
+// by src/dataplane/kernel-state.ts and nothing else.
 //
 // Apply order (add before remove; traffic is never without a path):
 //   1. ip batch: create missing devices (down), sysctl rp_filter=2 on them, then
@@ -11,12 +11,13 @@
 //      receive must meet their mark and SNAT rules, or they would leave with the node IP)
 //   4. bridge/ip batch: remove what is no longer desired
 //   5. gratuitous ARP for newly acquired egress IPs (in the background)
-// Unchanged desired state writes nothing. After a failed apply the next attempt re-reads the
-// kernel and rewrites every set and chain in one transaction (full resync), with backoff.
+// Unchanged desired state writes nothing. One call is one attempt: the agent's apply loop
+// (./apply-loop.ts) is the only caller, serialises every call and owns the one retry policy.
+// After a failed attempt the kernel is no longer trusted, so the next apply re-reads it and
+// rewrites every set and chain in one transaction (full resync).
 import { writeFile } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { NodeRules } from '../events/node-rules.ts';
+import type { NodeRules } from '../contracts/node-rules.ts';
 import {
   addressLabel,
   computeKernelState,
@@ -26,14 +27,14 @@ import {
   type DataplaneModelError,
   type KernelState,
   type SysctlSpec,
-} from './dataplane-model.ts';
-import { computeIpPlan, isEmptyIpPlan, renderAddress, type IpPlan } from './ip-transaction.ts';
+} from '../dataplane/kernel-state.ts';
+import { computeIpPlan, isEmptyIpPlan, renderAddress, type IpPlan } from '../dataplane/ip-transaction.ts';
 import { createKernelRunner, runChecked, type KernelRunner } from './kernel-exec.ts';
 import { readKernelState, type KernelSnapshot, type Ownership } from './kernel-read.ts';
-import { computeNftTransaction, renderNftTransaction, type NftOp } from './nft-transaction.ts';
+import { computeNftTransaction, renderNftTransaction, type NftOp } from '../dataplane/nft-transaction.ts';
 
-export type { DataplaneConfig } from './dataplane-model.ts';
-export { DEFAULT_DATAPLANE_CONFIG } from './dataplane-model.ts';
+export type { DataplaneConfig } from '../dataplane/kernel-state.ts';
+export { DEFAULT_DATAPLANE_CONFIG } from '../dataplane/kernel-state.ts';
 
 export interface ApplyResult {
   changed: boolean;
@@ -68,9 +69,6 @@ export class DataplaneModelFailure extends Error {
 
 export interface DataplaneDeps {
   readonly runner?: KernelRunner;
-  /** Attempts per apply (the first included) and the first backoff; doubled each retry. */
-  readonly attempts?: number;
-  readonly backoffMs?: number;
   /** Gratuitous ARP: count and spacing. The kernel ignores neighbour updates within locktime
    *  (1 s) of the previous one, so a few announcements spread over a second are needed. */
   readonly garpCount?: number;
@@ -96,8 +94,6 @@ function comparable(state: KernelState): string {
 
 export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: DataplaneDeps = {}): Dataplane {
   const runner = deps.runner ?? createKernelRunner(cfg.netns);
-  const attempts = deps.attempts ?? 4;
-  const backoffMs = deps.backoffMs ?? 100;
   const garpCount = deps.garpCount ?? 3;
   const garpIntervalSec = deps.garpIntervalSec ?? 0.5;
   const layout = computeMarkLayout(cfg.markMask);
@@ -114,18 +110,27 @@ export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: Datapla
 
   /** What we last wrote (or found to be true); undefined until the first apply. */
   let applied: { state: KernelState; uplinkMtu: number } | undefined;
-  /** The kernel is not trusted to equal `applied`: read it before the next diff, resync fully. */
-  let dirty = true;
+  /**
+   * Whether the kernel is known to equal `applied`. Not at first use, after a drift check found
+   * a difference, or after a failed attempt: then the next apply reads the kernel and diffs
+   * against what it holds instead of what we last wrote.
+   */
+  let trusted = false;
+  /** A failed attempt may have left anything half-written: the next one rewrites every set and chain. */
+  let resyncFully = false;
   /** The NodeRules (generation aside) that `applied` was computed from. */
   let appliedInput: string | undefined;
-  let full = false;
   const announcements = new Set<Promise<void>>();
-  /** Serialises every operation: the runtime may call checkDrift while a reconcile runs. */
-  let queue: Promise<unknown> = Promise.resolve();
-  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
-    const next = queue.then(fn, fn);
-    queue = next.catch(() => undefined);
-    return next;
+  /** The apply loop never overlaps calls; this only turns a wiring mistake into a clear error. */
+  let busy = false;
+  const exclusive = async <T>(fn: () => Promise<T>): Promise<T> => {
+    if (busy) throw new Error('dataplane calls overlap: the apply loop must serialise them');
+    busy = true;
+    try {
+      return await fn();
+    } finally {
+      busy = false;
+    }
   };
 
   const read = (): Promise<KernelSnapshot> => readKernelState(runner, own);
@@ -197,56 +202,54 @@ export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: Datapla
     }
   }
 
-  /** Brings the kernel to `target`, re-reading and resyncing fully on failure, with backoff. */
+  /**
+   * One attempt to bring the kernel to `target`; returns whether it wrote anything. A failure
+   * leaves the kernel untrusted (the next attempt re-reads it and resyncs fully) and is thrown to
+   * the apply loop, which retries with its backoff.
+   */
   async function converge(target: (uplinkMtu: number) => KernelState): Promise<boolean> {
-    let lastError: unknown;
-    for (let attempt = 1; attempt <= attempts; attempt++) {
+    try {
+      const reading = !trusted || applied === undefined ? read() : undefined;
+      // Computed while the reads run (they are child processes, working in parallel with us);
+      // recomputed only if the uplink MTU turns out to differ from the guess.
+      const guessMtu = applied?.uplinkMtu ?? DEFAULT_UPLINK_MTU;
+      let desired: KernelState;
       try {
-        const reading = dirty || applied === undefined ? read() : undefined;
-        // Computed while the reads run (they are child processes, working in parallel with us);
-        // recomputed only if the uplink MTU turns out to differ from the guess.
-        const guessMtu = applied?.uplinkMtu ?? DEFAULT_UPLINK_MTU;
-        let desired: KernelState;
-        try {
-          desired = target(guessMtu);
-        } catch (err) {
-          await reading?.catch(() => undefined);
-          throw err;
-        }
-        const current: KernelSnapshot = reading
-          ? await reading
-          : { state: applied?.state ?? EMPTY_KERNEL_STATE, uplinkMtu: guessMtu };
-        if (current.uplinkMtu !== guessMtu) desired = target(current.uplinkMtu);
-        const resync = full;
-        const plan = computeIpPlan(desired, current.state);
-        const nftOps = computeNftTransaction(desired.nft, current.state.nft, resync);
-        const changed = !isEmptyIpPlan(plan) || nftOps.length > 0;
-        if (changed) await applyPlan(plan, nftOps);
-        // Announced against the last state we know we applied, not the kernel just read: an
-        // attempt that failed after adding an egress IP left it on the uplink, and the retry
-        // that finishes the job must still announce it, or upstream keeps the old holder's MAC.
-        // A process that has applied nothing yet knows nothing of upstream: an egress IP it
-        // finds on the uplink may be a leftover of a previous process or of a node that was cut
-        // off while another node held and announced the IP. So its first apply announces every
-        // egress IP it holds (a gratuitous ARP for an entry already ours changes nothing).
-        const heldBefore = applied === undefined ? new Set<string>() : egressIPs(applied.state);
-        announce([
-          ...new Set([...plan.acquired, ...[...egressIPs(desired)].filter((ip) => !heldBefore.has(ip))]),
-        ]);
-        applied = { state: desired, uplinkMtu: current.uplinkMtu };
-        dirty = false;
-        full = false;
-        return changed;
+        desired = target(guessMtu);
       } catch (err) {
-        if (err instanceof DataplaneModelFailure) throw err;
-        lastError = err;
-        dirty = true;
-        full = true;
-        log.warn({ err, attempt, attempts }, 'dataplane apply failed; next attempt resyncs fully');
-        if (attempt < attempts) await sleep(backoffMs * 2 ** (attempt - 1));
+        await reading?.catch(() => undefined);
+        throw err;
       }
+      const current: KernelSnapshot = reading
+        ? await reading
+        : { state: applied?.state ?? EMPTY_KERNEL_STATE, uplinkMtu: guessMtu };
+      if (current.uplinkMtu !== guessMtu) desired = target(current.uplinkMtu);
+      const plan = computeIpPlan(desired, current.state);
+      const nftOps = computeNftTransaction(desired.nft, current.state.nft, resyncFully);
+      const changed = !isEmptyIpPlan(plan) || nftOps.length > 0;
+      if (changed) await applyPlan(plan, nftOps);
+      // Announced against the last state we know we applied, not the kernel just read: an
+      // attempt that failed after adding an egress IP left it on the uplink, and the retry
+      // that finishes the job must still announce it, or upstream keeps the old holder's MAC.
+      // A process that has applied nothing yet knows nothing of upstream: an egress IP it
+      // finds on the uplink may be a leftover of a previous process or of a node that was cut
+      // off while another node held and announced the IP. So its first apply announces every
+      // egress IP it holds (a gratuitous ARP for an entry already ours changes nothing).
+      const heldBefore = applied === undefined ? new Set<string>() : egressIPs(applied.state);
+      announce([
+        ...new Set([...plan.acquired, ...[...egressIPs(desired)].filter((ip) => !heldBefore.has(ip))]),
+      ]);
+      applied = { state: desired, uplinkMtu: current.uplinkMtu };
+      trusted = true;
+      resyncFully = false;
+      return changed;
+    } catch (err) {
+      if (err instanceof DataplaneModelFailure) throw err;
+      trusted = false;
+      resyncFully = true;
+      log.warn({ err }, 'dataplane apply failed; the next attempt resyncs fully');
+      throw err;
     }
-    throw lastError;
   }
 
   function egressIPs(state: KernelState): Set<string> {
@@ -269,12 +272,12 @@ export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: Datapla
 
   return {
     reconcile: (desired) =>
-      serial(async () => {
+      exclusive(async () => {
         const started = performance.now();
         // The cheap path: same input as last time and nothing suspicious since → no reads, no
         // computation, no writes. (The generation alone changing changes nothing in the kernel.)
         const inputKey = JSON.stringify({ ...desired, generation: 0 });
-        if (!dirty && applied !== undefined && inputKey === appliedInput) {
+        if (trusted && applied !== undefined && inputKey === appliedInput) {
           return { changed: false, durationMs: performance.now() - started };
         }
         appliedInput = undefined;
@@ -287,8 +290,8 @@ export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: Datapla
       }),
 
     checkDrift: () =>
-      serial(async () => {
-        if (applied === undefined) return dirty;
+      exclusive(async () => {
+        if (applied === undefined) return !trusted;
         const now = await read();
         // Sysctls are ours only where we set them (gateway devices); a director device keeps
         // whatever the kernel gave it.
@@ -296,14 +299,14 @@ export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: Datapla
         const seen = { ...now.state, sysctls: now.state.sysctls.filter((x) => ownedSysctls.has(x.key)) };
         const drifted = now.uplinkMtu !== applied.uplinkMtu || comparable(seen) !== comparable(applied.state);
         if (drifted) {
-          dirty = true;
+          trusted = false;
           log.warn({ uplinkMtu: now.uplinkMtu }, 'dataplane drift: kernel state differs from the last apply');
         }
         return drifted;
       }),
 
     withdrawEgressIPs: () =>
-      serial(async () => {
+      exclusive(async () => {
         // Read the kernel, not our memory: after a restart we may hold addresses we never wrote.
         const now = await read();
         const held = now.state.addresses.filter((a) => a.kind === 'egress');
@@ -318,9 +321,9 @@ export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: Datapla
       }),
 
     removeAll: () =>
-      serial(async () => {
+      exclusive(async () => {
         await Promise.all(announcements);
-        dirty = true;
+        trusted = false;
         appliedInput = undefined;
         await converge(() => EMPTY_KERNEL_STATE);
         log.info('dataplane removed');

@@ -1,8 +1,8 @@
 // Self-fencing, as a pure state machine over explicit timestamps (monotonic ms). No I/O and no
 // clock: src/agents/agent.ts feeds it heartbeat acknowledgements and timer ticks and carries out
-// the effects it returns. Why it exists: ARCHITECTURE.md principle 7 — a gateway cut off from the
-// log must drop its egress IPs before liveness declares it lost and the projector gives the IPs
-// to another node, so that no two nodes ever answer ARP for one IP.
+// the effects it returns. Why it exists (fail safe): a gateway cut off from the log must drop its
+// egress IPs before liveness declares it lost and the projector gives the IPs to another node, so
+// that no two nodes ever answer ARP for one IP.
 //
 // Contact is measured from the moment a heartbeat that Kafka later acknowledged was *sent*, not
 // acknowledged: liveness starts its silence clock when that heartbeat arrives, which is no

@@ -21,8 +21,9 @@ import {
   type RuleSpec,
   type SysctlSpec,
   type VxlanLink,
-} from './dataplane-model.ts';
+} from '../dataplane/kernel-state.ts';
 import { runChecked, type KernelRunner } from './kernel-exec.ts';
+import { compare } from '../lib/compare.ts';
 
 /** What parsing needs to know to tell ours from theirs. */
 export interface Ownership {
@@ -116,7 +117,7 @@ function sortElements(elements: string[]): string[] {
     const parts = (e.split(/[-/]/)[0] ?? '').split('.').map(Number);
     return parts.length === 4 ? parts.reduce((acc, p) => acc * 256 + p, 0) : Number.MAX_SAFE_INTEGER;
   };
-  return elements.sort((a, b) => value(a) - value(b) || (a < b ? -1 : a > b ? 1 : 0));
+  return elements.sort((a, b) => value(a) - value(b) || compare(a, b));
 }
 
 // ---------------------------------------------------------------------------------------------

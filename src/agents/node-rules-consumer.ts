@@ -25,9 +25,10 @@ import {
   type PartitionAssigner,
   type PartitionMetadata,
 } from 'kafkajs';
-import { decodeNodeRules, type NodeRules } from '../events/node-rules.ts';
-import { TOPICS } from '../events/topics.ts';
-import type { DeadLetterSink } from '../lib/dead-letter.ts';
+import { decodeNodeRules, type NodeRules } from '../contracts/node-rules.ts';
+import { TOPICS } from '../contracts/topics.ts';
+import { decodeNodeKeyed, type DeadLetterSink } from '../lib/dead-letter.ts';
+import { OWN_GROUP_CONSUMER } from '../lib/kafka.ts';
 import type { Logger } from '../lib/log.ts';
 import {
   evolveFollower,
@@ -165,22 +166,13 @@ export function createNodeRulesConsumer(opts: NodeRulesConsumerOptions): NodeRul
         step({ type: 'RecordRead', record: { offset, rules: null } });
         continue;
       }
-      const decoded = decodeNodeRules(message.value);
-      const rules = decoded._tag === 'Right' && decoded.right.node === node ? decoded.right : undefined;
-      if (rules === undefined) {
-        opts.deadLetter.send({
-          sourceTopic: topic,
-          partition: batch.partition,
-          offset: message.offset,
-          key: message.key,
-          value: message.value,
-          reason:
-            decoded._tag === 'Left'
-              ? decoded.left.reason
-              : `record keyed ${JSON.stringify(node)} is for node ${JSON.stringify(decoded.right.node)}`,
-        });
-        continue;
-      }
+      const rules = decodeNodeKeyed(
+        message,
+        { topic, partition: batch.partition, what: 'node-rules record' },
+        decodeNodeRules,
+        opts.deadLetter,
+      );
+      if (rules === undefined) continue;
       step({ type: 'RecordRead', record: { offset, rules } });
     }
     return Promise.resolve();
@@ -208,14 +200,11 @@ export function createNodeRulesConsumer(opts: NodeRulesConsumerOptions): NodeRul
 
   async function runConsumer(p: number): Promise<void> {
     const c = kafka.consumer({
+      ...OWN_GROUP_CONSUMER,
       groupId,
       partitionAssigners: [singlePartitionAssigner(topic, p)],
-      allowAutoTopicCreation: false,
       // Short long-polls so stop() and new records are prompt; the partition is small anyway.
       maxWaitTimeInMs: 250,
-      sessionTimeout: 10_000,
-      heartbeatInterval: 1_000,
-      retry: { retries: 10, initialRetryTime: 100, maxRetryTime: 2_000 },
     });
     consumer = c;
     // Batch events also fire for batches that held only transaction markers (which eachBatch

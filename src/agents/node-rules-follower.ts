@@ -11,7 +11,7 @@
 //   one: a higher offset, and for a state a higher generation. Re-reads after a consumer
 //   rebalance (offsets are not committed, so a re-joined consumer starts from the beginning)
 //   therefore deliver nothing twice. A tombstone after catch-up means "nothing of ours here".
-import { emptyNodeRules, type NodeRules } from '../events/node-rules.ts';
+import { emptyNodeRules, type NodeRules } from '../contracts/node-rules.ts';
 
 /** A record of this node's key: its decoded state, or null for a tombstone. */
 export interface NodeRecord {

@@ -1,7 +1,7 @@
 // The agent's catch-up and generation rules (./node-rules-follower.ts), given/when/then.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { emptyNodeRules, NODE_RULES_SCHEMA, type NodeRules } from '../events/node-rules.ts';
+import { emptyNodeRules, NODE_RULES_SCHEMA, type NodeRules } from '../contracts/node-rules.ts';
 import {
   evolveFollower,
   isCaughtUp,

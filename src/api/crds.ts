@@ -16,9 +16,9 @@
 // - CRD validation has no `cel.bind`, so repeated sub-expressions are spelled out.
 
 import { stringify } from 'yaml';
+import { GROUP, limits, VERSION } from './group.ts';
 
-export const GROUP = 'staticegressips.nirmata.io';
-export const VERSION = 'v1alpha1';
+export { GROUP, limits, VERSION };
 
 type Schema = Record<string, unknown>;
 
@@ -28,24 +28,6 @@ interface Validation {
   messageExpression?: string;
   fieldPath?: string;
 }
-
-/** Upper bounds: what the CEL cost estimate is computed from; each is far above real use. */
-export const limits = {
-  rulesPerPolicy: 32,
-  destinationsPerRule: 32,
-  exceptionsPerRule: 32,
-  poolAddresses: 64,
-  maxGateways: 8,
-  /** Longest IPv6 text form (with an embedded IPv4 tail): 45 characters. */
-  ipLength: 45,
-  /** An IP plus "/128". */
-  cidrLength: 49,
-  /** Two IPs and the dash of a range. */
-  poolAddressLength: 91,
-  selectorExpressions: 32,
-  selectorValues: 64,
-  selectorLabels: 64,
-} as const;
 
 // ------------------------------------------------------------------------------------------------
 // CEL building blocks

@@ -1,6 +1,6 @@
 // Runs the fold of fold.ts over a log source (file or Kafka) with progress on stderr. Effectful
 // only through the source and the progress callback; commands pass their own per-step work.
-import { TOPICS } from '../events/topics.ts';
+import { TOPICS } from '../contracts/topics.ts';
 import type { CliContext } from './context.ts';
 import {
   decodeEventRecord,

@@ -4,12 +4,13 @@
 // A record that does not decode is never skipped silently: it is shown as UNDECODABLE with the
 // decoder's reason, and it passes every filter that cannot be judged without decoding.
 import type { Either } from 'fp-ts/lib/Either.js';
-import { decodeClusterEvent, type ClusterEvent } from '../events/cluster-events.ts';
-import { parseJson, type DecodeFailure } from '../events/decode.ts';
-import { decodeDecision } from '../events/decisions.ts';
-import { decodeHeartbeat, decodeNodeApplyStatus } from '../events/node-reports.ts';
-import { decodeNodeRules } from '../events/node-rules.ts';
-import { TOPICS } from '../events/topics.ts';
+import { decodeClusterEvent, type ClusterEvent } from '../contracts/cluster-events.ts';
+import { parseJson, type DecodeFailure } from '../contracts/decode.ts';
+import { decodeDecision } from '../contracts/decisions.ts';
+import { decodeHeartbeat, decodeNodeApplyStatus } from '../contracts/node-reports.ts';
+import { decodeNodeRules } from '../contracts/node-rules.ts';
+import { TOPICS } from '../contracts/topics.ts';
+import { compare } from '../lib/compare.ts';
 
 /** A record as read from Kafka (kafkajs' fields, decoded to strings where they are text). */
 export interface TopicRecord {
@@ -212,7 +213,7 @@ const labels = (l: Readonly<Record<string, string>>): string =>
   Object.keys(l).length === 0
     ? '{}'
     : Object.entries(l)
-        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .sort(([a], [b]) => compare(a, b))
         .map(([k, v]) => `${k}=${v}`)
         .join(',');
 

@@ -1,8 +1,8 @@
 // Decoding, filtering and rendering of records for `kseip events tail` (pure).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ClusterEvent } from '../events/cluster-events.ts';
-import { TOPICS } from '../events/topics.ts';
+import type { ClusterEvent } from '../contracts/cluster-events.ts';
+import { TOPICS } from '../contracts/topics.ts';
 import {
   decodeRecord,
   parseTimeArg,

@@ -218,7 +218,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       brokers,
       ...lease('watcher'),
     ]),
-    start('projector', 'src/projections/projector-main.ts', [
+    start('projector', 'src/projector/main.ts', [
       '--brokers',
       brokers,
       // A restarted projector must not wait a minute for its predecessor's transaction.

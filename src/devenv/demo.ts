@@ -6,7 +6,7 @@
 // Component logs go to files in a run dir (printed); the terminal gets only the summary.
 // KSEIP_DEMO_KEEP=1 keeps everything running for exploration until Ctrl-C.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TOPICS } from '../events/topics.ts';
+import { TOPICS } from '../contracts/topics.ts';
 import { pino } from 'pino';
 import {
   addSeedWorkload,

@@ -1,9 +1,12 @@
 // Where records that do not decode go: kseip.dead-letter.v1, with the original key and value and
 // the reason in headers, so an operator can see what was skipped and why. Effectful (produces).
 // A dead letter is fire-and-forget: a failure to write it is logged, never thrown, because a
-// consumer must not stop on a bad record (ARCHITECTURE.md, principle 6).
+// consumer must not stop on a bad record (parse at the edge: a record that does not decode is
+// counted, set aside with its reason, and skipped).
+import type { Either } from 'fp-ts/lib/Either.js';
 import type { IHeaders, ProducerRecord } from 'kafkajs';
-import { TOPICS } from '../events/topics.ts';
+import type { DecodeFailure } from '../contracts/decode.ts';
+import { TOPICS } from '../contracts/topics.ts';
 import type { Logger } from './log.ts';
 
 export interface DeadLetter {
@@ -80,4 +83,39 @@ export function createDeadLetterSink(opts: {
         });
     },
   };
+}
+
+/** A consumed record as kafkajs hands it over in a batch. */
+export interface ConsumedRecord {
+  readonly offset: string;
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
+}
+
+/**
+ * Decodes a record that is keyed by node name and whose payload names its node (heartbeats, node
+ * rules). A record that does not decode, or whose payload names another node than its key, goes
+ * to the sink with the reason and gives undefined: one bad record never stops a consumer.
+ */
+export function decodeNodeKeyed<T extends { readonly node: string }>(
+  record: ConsumedRecord,
+  source: { readonly topic: string; readonly partition: number; readonly what: string },
+  decode: (value: Buffer | null) => Either<DecodeFailure, T>,
+  sink: DeadLetterSink,
+): T | undefined {
+  const decoded = decode(record.value);
+  const key = record.key?.toString('utf8');
+  if (decoded._tag === 'Right' && decoded.right.node === key) return decoded.right;
+  sink.send({
+    sourceTopic: source.topic,
+    partition: source.partition,
+    offset: record.offset,
+    key: record.key,
+    value: record.value,
+    reason:
+      decoded._tag === 'Left'
+        ? decoded.left.reason
+        : `${source.what} keyed ${JSON.stringify(key)} names node ${JSON.stringify(decoded.right.node)}`,
+  });
+  return undefined;
 }

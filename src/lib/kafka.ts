@@ -5,6 +5,18 @@ import './kafkajs-idle-timer-fix.ts';
 import { Kafka, logLevel, type KafkaConfig, type logCreator } from 'kafkajs';
 import { createLogger, type Logger } from './log.ts';
 
+/**
+ * The consumer settings of our components that read a topic in a group of their own (one per
+ * process, nothing committed there): a restarted process is not kept waiting by a long session,
+ * and a broker that is briefly away is retried for a while before the consumer gives up.
+ */
+export const OWN_GROUP_CONSUMER = {
+  allowAutoTopicCreation: false,
+  sessionTimeout: 10_000,
+  heartbeatInterval: 1_000,
+  retry: { retries: 10, initialRetryTime: 100, maxRetryTime: 2_000 },
+} as const;
+
 export interface CreateKafkaOptions extends Partial<KafkaConfig> {
   /** Where kafkajs' log lines go (default: component "kafkajs"). Its level caps kafkajs' level. */
   readonly log?: Logger;

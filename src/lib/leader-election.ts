@@ -11,7 +11,7 @@
 // - A leader that could not renew within renewDeadline steps down by itself. renewDeadline is
 //   shorter than leaseDuration, so it stops acting before any other replica may take over.
 // - term = spec.leaseTransitions after acquiring: it grows with every change of holder, which is
-//   what readers of our events fence on (src/events/cluster-events.ts Producer.term).
+//   what readers of our events fence on (src/contracts/cluster-events.ts Producer.term).
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ApiException,

@@ -20,6 +20,7 @@
 //   from that moment. A Kafka outage is thus not taken for the death of every node at once:
 //   cut-off agents fence themselves (src/agents/fencing.ts) and recover on their own, and no
 //   gateway moves. A node cut off alone is still declared lost, because liveness still sees.
+import { compare } from '../lib/compare.ts';
 
 export type NodeStatus = 'alive' | 'lost' | 'seeded';
 
@@ -76,8 +77,6 @@ export const initialDetectorState = (): DetectorState => ({
   blind: false,
 });
 
-const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-
 /** Applies one input to `state` (in place) and returns the verdicts it produces, in order. */
 export function evolveDetector(
   state: DetectorState,
@@ -103,7 +102,7 @@ export function evolveDetector(
         if (track.status !== 'lost' && input.now - track.lastAt > lostAfterMs) lost.push(node);
       }
       // Several nodes lost in one tick are reported in a stable order.
-      return lost.sort(byName).map((node): Verdict => {
+      return lost.sort(compare).map((node): Verdict => {
         const track = state.nodes.get(node)!;
         state.nodes.set(node, { ...track, status: 'lost' });
         return {
@@ -145,7 +144,7 @@ export function evolveDetector(
  */
 export function selectCurrentVerdicts(state: DetectorState): Verdict[] {
   return [...state.nodes]
-    .sort(([a], [b]) => byName(a, b))
+    .sort(([a], [b]) => compare(a, b))
     .flatMap(([node, track]): Verdict[] => {
       if (track.status === 'alive') return [{ type: 'NodeBack', node, heartbeatAt: track.lastWall }];
       if (track.status === 'lost')

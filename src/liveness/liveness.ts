@@ -16,11 +16,12 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Admin, Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { ClusterEvent, Producer as EventProducer } from '../events/cluster-events.ts';
-import { decodeHeartbeat } from '../events/node-reports.ts';
-import { TOPICS } from '../events/topics.ts';
+import type { ClusterEvent, Producer as EventProducer } from '../contracts/cluster-events.ts';
+import { decodeHeartbeat } from '../contracts/node-reports.ts';
+import { TOPICS } from '../contracts/topics.ts';
 import { every, systemClock, type Clock, type TimerHandle } from '../lib/clock.ts';
-import type { DeadLetterSink } from '../lib/dead-letter.ts';
+import { decodeNodeKeyed, type DeadLetterSink } from '../lib/dead-letter.ts';
+import { OWN_GROUP_CONSUMER } from '../lib/kafka.ts';
 import type { LeaderElector, Leadership } from '../lib/leader-election.ts';
 import type { Logger } from '../lib/log.ts';
 import { buildEvent, eventKey } from '../watcher/envelope.ts';
@@ -270,29 +271,22 @@ export function createLiveness(opts: LivenessOptions): Liveness {
         if (seen !== undefined && offset <= seen) continue;
         maxLiveOffset.set(batch.partition, offset);
       }
-      const decoded = decodeHeartbeat(message.value);
-      const key = message.key?.toString('utf8');
-      if (decoded._tag === 'Left' || decoded.right.node !== key) {
+      const heartbeat = decodeNodeKeyed(
+        message,
+        { topic: heartbeatsTopic, partition: batch.partition, what: 'heartbeat' },
+        decodeHeartbeat,
+        opts.deadLetter,
+      );
+      if (heartbeat === undefined) {
         metrics.deadLetters.inc();
-        opts.deadLetter.send({
-          sourceTopic: heartbeatsTopic,
-          partition: batch.partition,
-          offset: message.offset,
-          key: message.key,
-          value: message.value,
-          reason:
-            decoded._tag === 'Left'
-              ? decoded.left.reason
-              : `heartbeat keyed ${JSON.stringify(key)} is from node ${JSON.stringify(decoded.right.node)}`,
-        });
         continue;
       }
       if (history) {
-        if (!seeded) seedNodes.set(decoded.right.node, new Date(Number(message.timestamp)).toISOString());
+        if (!seeded) seedNodes.set(heartbeat.node, new Date(Number(message.timestamp)).toISOString());
         continue;
       }
       metrics.heartbeats.inc();
-      step({ type: 'HeartbeatArrived', node: decoded.right.node, at: clock.now(), wall: clock.wallTime() });
+      step({ type: 'HeartbeatArrived', node: heartbeat.node, at: clock.now(), wall: clock.wallTime() });
     }
     return Promise.resolve();
   }
@@ -333,13 +327,10 @@ export function createLiveness(opts: LivenessOptions): Liveness {
       }
     }
     const c = kafka.consumer({
+      ...OWN_GROUP_CONSUMER,
       groupId,
-      allowAutoTopicCreation: false,
       // Short long-polls: a completed fetch is how liveness knows it can see (blindness).
       maxWaitTimeInMs: 50,
-      sessionTimeout: 10_000,
-      heartbeatInterval: 1_000,
-      retry: { retries: 10, initialRetryTime: 100, maxRetryTime: 2_000 },
     });
     consumer = c;
     c.on(c.events.FETCH, () => step({ type: 'Sighted', at: clock.now() }));

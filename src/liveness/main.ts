@@ -3,7 +3,7 @@
 // starts the service and the health server, and stops cleanly on SIGTERM/SIGINT (releasing the
 // Lease so a standby takes over at once).
 import { register } from 'prom-client';
-import { TOPICS } from '../events/topics.ts';
+import { TOPICS } from '../contracts/topics.ts';
 import { createDeadLetterSink } from '../lib/dead-letter.ts';
 import { startHealthServer } from '../lib/health.ts';
 import { createKafka } from '../lib/kafka.ts';

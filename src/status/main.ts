@@ -4,7 +4,7 @@
 // with a clean fold. SIGTERM/SIGINT stop it gracefully: the consumer leaves, the Lease is
 // released so a standby takes over at once, and it exits 0.
 import '../lib/kafkajs-idle-timer-fix.ts';
-import { TOPICS } from '../events/topics.ts';
+import { TOPICS } from '../contracts/topics.ts';
 import { NonEmptyString, durationMsFromString, option } from '../lib/config.ts';
 import { createDeadLetterSink } from '../lib/dead-letter.ts';
 import { startHealthServer } from '../lib/health.ts';

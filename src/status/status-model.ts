@@ -2,7 +2,7 @@
 // per-node desired state (kseip.node-rules.v1) and the agents' apply acks (kseip.node-status.v1)
 // into the `.status` object of every StaticEgressIP / ClusterStaticEgressIP, and derives the
 // Kubernetes Events that decisions call for. Pure: no I/O, no clock. The state is a linear value
-// (evolve mutates it in place and returns it, see src/projections/model.ts for the discipline).
+// (evolve mutates it in place and returns it, see src/projection/model.ts for the discipline).
 //
 // Status is derived from the log only. Every input carries `at`, the Kafka timestamp of the record
 // it came from, and a condition's lastTransitionTime is the `at` of the input that flipped it: the
@@ -25,9 +25,14 @@
 //   programmedNodes = programmed directors + (gateway programmed ? 1 : 0).
 // - Programmed=True when every rule has all it expects programmed (vacuously for a policy with
 //   nothing to program). Ready = Accepted && Assigned && Programmed && !Conflict.
-import type { Condition as DecisionCondition, Decision, PolicyRef, RuleStatus } from '../events/decisions.ts';
-import type { NodeApplyStatus } from '../events/node-reports.ts';
-import type { NodeRules } from '../events/node-rules.ts';
+import type {
+  Condition as DecisionCondition,
+  Decision,
+  PolicyRef,
+  RuleStatus,
+} from '../contracts/decisions.ts';
+import type { NodeApplyStatus } from '../contracts/node-reports.ts';
+import type { NodeRules } from '../contracts/node-rules.ts';
 
 type PolicyStatusComputed = Extract<Decision, { type: 'PolicyStatusComputed' }>;
 
@@ -91,7 +96,7 @@ export function initialStatusState(): StatusState {
 }
 
 /** "ns/name" for a StaticEgressIP, "cluster/name" for a ClusterStaticEgressIP: the prefix of
- *  the projector's rule ids (src/projections/rules.ts ruleId). */
+ *  the projector's rule ids (src/projection/rules.ts ruleId). */
 export function policyKey(ref: PolicyRef): string {
   return ref.namespace === undefined ? `cluster/${ref.name}` : `${ref.namespace}/${ref.name}`;
 }

@@ -1,9 +1,9 @@
 // Given decisions, node rules and acks, then this status and these Events (src/status/status-model.ts).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Condition, Decision, RuleStatus } from '../events/decisions.ts';
-import type { NodeApplyStatus } from '../events/node-reports.ts';
-import type { NodeRules, Steer } from '../events/node-rules.ts';
+import type { Condition, Decision, RuleStatus } from '../contracts/decisions.ts';
+import type { NodeApplyStatus } from '../contracts/node-reports.ts';
+import type { NodeRules, Steer } from '../contracts/node-rules.ts';
 import {
   evolveStatus,
   initialStatusState,

@@ -28,10 +28,11 @@ import {
   type KubeConfig,
 } from '@kubernetes/client-node';
 import { Counter, Gauge } from 'prom-client';
-import { decodeDecision } from '../events/decisions.ts';
-import { decodeNodeApplyStatus } from '../events/node-reports.ts';
-import { decodeNodeRules } from '../events/node-rules.ts';
-import type { PolicyRef } from '../events/decisions.ts';
+import { GROUP, GROUP_VERSION, VERSION } from '../api/group.ts';
+import { decodeDecision } from '../contracts/decisions.ts';
+import { decodeNodeApplyStatus } from '../contracts/node-reports.ts';
+import { decodeNodeRules } from '../contracts/node-rules.ts';
+import type { PolicyRef } from '../contracts/decisions.ts';
 import type { DeadLetterSink } from '../lib/dead-letter.ts';
 import type { Logger } from '../lib/log.ts';
 import {
@@ -43,9 +44,6 @@ import {
   type StatusInput,
 } from './status-model.ts';
 
-const GROUP = 'staticegressips.nirmata.io';
-const VERSION = 'v1alpha1';
-const API_VERSION = `${GROUP}/${VERSION}`;
 const PLURAL = {
   StaticEgressIP: 'staticegressips',
   ClusterStaticEgressIP: 'clusterstaticegressips',
@@ -271,7 +269,7 @@ export function createStatusWriter(opts: StatusWriterOptions): StatusWriter {
         body: {
           metadata: { name: renderEventName(e), namespace },
           involvedObject: {
-            apiVersion: API_VERSION,
+            apiVersion: GROUP_VERSION,
             kind: e.policy.kind,
             name: e.policy.name,
             ...(e.policy.namespace === undefined ? {} : { namespace: e.policy.namespace }),

@@ -1,4 +1,4 @@
-// kseip-topics: creates every topic of src/events/topics.ts that does not exist yet, with its
+// kseip-topics: creates every topic of src/contracts/topics.ts that does not exist yet, with its
 // partition count and configs (retention, compaction), then exits 0. Existing topics are never
 // altered. Effectful: one Kafka admin connection. docker-compose.yml runs it once before the
 // control plane (the projector reads kseip.cluster-events.v1, which otherwise only the watcher
@@ -9,7 +9,7 @@ import { createKafka } from '../lib/kafka.ts';
 import * as lifecycle from '../lib/lifecycle.ts';
 import { createLogger } from '../lib/log.ts';
 import * as shared from '../lib/options.ts';
-import { topicSpecs } from '../events/topics.ts';
+import { topicSpecs } from '../contracts/topics.ts';
 
 const spec = { ...shared.kafkaOptions, replicationFactor: shared.replicationFactorOption };
 const { config, kafkaSecurity } = lifecycle.loadConfigAndKafkaSecurityOrExit(

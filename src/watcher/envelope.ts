@@ -1,7 +1,7 @@
 // Builds cluster-event envelopes and their Kafka keys. Pure: ids and times are passed in.
-import type { ClusterEventType, EventOf, PayloadOf, Producer } from '../events/cluster-events.ts';
-import { CLUSTER_EVENTS_SCHEMA } from '../events/cluster-events.ts';
-import type { ObjectKind, ObjectRef } from '../events/primitives.ts';
+import type { ClusterEventType, EventOf, PayloadOf, Producer } from '../contracts/cluster-events.ts';
+import { CLUSTER_EVENTS_SCHEMA } from '../contracts/cluster-events.ts';
+import type { ObjectKind, ObjectRef } from '../contracts/primitives.ts';
 
 /**
  * The record key: kind/namespace/name, with an empty namespace for cluster-scoped objects and

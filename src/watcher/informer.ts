@@ -2,11 +2,15 @@
 // watches itself for stalls. Effectful: owns the list requests and the one watch request
 // (client-node's Watch) of its kind, and a small cache (object key → resourceVersion).
 //
-// Why not client-node's makeInformer: its informer can only be stopped, never paused, and a
-// stopped one forgets its resourceVersion, so every backpressure pause would cost a full relist,
-// and a list larger than the event buffer would never get out (each relist refills the buffer
-// and is cut off again). This reflector keeps its resourceVersion across a pause and resumes the
-// watch where it stopped; it relists only when it must:
+// Why not client-node's makeInformer (2.x): it hides its relists (it diffs a relist against its
+// own cache and reports adds, updates and deletes), so the sink could not bracket each list with
+// ListStarted and ListCompleted, which is how readers of the log learn about deletions that
+// happened while no watch ran; it keeps whole objects where we keep only key → resourceVersion;
+// and after an error other than 410 Gone or its timeout it stops and leaves the restart and the
+// backoff to the caller anyway. (Its stop() keeps the resourceVersion and start() resumes the
+// watch, so pausing it would not cost a relist: that is no reason any more.) This reflector, too,
+// keeps its resourceVersion across a pause and resumes the watch where it stopped; it relists
+// only when it must:
 // - start, and every restart after an error (anything but 410 Gone, with capped exponential
 //   backoff) or after the watchdog fired: the sink brackets every list with ListStarted and
 //   ListCompleted, so readers learn about everything that happened while no watch ran;
@@ -30,7 +34,7 @@ import { request, type RequestOptions } from 'node:https';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
-import type { ObjectKind } from '../events/primitives.ts';
+import type { ObjectKind } from '../contracts/primitives.ts';
 import type { Logger } from '../lib/log.ts';
 import { informerRestarts, watchPauses } from './metrics.ts';
 

@@ -1,12 +1,13 @@
 // The kinds the watcher publishes: where the API server serves each one and how its objects
 // become events (src/watcher/parse.ts). Pure data.
 import type { KubernetesObject } from '@kubernetes/client-node';
+import { GROUP_VERSION } from '../api/group.ts';
 import type { Either } from 'fp-ts/lib/Either.js';
-import type { ClusterEventType } from '../events/cluster-events.ts';
-import type { ObjectKind } from '../events/primitives.ts';
+import type { ClusterEventType } from '../contracts/cluster-events.ts';
+import type { ObjectKind } from '../contracts/primitives.ts';
 import { eventTypesOf, parseObject, samePayload, type AnyParsed, type ParseError } from './parse.ts';
 
-export const GROUP_VERSION = 'staticegressips.nirmata.io/v1alpha1';
+export { GROUP_VERSION };
 
 export interface KindSpec {
   readonly kind: ObjectKind;

@@ -2,7 +2,7 @@
 // SIGTERM/SIGINT stop it gracefully: informers stop, buffered events are flushed (bounded by
 // --flush-timeout), the Lease is released so a standby takes over at once, and it exits 0.
 import '../lib/kafkajs-idle-timer-fix.ts';
-import { TOPICS } from '../events/topics.ts';
+import { TOPICS } from '../contracts/topics.ts';
 import {
   BooleanFromString,
   NonEmptyString,

@@ -1,4 +1,4 @@
-// Parse at the edge: Kubernetes objects → the payloads of cluster-events (src/events/cluster-events.ts).
+// Parse at the edge: Kubernetes objects → the payloads of cluster-events (src/contracts/cluster-events.ts).
 // Pure. Owns the mapping from API objects to facts: what is kept (only what projections read),
 // how it is normalized (the seed's `cidr` folded into `destinations`, `gateways` defaulted,
 // addresses in canonical text, every list and map sorted), and which objects are refused.
@@ -24,14 +24,15 @@ import type {
   V1Pod,
   V1Service,
 } from '@kubernetes/client-node';
-import type { EgressRule, PayloadOf } from '../events/cluster-events.ts';
+import { limits } from '../api/group.ts';
+import type { EgressRule, PayloadOf } from '../contracts/cluster-events.ts';
 import {
   LabelSelectorRequirement,
   type LabelSelector,
   type Labels,
   type ObjectKind,
   type ObjectRef,
-} from '../events/primitives.ts';
+} from '../contracts/primitives.ts';
 import {
   classifyIP,
   cidrContainsCIDR,
@@ -45,6 +46,7 @@ import {
   type AddressSpan,
   type Cidr,
 } from './net.ts';
+import { compare, compareBig } from '../lib/compare.ts';
 
 export interface ParseError {
   readonly _tag: 'ParseError';
@@ -81,17 +83,12 @@ export interface Parsed<K extends ObjectKind> {
 
 export type AnyParsed = { [K in ObjectKind]: Parsed<K> }[ObjectKind];
 
-/** Bounds the CRDs enforce (src/api/crds.ts `limits`), repeated here so parse refuses the same. */
-const limits = { rules: 32, destinations: 32, exceptions: 32, gateways: 8, poolAddresses: 64 } as const;
-
 // ------------------------------------------------------------------------------------------------
 // Helpers
 
-const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-
 function sortedLabels(labels: Readonly<Record<string, string>> | undefined): Labels {
   const out: Labels = {};
-  for (const key of Object.keys(labels ?? {}).sort(byText))
+  for (const key of Object.keys(labels ?? {}).sort(compare))
     out[key] = (labels as Record<string, string>)[key] as string;
   return out;
 }
@@ -104,13 +101,15 @@ function canonicalSelector(selector: LabelSelector): LabelSelector {
   const expressions = (selector.matchExpressions ?? []).map((e) => ({
     key: e.key,
     operator: e.operator,
-    ...(e.values !== undefined && e.values.length > 0 ? { values: [...new Set(e.values)].sort(byText) } : {}),
+    ...(e.values !== undefined && e.values.length > 0
+      ? { values: [...new Set(e.values)].sort(compare) }
+      : {}),
   }));
   if (expressions.length > 0) {
     const keyOf = (e: (typeof expressions)[number]): string =>
       JSON.stringify([e.key, e.operator, e.values ?? []]);
     out.matchExpressions = expressions
-      .sort((a, b) => byText(keyOf(a), keyOf(b)))
+      .sort((a, b) => compare(keyOf(a), keyOf(b)))
       .filter((e, i, all) => i === 0 || keyOf(e) !== keyOf(all[i - 1] as typeof e));
   }
   return out;
@@ -127,8 +126,6 @@ function selectorProblems(selector: LabelSelector, path: string): string[] {
         ];
   });
 }
-
-const compareBig = (a: bigint, b: bigint): number => (a < b ? -1 : a > b ? 1 : 0);
 
 function compareCidrs(a: Cidr, b: Cidr): number {
   return a.family - b.family || compareBig(networkOf(a), networkOf(b)) || a.prefix - b.prefix;
@@ -363,10 +360,10 @@ function parseRule(
       'destinations',
       'destinations is empty: list at least one CIDR (or give the single destination as cidr)',
     );
-  if ((rule.destinations?.length ?? 0) > limits.destinations)
-    at('destinations', `must have at most ${limits.destinations} items`);
-  if ((rule.exceptions?.length ?? 0) > limits.exceptions)
-    at('exceptions', `must have at most ${limits.exceptions} items`);
+  if ((rule.destinations?.length ?? 0) > limits.destinationsPerRule)
+    at('destinations', `must have at most ${limits.destinationsPerRule} items`);
+  if ((rule.exceptions?.length ?? 0) > limits.exceptionsPerRule)
+    at('exceptions', `must have at most ${limits.exceptionsPerRule} items`);
 
   const destinationTexts = rule.destinations ?? (rule.cidr !== undefined ? [rule.cidr] : []);
   const destinationLabel = rule.destinations !== undefined ? 'destination' : 'cidr';
@@ -401,10 +398,10 @@ function parseRule(
     );
 
   const gateways = rule.gateways ?? 1;
-  if (!Number.isInteger(gateways) || gateways < 1 || gateways > limits.gateways)
+  if (!Number.isInteger(gateways) || gateways < 1 || gateways > limits.maxGateways)
     at(
       'gateways',
-      `gateways must be between 1 and ${limits.gateways}: 1 is one active holder and no standby, N is one active holder and N-1 standbys`,
+      `gateways must be between 1 and ${limits.maxGateways}: 1 is one active holder and no standby, N is one active holder and N-1 standbys`,
     );
   if (rule.podSelector !== undefined)
     problems.push(...selectorProblems(rule.podSelector, `${path}.podSelector`));
@@ -437,7 +434,8 @@ function parseRules(
     return left([
       'spec.rules: spec.rules is empty: add at least one rule with an egressip, the pods and the destinations',
     ]);
-  if (rules.length > limits.rules) return left([`spec.rules: must have at most ${limits.rules} items`]);
+  if (rules.length > limits.rulesPerPolicy)
+    return left([`spec.rules: must have at most ${limits.rulesPerPolicy} items`]);
   const problems: string[] = [];
   const out: EgressRule[] = [];
   rules.forEach((rule, i) => {
@@ -563,7 +561,7 @@ export function parseStaticEgressIPPool(raw: unknown): Either<ParseError, Parsed
       generation: generationOf(metadata),
       // Entries are canonical text already (the checks above insist), so sorting them suffices.
       addresses: entries
-        .sort((a, b) => compareSpans(a.span, b.span) || byText(a.text, b.text))
+        .sort((a, b) => compareSpans(a.span, b.span) || compare(a.text, b.text))
         .map((e) => e.text),
       ...(spec.namespaceSelector !== undefined
         ? { namespaceSelector: canonicalSelector(spec.namespaceSelector) }
@@ -669,7 +667,7 @@ export function parseEndpointSlice(slice: V1EndpointSlice): Either<ParseError, P
   }
   const keyOf = (e: (typeof endpoints)[number]): string =>
     JSON.stringify([e.podName ?? '', e.addresses, e.nodeName ?? '']);
-  endpoints.sort((a, b) => byText(keyOf(a), keyOf(b)));
+  endpoints.sort((a, b) => compare(keyOf(a), keyOf(b)));
   return right({ type: 'EndpointSliceObserved', object: ref.right, payload: { serviceName, endpoints } });
 }
 
@@ -752,7 +750,7 @@ export function canonicalJson(value: unknown): string {
   if (typeof value === 'object' && value !== null) {
     const entries = Object.entries(value)
       .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => byText(a, b));
+      .sort(([a], [b]) => compare(a, b));
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
   }
   return JSON.stringify(value);

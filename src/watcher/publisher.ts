@@ -12,7 +12,7 @@
 //   retried with capped exponential backoff, forever, until it succeeds or the publisher stops.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Partitioners, type ITopicConfig, type Kafka, type Producer } from 'kafkajs';
-import type { ClusterEvent } from '../events/cluster-events.ts';
+import type { ClusterEvent } from '../contracts/cluster-events.ts';
 import type { Logger } from '../lib/log.ts';
 import {
   backpressureActive,

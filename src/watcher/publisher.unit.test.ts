@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kafka, Message } from 'kafkajs';
-import type { ClusterEvent } from '../events/cluster-events.ts';
+import type { ClusterEvent } from '../contracts/cluster-events.ts';
 import { createLogger } from '../lib/log.ts';
 import { createPublisher, type Pending } from './publisher.ts';
 

@@ -13,9 +13,9 @@
 import { randomUUID } from 'node:crypto';
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import type { Kafka } from 'kafkajs';
-import type { ClusterEventType, Producer } from '../events/cluster-events.ts';
-import type { ObjectKind } from '../events/primitives.ts';
-import { topicSpecs, TOPICS } from '../events/topics.ts';
+import type { ClusterEventType, Producer } from '../contracts/cluster-events.ts';
+import type { ObjectKind } from '../contracts/primitives.ts';
+import { topicSpecs, TOPICS } from '../contracts/topics.ts';
 import { createLeaderElector, type LeaderElector, type Leadership } from '../lib/leader-election.ts';
 import { createLogger, type Logger } from '../lib/log.ts';
 import { buildEvent, eventKey, objectRefOf } from './envelope.ts';

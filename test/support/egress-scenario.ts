@@ -3,17 +3,12 @@
 // deleted. Pure; event i is observed at T0 + i seconds, so audit intervals have readable times.
 // `exportLines` renders the log plus what the real projection emits for it as an export file
 // (the records the projector would have produced, offsets counted per topic).
-import type { ClusterEvent } from '../../src/events/cluster-events.ts';
-import { decisionKey } from '../../src/events/decisions.ts';
-import { TOPICS } from '../../src/events/topics.ts';
+import type { ClusterEvent } from '../../src/contracts/cluster-events.ts';
+import { decisionKey } from '../../src/contracts/decisions.ts';
+import { TOPICS } from '../../src/contracts/topics.ts';
 import { renderLine, type LogRecord } from '../../src/cli/core/log-file.ts';
-import { events, healthyNode, rule } from '../../src/projections/fixtures.ts';
-import {
-  evolve,
-  initialState,
-  selectAssignments,
-  selectStepOutputs,
-} from '../../src/projections/projection.ts';
+import { events, healthyNode, rule } from './fixtures.ts';
+import { evolve, initialState, selectAssignments } from '../../src/projection/projection.ts';
 
 export const T0 = Date.parse('2026-03-01T12:00:00Z');
 export const EIP = '198.51.100.10';
@@ -90,8 +85,7 @@ export function exportRecords(log: readonly ClusterEvent[]): LogRecord[] {
   const rules: LogRecord[] = [];
   const s = initialState();
   log.forEach((e, i) => {
-    evolve(s, e, i);
-    const o = selectStepOutputs(s);
+    const o = evolve(s, e, i);
     const ts = Date.parse(e.observedAt);
     for (const d of o.decisions)
       decisions.push({

@@ -2,26 +2,25 @@
 // background, fold the log the way the cluster-events contract says readers must, and list what
 // the API server holds in the same terms. Effectful (processes, Kafka reads, API lists); the
 // fold itself (foldClusterEvents) is pure.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdtempSync, readFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { Kafka } from 'kafkajs';
+import { startComponent } from '../../src/devenv/control-plane.ts';
 import { freePort } from '../../src/devenv/free-port.ts';
-import { decodeClusterEvent, type ClusterEvent } from '../../src/events/cluster-events.ts';
-import { readTopic } from '../../src/cli/read-topic.ts';
+import type { KafkaBroker } from '../../src/devenv/kafka.ts';
+import { followRecords } from '../../src/devenv/stack.ts';
+import { decodeClusterEvent, type ClusterEvent } from '../../src/contracts/cluster-events.ts';
 import { eventKey } from '../../src/watcher/envelope.ts';
 import { listAll } from '../../src/watcher/informer.ts';
 import { watchedKinds } from '../../src/watcher/kinds.ts';
 import { canonicalJson } from '../../src/watcher/parse.ts';
-import { evolveClusterView } from '../../src/projections/cluster-view.ts';
-import { initialState } from '../../src/projections/model.ts';
+import { evolveClusterView } from '../../src/projection/cluster-view.ts';
+import { initialState } from '../../src/projection/model.ts';
 
 export { freePort };
-
-const root = path.resolve(import.meta.dirname, '../..');
 
 export async function waitFor<T>(
   what: string,
@@ -68,15 +67,11 @@ export interface WatcherProcessOptions {
 const running = new Set<WatcherProcess>();
 
 export async function startWatcherProcess(opts: WatcherProcessOptions): Promise<WatcherProcess> {
-  const healthPort = await freePort();
   const dir = mkdtempSync(path.join(tmpdir(), 'kseip-watcher-test-'));
-  const logPath = path.join(dir, 'watcher.log');
-  const log = createWriteStream(logPath);
-  const child = spawn(
-    path.join(root, 'node_modules/.bin/node'),
+  const component = await startComponent(
+    'watcher',
+    'src/watcher/main.ts',
     [
-      '--disable-warning=ExperimentalWarning',
-      path.join(root, 'src/watcher/main.ts'),
       '--kubeconfig',
       opts.kubeconfigPath,
       '--brokers',
@@ -93,46 +88,21 @@ export async function startWatcherProcess(opts: WatcherProcessOptions): Promise<
       '2s',
       '--retry-period',
       '250ms',
-      '--health-port',
-      String(healthPort),
       ...(opts.args ?? []),
     ],
-    { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info' } },
-  );
-  child.stdout.pipe(log, { end: false });
-  child.stderr.pipe(log, { end: false });
-  const exited = new Promise<string>((resolve) =>
-    child.once('exit', (code, signal) => {
-      running.delete(proc);
-      resolve(signal ?? `code ${code}`);
-    }),
+    { logDir: dir },
   );
   const proc: WatcherProcess = {
-    child,
-    pid: child.pid!,
-    healthPort,
-    logPath,
-    exited,
-    logTail(lines = 40) {
-      try {
-        return readFileSync(logPath, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-      } catch {
-        return '(no log)';
-      }
-    },
-    async metric(name, labels = '') {
-      try {
-        const res = await fetch(`http://127.0.0.1:${healthPort}/metrics`);
-        const text = await res.text();
-        const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `));
-        return line === undefined ? undefined : Number(line.split(' ')[1]);
-      } catch {
-        return undefined;
-      }
-    },
+    child: component.child,
+    pid: component.pid,
+    healthPort: component.healthPort,
+    logPath: component.logFile,
+    exited: component.exited.finally(() => running.delete(proc)),
+    logTail: (lines = 40) => component.logTail(lines),
+    metric: (name, labels) => component.metric(name, labels),
     async kill(signal) {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
+      component.kill(signal);
+      return component.exited;
     },
   };
   running.add(proc);
@@ -161,37 +131,23 @@ export interface TopicFollower {
   describe(n?: number): string;
 }
 
-/** Reads `topic` from the beginning, on and on, decoding every record. */
-export function followTopic(kafka: Kafka, topic: string): TopicFollower {
-  const events: LoggedEvent[] = [];
-  const undecodable: string[] = [];
-  const abort = new AbortController();
-  let failure: Error | undefined;
-  const done = readTopic({
-    kafka,
-    topic,
-    start: { kind: 'beginning' },
-    follow: true,
-    signal: abort.signal,
-    onRecord: (r) => {
-      const decoded = decodeClusterEvent(r.value);
-      if (decoded._tag === 'Left') undecodable.push(`${r.offset}: ${decoded.left.reason}`);
-      else events.push({ offset: Number(r.offset), key: r.key, event: decoded.right });
-    },
-  }).catch((err: unknown) => {
-    failure = err instanceof Error ? err : new Error(JSON.stringify(err));
-    undecodable.push(`the follower stopped: ${String(err)}`);
-  });
+/** Reads `topic` from the beginning, on and on, decoding every record (devenv's followRecords). */
+export function followTopic(broker: KafkaBroker, topic: string): TopicFollower {
+  const followed = followRecords({ kafka: broker }, topic, decodeClusterEvent);
+  const events = (): LoggedEvent[] =>
+    followed.records.map((r) => ({ offset: r.offset, key: r.key, event: r.value }));
   return {
-    events,
-    undecodable,
+    get events() {
+      return events();
+    },
+    undecodable: followed.undecodable,
     async stop() {
-      abort.abort();
-      await done;
-      if (failure !== undefined) throw failure;
+      await followed.stop();
+      const failure = followed.undecodable.find((u) => u.startsWith('the follower stopped'));
+      if (failure !== undefined) throw new Error(failure);
     },
     describe(n = 40) {
-      return events
+      return events()
         .slice(-n)
         .map((e) => `${e.offset} ${e.event.type} ${eventKey(e.event.object)} term=${e.event.producer.term}`)
         .join('\n');
@@ -203,7 +159,7 @@ export function followTopic(kafka: Kafka, topic: string): TopicFollower {
 
 /**
  * The object state the log describes, by key kind/namespace/name → canonical payload JSON,
- * following the contract in src/events/cluster-events.ts: a watcher's events from a term older
+ * following the contract in src/contracts/cluster-events.ts: a watcher's events from a term older
  * than its newest LeadershipAcquired are ignored, Observed sets, Deleted removes, and
  * ListCompleted drops the objects of its kind not observed since the matching ListStarted. Pure.
  */
@@ -263,7 +219,7 @@ export function foldClusterEvents(events: readonly ClusterEvent[]): Map<string, 
 }
 
 /**
- * The same state as the projector's own cluster view sees it (src/projections/cluster-view.ts),
+ * The same state as the projector's own cluster view sees it (src/projection/cluster-view.ts),
  * so the watcher's output is checked against the reader that matters, not only our own fold.
  */
 export function selectProjectionView(events: readonly LoggedEvent[]): Map<string, string> {

@@ -2,9 +2,9 @@
 // IP (core/explain.ts), at the end of the log or at --until. Effectful: reads cluster-events and
 // node-status (the agents' apply acks), writes stdout.
 import type { Command } from 'commander';
-import { decodeWith } from '../../events/decode.ts';
-import { NodeApplyStatus } from '../../events/node-reports.ts';
-import { TOPICS } from '../../events/topics.ts';
+import { decodeWith } from '../../contracts/decode.ts';
+import { NodeApplyStatus } from '../../contracts/node-reports.ts';
+import { TOPICS } from '../../contracts/topics.ts';
 import { fail, type CliContext } from '../context.ts';
 import { computeExplanation } from '../core/explain.ts';
 import { evolveHistory, initialHistory } from '../core/history.ts';

@@ -7,7 +7,7 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { Option, type Command } from 'commander';
-import { TOPICS } from '../../events/topics.ts';
+import { TOPICS } from '../../contracts/topics.ts';
 import { cliKafka, fail, type CliContext } from '../context.ts';
 import {
   AUDIT_INDEX_SCHEMA,

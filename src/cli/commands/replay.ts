@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { fail, type CliContext } from '../context.ts';
 import type { Fold, Until } from '../core/fold.ts';
 import { renderTable } from '../core/render.ts';
-import { selectAssignments } from '../../projections/projection.ts';
+import { selectAssignments } from '../../projection/projection.ts';
 import { parseTimeArg } from '../topic-records.ts';
 import { replayLog } from '../replay-log.ts';
 import { selectSource, withReadOptions, type ReadOptions } from './options.ts';

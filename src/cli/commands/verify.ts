@@ -3,7 +3,7 @@
 // the replayed history (core/audit-index.ts). Exit 3 on divergence, printing the first divergent
 // record. Effectful: reads three topics (and the index), writes stdout.
 import type { Command } from 'commander';
-import { TOPICS } from '../../events/topics.ts';
+import { TOPICS } from '../../contracts/topics.ts';
 import type { CliContext } from '../context.ts';
 import type { LogRecord } from '../core/log-file.ts';
 import { checkStep, createVerifier, finishVerify, selectBehind, type Divergence } from '../core/verify.ts';

@@ -11,10 +11,10 @@
 //   NoGateway     no eligible node holds the egress IP: the director drops the traffic
 //   LostConflict  another rule won the egress IP or the overlapping selection
 //   NotAccepted   the rule is not accepted (pool, namespace, invalid spec)
-import type { NodeApplyStatus } from '../../events/node-reports.ts';
-import { parseAddress, parseCidr } from '../../projections/addresses.ts';
-import type { PodRec, RuleRec, State } from '../../projections/model.ts';
-import { isProgrammable } from '../../projections/model.ts';
+import type { NodeApplyStatus } from '../../contracts/node-reports.ts';
+import { parseAddress, parseCidr } from '../../projection/addresses.ts';
+import type { State } from '../../projection/model.ts';
+import { selectPod, type PodRuleView, type PodView } from '../../projection/queries.ts';
 import { selectOpenIntervals, type History } from './history.ts';
 
 export type Verdict =
@@ -64,20 +64,20 @@ export function computeExplanation(
   acks: ReadonlyMap<string, NodeApplyStatus>,
   history: History,
 ): Explanation {
-  const pod = state.pods.get(podKey);
-  if (pod === undefined || pod.deleted)
+  const pod = selectPod(state, podKey);
+  if (pod === undefined)
     return {
       pod: podKey,
       node: '',
       podIPs: [],
       findings: [{ verdict: 'UnknownPod', message: `no pod ${podKey} in the log at this point` }],
     };
-  const node = pod.p.nodeName ?? '';
-  const base = { pod: podKey, node, podIPs: pod.p.podIPs };
-  if (pod.selectedBy.length === 0) {
-    const why = pod.p.hostNetwork
+  const node = pod.node;
+  const base = { pod: podKey, node, podIPs: pod.podIPs };
+  if (pod.rules.length === 0) {
+    const why = pod.hostNetwork
       ? 'it uses the host network'
-      : pod.p.terminal
+      : pod.terminal
         ? 'it has terminated'
         : 'no accepted rule of a policy in scope matches its labels or service';
     return {
@@ -87,67 +87,67 @@ export function computeExplanation(
       ],
     };
   }
-  return { ...base, findings: pod.selectedBy.map((r) => explainRule(r, pod, dest, acks, history)) };
+  return { ...base, findings: pod.rules.map((r) => explainRule(r, pod, dest, acks, history)) };
 }
 
 function explainRule(
-  r: RuleRec,
-  pod: PodRec,
+  r: PodRuleView,
+  pod: PodView,
   dest: string | undefined,
   acks: ReadonlyMap<string, NodeApplyStatus>,
   history: History,
 ): Finding {
-  const id = { rule: r.id, egressIP: r.egressIP };
-  if (r.removed || !r.accepted)
+  const id = { rule: r.rule, egressIP: r.egressIP };
+  if (!r.accepted)
     return {
       ...id,
       verdict: 'NotAccepted',
-      message: `rule ${r.id} is not accepted: ${r.acceptReason}: ${r.acceptMessage}`,
+      message: `rule ${r.rule} is not accepted: ${r.acceptReason}: ${r.acceptMessage}`,
     };
-  if (!r.winner)
+  if (!r.wonEgressIP)
     return {
       ...id,
       verdict: 'LostConflict',
-      message: `rule ${r.id} lost egress IP ${r.egressIP} to ${r.claimLostTo?.id ?? 'another policy'} (first seen in the log wins)`,
+      message: `rule ${r.rule} lost egress IP ${r.egressIP} to ${r.egressIPLostTo ?? 'another policy'} (first seen in the log wins)`,
     };
-  const beaten = pod.lost.find(([loser]) => loser === r);
+  const beaten = r.overlapLostTo;
   if (beaten !== undefined)
     return {
       ...id,
       verdict: 'LostConflict',
-      message: `rule ${r.id} overlaps rule ${beaten[1].id} (egress IP ${beaten[1].egressIP}) for this pod and lost`,
+      message: `rule ${r.rule} overlaps rule ${beaten.rule} (egress IP ${beaten.egressIP}) for this pod and lost`,
     };
   if (dest !== undefined) {
     if (inCidrs(r.exceptions, dest))
       return {
         ...id,
         verdict: 'Excepted',
-        message: `destination ${dest} is excepted by rule ${r.id} (${r.exceptions.join(',')})`,
+        message: `destination ${dest} is excepted by rule ${r.rule} (${r.exceptions.join(',')})`,
       };
     if (!inCidrs(r.destinations, dest))
       return {
         ...id,
         verdict: 'NotDestination',
-        message: `destination ${dest} is not among rule ${r.id}'s destinations (${r.destinations.join(',')}): it leaves with its node's IP`,
+        message: `destination ${dest} is not among rule ${r.rule}'s destinations (${r.destinations.join(',')}): it leaves with its node's IP`,
       };
   }
-  if (!isProgrammable(pod, r.family))
+  if (!r.programmable)
     return {
       ...id,
       verdict: 'NoPodIP',
       message:
-        pod.p.nodeName === undefined || pod.p.nodeName === ''
+        pod.node === ''
           ? `the pod is not scheduled on a node yet`
           : `the pod has no IPv${r.family} address yet`,
     };
-  const active = r.ipRec?.emitted.active ?? '';
+  const active = r.activeGateway;
   if (active === '')
     return {
       ...id,
       verdict: 'NoGateway',
       message: `no eligible node holds ${r.egressIP}: its director drops the pod's traffic to ${r.destinations.join(',')} until one does`,
     };
-  const node = pod.p.nodeName ?? '';
+  const node = pod.node;
   const open = selectOpenIntervals(history, node).filter((iv) => iv.egressIP === r.egressIP);
   const needed = open.reduce((m, iv) => Math.max(m, iv.from.offset), -1);
   const ack = acks.get(node);
@@ -157,11 +157,11 @@ function explainRule(
     return {
       ...via,
       verdict: 'NotProgrammed',
-      message: `rule ${r.id} matches: leaves as ${r.egressIP} via ${active}, but node ${node} has not applied generation ${needed} yet (last ok apply: ${ack === undefined ? 'none' : ack.generation})`,
+      message: `rule ${r.rule} matches: leaves as ${r.egressIP} via ${active}, but node ${node} has not applied generation ${needed} yet (last ok apply: ${ack === undefined ? 'none' : ack.generation})`,
     };
   return {
     ...via,
     verdict: 'Egress',
-    message: `rule ${r.id} matches: leaves as ${r.egressIP} via gateway ${active}${dest === undefined ? ` for ${r.destinations.join(',')}${r.exceptions.length > 0 ? ` except ${r.exceptions.join(',')}` : ''}` : ` to ${dest}`}${ack === undefined ? ' (programming unknown: no node-status ack)' : ` (programmed: node ${node} applied generation ${ack.generation})`}`,
+    message: `rule ${r.rule} matches: leaves as ${r.egressIP} via gateway ${active}${dest === undefined ? ` for ${r.destinations.join(',')}${r.exceptions.length > 0 ? ` except ${r.exceptions.join(',')}` : ''}` : ` to ${dest}`}${ack === undefined ? ' (programming unknown: no node-status ack)' : ` (programmed: node ${node} applied generation ${ack.generation})`}`,
   };
 }

@@ -1,19 +1,13 @@
 // The replay behind every CLI read command: decode cluster-events records and fold them with the
-// real projection (src/projections/projection.ts), keeping alongside what the audit needs and
+// real projection (src/projection/projection.ts), keeping alongside what the audit needs and
 // the projection does not index: the latest node rules per node and which pod holds which IP on
 // which node. Pure: a linear fold like the projection's own (`stepFold` updates the value it is
 // given); no clock, no I/O. Undecodable records are skipped, as the projector dead-letters them.
 import type * as t from 'io-ts';
-import { ClusterEvent } from '../../events/cluster-events.ts';
-import { decodeWith } from '../../events/decode.ts';
-import type { NodeRules } from '../../events/node-rules.ts';
-import {
-  evolve,
-  initialState,
-  selectStepOutputs,
-  type Outputs,
-  type State,
-} from '../../projections/projection.ts';
+import { ClusterEvent } from '../../contracts/cluster-events.ts';
+import { decodeWith } from '../../contracts/decode.ts';
+import type { NodeRules } from '../../contracts/node-rules.ts';
+import { evolve, initialState, type Outputs, type State } from '../../projection/projection.ts';
 import type { LogRecord } from './log-file.ts';
 
 const byType: ReadonlyMap<string, t.Mixed> = new Map(ClusterEvent.types.map((c) => [c.name, c]));
@@ -81,8 +75,7 @@ export interface Step {
 
 /** Fold one decoded event at its offset; returns what the step produced. Consumes `f`. */
 export function stepFold(f: Fold, event: ClusterEvent, offset: number): Step {
-  evolve(f.state, event, offset);
-  const outputs = selectStepOutputs(f.state);
+  const outputs = evolve(f.state, event, offset);
   for (const r of outputs.nodeRules) f.latestRules.set(r.node, r);
   f.events++;
   f.offset = offset;

@@ -4,7 +4,7 @@
 // opens when a node's rules start steering a pod IP to an egress IP via a gateway, and closes
 // when that stops (pod gone, unselected, another gateway: a failover closes one interval and
 // opens another). Gateway "" means no node could hold the IP: the director drops that traffic.
-import type { Decision } from '../../events/decisions.ts';
+import type { Decision } from '../../contracts/decisions.ts';
 import type { Fold, Step } from './fold.ts';
 
 export type GatewayDecision = Extract<

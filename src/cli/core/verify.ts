@@ -7,7 +7,7 @@
 // node-rules (compacted: older records per node may be gone): every recorded record must appear,
 // in order, among the replayed records of its node; and the last recorded record of each node
 // must be the last replayed one unless the projector is behind.
-import type { Outputs } from '../../projections/projection.ts';
+import type { Outputs } from '../../projection/projection.ts';
 import type { LogRecord } from './log-file.ts';
 
 export interface Divergence {

@@ -4,12 +4,12 @@
 // write, folded after the log at the next offsets; the result is diffed against the state
 // before. Nothing is written anywhere.
 import { left, right, type Either } from 'fp-ts/lib/Either.js';
-import { CLUSTER_EVENTS_SCHEMA, type ClusterEvent } from '../../events/cluster-events.ts';
-import type { NodeRules } from '../../events/node-rules.ts';
-import { selectAssignments } from '../../projections/projection.ts';
-import { selectNodeRules } from '../../projections/node-rules.ts';
+import { CLUSTER_EVENTS_SCHEMA, type ClusterEvent } from '../../contracts/cluster-events.ts';
+import type { NodeRules } from '../../contracts/node-rules.ts';
+import { selectAssignments } from '../../projection/projection.ts';
+import { selectAllNodeRules } from '../../projection/queries.ts';
 import { parseObject, type AnyParsed } from '../../watcher/parse.ts';
-import type { ObjectKind } from '../../events/primitives.ts';
+import type { ObjectKind } from '../../contracts/primitives.ts';
 import { stepFold, type Fold } from './fold.ts';
 
 export interface WhatIfError {
@@ -63,12 +63,10 @@ export interface Snapshot {
 }
 
 export function selectSnapshot(f: Fold): Snapshot {
-  const nodeRules: Record<string, NodeRules> = {};
-  for (const node of [...f.state.emittedNodeRules.keys()].sort()) {
-    const r = selectNodeRules(f.state, node);
-    if (r !== undefined) nodeRules[node] = r;
-  }
-  return { assignments: structuredClone(selectAssignments(f.state)), nodeRules };
+  return {
+    assignments: structuredClone(selectAssignments(f.state)),
+    nodeRules: selectAllNodeRules(f.state),
+  };
 }
 
 export interface WhatIfResult {

@@ -1,0 +1,210 @@
+// The decisions contract: what the projector (src/projection/) decided, as one io-ts codec per
+// decision type. Pure codecs. Topic: kseip.decisions.v1 (one partition, kept forever): the audit
+// trail of gateway assignments, failovers and conflicts, plus the per-policy status that the
+// status writer turns into StaticEgressIP.status and Kubernetes Events.
+//
+// Every decision names the cluster-events offset that caused it (`offset`), and its `id`
+// ("<offset>.<n>", n counting the decisions of that one event) is deterministic: replaying the
+// log yields the same ids, so a consumer can de-duplicate and `kseip verify` can compare.
+import * as t from 'io-ts';
+import type { Either } from 'fp-ts/lib/Either.js';
+import { decodeJson, type DecodeFailure } from './decode.ts';
+
+export const DECISIONS_SCHEMA = 1 as const;
+
+function decision<T extends string, P extends t.Props>(type: T, props: P) {
+  return t.type(
+    {
+      schema: t.literal(DECISIONS_SCHEMA),
+      /** "<offset>.<n>": deterministic, unique per decision. */
+      id: t.string,
+      type: t.literal(type),
+      /** The cluster-events offset of the event that caused this decision. */
+      offset: t.number,
+      ...props,
+    },
+    type,
+  );
+}
+
+/** A policy, as decisions name it. `namespace` is absent for a ClusterStaticEgressIP. */
+export const PolicyRef = t.intersection([
+  t.type({ kind: t.keyof({ StaticEgressIP: null, ClusterStaticEgressIP: null }), name: t.string }),
+  t.partial({ namespace: t.string }),
+]);
+export type PolicyRef = t.TypeOf<typeof PolicyRef>;
+
+/** Fields shared by the gateway decisions about one egress IP. */
+const gatewayProps = {
+  egressIP: t.string,
+  /** The egress IP's slot (see node-rules.ts); 0 once the IP is no longer in use. */
+  slot: t.number,
+  /** The rule that owns the egress IP ("ns/name#0", "cluster/name#1"); "" once released. */
+  owner: t.string,
+  /** Standbys in takeover order (after the change). */
+  standbys: t.array(t.string),
+};
+
+/**
+ * The egress IP has an active gateway where it had none, or its standbys changed while the
+ * active holder stayed. `previousStandbys` tells the two apart for a reader of the audit trail.
+ */
+export const GatewayAssigned = decision('GatewayAssigned', {
+  ...gatewayProps,
+  active: t.string,
+  /** The active holder before this decision; "" when there was none. */
+  previous: t.string,
+  previousStandbys: t.array(t.string),
+});
+
+/** Why an active holder stopped holding an egress IP. */
+export const FailoverReason = t.keyof({
+  /** Liveness declared the node's agent silent (NodeLost), or it never came back (no NodeBack). */
+  NodeLost: null,
+  /** The Node object is gone. */
+  NodeDeleted: null,
+  /** spec.unschedulable: a cordoned node hands its egress IPs over before it is drained. */
+  Cordoned: null,
+  /** The Node's Ready condition is not True. */
+  NotReady: null,
+  /** The Node has no InternalIP, so no director could tunnel to it. */
+  NoNodeIP: null,
+  /** The node no longer matches the rule's gatewaySelector or the pool's nodeSelector. */
+  NotEligible: null,
+  /** Still eligible, but a node that ranks higher for this egress IP became eligible. */
+  Preempted: null,
+});
+export type FailoverReason = t.TypeOf<typeof FailoverReason>;
+
+export const GatewayFailedOver = decision('GatewayFailedOver', {
+  ...gatewayProps,
+  from: t.string,
+  to: t.string,
+  reason: FailoverReason,
+});
+
+export const ReleaseReason = t.keyof({
+  /** No accepted, winning rule uses the egress IP any more (policy deleted or changed). */
+  NotInUse: null,
+  /** The egress IP is still wanted but no node is eligible to hold it; its traffic is dropped
+   *  by the directors (never sent with the node IP) until one is. */
+  NoEligibleGateway: null,
+});
+export const GatewayReleased = decision('GatewayReleased', {
+  ...gatewayProps,
+  /** The node that held the egress IP until now. */
+  from: t.string,
+  reason: ReleaseReason,
+  /** Why `from` stopped holding it, when it is still a known node (see FailoverReason). */
+  fromReason: t.union([FailoverReason, t.literal('')]),
+});
+
+export const ConflictKind = t.keyof({
+  /** Two policies name the same egress IP: only the winner's rules use it. */
+  EgressIPClaimed: null,
+  /** A pod is selected by two rules with different egress IPs and overlapping destinations:
+   *  the winner's rule steers it, the loser's rule leaves it out. */
+  SelectionOverlap: null,
+});
+export type ConflictKind = t.TypeOf<typeof ConflictKind>;
+
+const conflictProps = {
+  conflict: ConflictKind,
+  /** The losing rule ("ns/name#i") and its policy; its status shows Conflict=True. */
+  loser: t.string,
+  loserPolicy: PolicyRef,
+  /** The rule that won (precedence: docs/api.md, "Conflicts"). */
+  winner: t.string,
+  winnerPolicy: PolicyRef,
+  /** EgressIPClaimed: the contested IP. SelectionOverlap: the loser's egress IP. */
+  egressIP: t.string,
+};
+export const ConflictDetected = decision('ConflictDetected', {
+  ...conflictProps,
+  /** SelectionOverlap: how many pods the loser leaves out at this point; EgressIPClaimed: 0. */
+  pods: t.number,
+  message: t.string,
+});
+export const ConflictResolved = decision('ConflictResolved', conflictProps);
+
+export const ConditionStatus = t.keyof({ True: null, False: null, Unknown: null });
+export const Condition = t.type({
+  type: t.keyof({ Accepted: null, Assigned: null, Conflict: null }),
+  status: ConditionStatus,
+  /** CamelCase, stable for tools: see docs/api.md for the list. */
+  reason: t.string,
+  message: t.string,
+});
+export type Condition = t.TypeOf<typeof Condition>;
+
+export const RuleStatus = t.type({
+  index: t.number,
+  egressIP: t.string,
+  /** "" while no node holds the egress IP for this rule. */
+  active: t.string,
+  standbys: t.array(t.string),
+  /** Pods the rule selects (with or without IP or node). */
+  selectedPods: t.number,
+  /** Selected pods that cannot be programmed yet: no IP of the egress IP's family, or no node. */
+  unprogrammablePods: t.number,
+  /** Distinct nodes that steer this rule's pods (directors). The node set itself is in
+   *  kseip.node-rules.v1: the steers whose `sources` name this rule. */
+  selectedNodes: t.number,
+  conditions: t.array(Condition),
+});
+export type RuleStatus = t.TypeOf<typeof RuleStatus>;
+
+/**
+ * The projector's view of one policy, emitted whenever any part of it changes. Programmed
+ * (from agent acks) and Ready are the status writer's to add. Policy-level conditions aggregate
+ * the rules' (False/True wins over True/False as documented in docs/api.md).
+ */
+export const PolicyStatusComputed = decision('PolicyStatusComputed', {
+  policy: PolicyRef,
+  /** The metadata.generation of the spec this status describes. */
+  observedGeneration: t.number,
+  rules: t.array(RuleStatus),
+  conditions: t.array(Condition),
+});
+
+export const Decision = t.union([
+  GatewayAssigned,
+  GatewayFailedOver,
+  GatewayReleased,
+  ConflictDetected,
+  ConflictResolved,
+  PolicyStatusComputed,
+]);
+export type Decision = t.TypeOf<typeof Decision>;
+export type DecisionType = Decision['type'];
+export type DecisionOf<K extends DecisionType> = Extract<Decision, { type: K }>;
+/** A decision before the projector numbers it (id is derived from offset and position). */
+export type DecisionDraft = Decision extends infer D
+  ? D extends { id: string }
+    ? Omit<D, 'id'>
+    : never
+  : never;
+
+const decisionCodecsByType: ReadonlyMap<string, t.Mixed> = new Map(Decision.types.map((c) => [c.name, c]));
+
+export function decodeDecision(value: Buffer | string | null): Either<DecodeFailure, Decision> {
+  return decodeJson(Decision, value, decisionCodecsByType);
+}
+
+/** The Kafka key of a decision: its subject, so one subject's decisions are easy to filter. */
+export function decisionKey(d: Decision): string {
+  switch (d.type) {
+    case 'GatewayAssigned':
+    case 'GatewayFailedOver':
+    case 'GatewayReleased':
+    case 'ConflictDetected':
+    case 'ConflictResolved':
+      return d.egressIP;
+    case 'PolicyStatusComputed':
+      return d.policy.namespace === undefined ? d.policy.name : `${d.policy.namespace}/${d.policy.name}`;
+    default: {
+      const _exhaustive: never = d;
+      return _exhaustive;
+    }
+  }
+}

@@ -1,0 +1,126 @@
+// The projection: cluster events in, decisions and changed node rules out. Pure: a fold over
+// the log, `evolve(state, event, offset)`, which returns the step's outputs. No I/O, clock,
+// logger or randomness; the state is a linear value (model.ts explains why, and why that keeps
+// the fold observably pure).
+//
+// One step is a straight line of stages. Each owns its part of the state (model.ts) and returns
+// typed changes that the next stages take as arguments; none runs twice, and none calls into
+// another:
+//   1. cluster-view  event → ViewChange[] (or nothing: duplicate, fenced, unchanged)
+//   2. selection     object changes → SelectionChanges: rules attached/detached/re-accepted,
+//                    pods whose selecting rules changed, policies
+//   3. claims        SelectionChanges → ClaimChanges: egress IPs whose owner was decided again,
+//                    each touched pod's effective rules, ConflictResolved/Detected, policies
+//   4. steers        ClaimChanges → SteerChanges: nodes whose steers changed, policies
+//   5. gateways      node changes + ClaimChanges.ips → GatewayChanges: gateway decisions, nodes
+//                    whose rules change, policies
+//   6. render        SteerChanges.nodes + GatewayChanges.nodes → the NodeRules that changed
+//   7. status        every stage's policies (+ liveness changes) → PolicyStatusComputed
+// Outputs of a step: decisions in the order conflicts, gateways, statuses; then node rules.
+import type { ClusterEvent } from '../contracts/cluster-events.ts';
+import type { Decision, DecisionDraft } from '../contracts/decisions.ts';
+import { evolveClaims } from './claims.ts';
+import { evolveClusterView, type ViewChange } from './cluster-view.ts';
+import { evolveGateways, type NodeChange } from './gateways.ts';
+import { initialState as initialModelState, type State, type StepOutputs } from './model.ts';
+import { renderChangedNodes } from './render.ts';
+import { evolveSelection, type ObjectChange } from './selection.ts';
+import { emitStatuses } from './status.ts';
+import { evolveSteers } from './steers.ts';
+
+export type { State };
+
+export type Outputs = StepOutputs;
+
+const EMPTY: readonly never[] = [];
+const NO_NODES: readonly NodeChange[] = [];
+const NO_OBJECTS: readonly ObjectChange[] = [];
+
+export function initialState(): State {
+  return initialModelState();
+}
+
+function numbered(offset: number, drafts: readonly DecisionDraft[]): Decision[] {
+  return drafts.map((d, i) => ({ ...d, id: `${offset}.${i}` }));
+}
+
+const isNodeChange = (c: ViewChange): c is NodeChange => c.kind === 'Node' || c.kind === 'Liveness';
+
+/** Node and liveness changes go to gateways; the others to selection. (No wrapper object: this runs per event.) */
+function nodeChangesOf(changes: readonly ViewChange[]): readonly NodeChange[] {
+  if (changes.length === 1)
+    return isNodeChange(changes[0] as ViewChange) ? (changes as readonly NodeChange[]) : NO_NODES;
+  return changes.filter(isNodeChange);
+}
+
+function objectChangesOf(
+  changes: readonly ViewChange[],
+  nodeChanges: readonly NodeChange[],
+): readonly ObjectChange[] {
+  if (nodeChanges.length === 0) return changes as readonly ObjectChange[];
+  if (nodeChanges.length === changes.length) return NO_OBJECTS;
+  return changes.filter((c): c is ObjectChange => !isNodeChange(c));
+}
+
+/**
+ * Apply one event at its log offset and return what the step emits. Consumes `state` (see
+ * model.ts): the caller keeps using the same, updated value.
+ */
+export function evolve(state: State, event: ClusterEvent, offset: number): Outputs {
+  const changes = evolveClusterView(state, event, offset);
+  if (changes.length === 0) return remember(state, { offset, decisions: EMPTY, nodeRules: EMPTY });
+  const nodeChanges = nodeChangesOf(changes);
+  const objectChanges = objectChangesOf(changes, nodeChanges);
+  const selection = evolveSelection(state, objectChanges);
+  const claims = evolveClaims(state, selection, offset);
+  const steers = evolveSteers(state, claims);
+  const gateways = evolveGateways(state, nodeChanges, claims.ips, offset);
+  const nodeRules = renderChangedNodes(state, steers.nodes, gateways.nodes, offset);
+  const livenessChanged =
+    nodeChanges.length === 0 ? EMPTY : nodeChanges.filter((c) => c.kind === 'Liveness').map((c) => c.name);
+  const statuses = emitStatuses(
+    state,
+    selection.policies,
+    claims.policies,
+    steers.policies,
+    gateways.policies,
+    livenessChanged,
+    offset,
+  );
+  return remember(state, {
+    offset,
+    decisions: numbered(offset, [...claims.decisions, ...gateways.decisions, ...statuses]),
+    nodeRules,
+  });
+}
+
+/**
+ * The outputs of the last evolve of each state, for callers that fold first and read after
+ * (selectStepOutputs). Kept beside the state, not in it: evolve's return value is the outputs.
+ */
+const lastOutputs = new WeakMap<State, Outputs>();
+
+function remember(state: State, outputs: Outputs): Outputs {
+  lastOutputs.set(state, outputs);
+  return outputs;
+}
+
+/** What the last evolve of `state` returned (prefer evolve's return value in new code). */
+export function selectStepOutputs(state: State): Outputs {
+  return lastOutputs.get(state) ?? { offset: -1, decisions: EMPTY, nodeRules: EMPTY };
+}
+
+/** Fold a sequence of (event, offset) and collect every output: replay, tests, verify. */
+export function replay(
+  events: Iterable<{ event: ClusterEvent; offset: number }>,
+  state: State = initialState(),
+) {
+  const outputs: Outputs[] = [];
+  for (const { event, offset } of events) {
+    const o = evolve(state, event, offset);
+    if (o.decisions.length > 0 || o.nodeRules.length > 0) outputs.push(o);
+  }
+  return { state, outputs };
+}
+
+export { selectAssignments } from './queries.ts';

@@ -1,0 +1,345 @@
+// The reference projection: everything recomputed from the cluster view alone, with no index
+// and no memory of earlier steps (except slots, which are history by definition). Pure.
+// Two uses:
+// - Test oracle: after any event sequence, the incremental state must agree with it
+//   (`diffWithReference`); the property tests check that on random logs.
+// - Benchmark baseline: the cost of "recompute everything per event", which the incremental
+//   design exists to avoid.
+// It shares the *definitions* (selector matching, pools, precedence, hashing, overlap) with the
+// incremental code, but none of its bookkeeping.
+import { destinationSetsOverlap } from './addresses.ts';
+import { computeRanking, ipHash } from './hrw.ts';
+import { matchesOptionalSelector, matchesSelector, matchesServiceSelector } from './labels.ts';
+import { isBaseEligible, nodeHashOf } from './gateways.ts';
+import {
+  compareRules,
+  podIPsOf,
+  policyPrecedes,
+  type PodRec,
+  type PolicyRec,
+  type RuleRec,
+  type State,
+} from './model.ts';
+import { computeNodeRules, computeNodeSignature, emptyNodeSignature } from './render.ts';
+import { computeAcceptance, poolsInOrder } from './rules.ts';
+import { computePolicyStatus } from './status.ts';
+import type { NodeRules, Steer } from '../contracts/node-rules.ts';
+import { NODE_RULES_SCHEMA } from '../contracts/node-rules.ts';
+import { compare } from '../lib/compare.ts';
+
+/** Node rules content as JSON (without the generation), for comparisons in tests. */
+export function nodeRulesFingerprint(rules: NodeRules): string {
+  return JSON.stringify([rules.nodeIP, rules.steers, rules.egressIPs]);
+}
+
+export interface RefRule {
+  accepted: boolean;
+  reason: string;
+  pool: string;
+  selected: Set<PodRec>;
+  unprogrammable: number;
+  winner: boolean;
+  claimLostTo: string;
+  overlapLost: Map<string, number>;
+  nodes: Set<string>;
+}
+
+export interface Reference {
+  readonly rules: Map<RuleRec, RefRule>;
+  readonly assignments: Map<string, { active: string; standbys: string[]; owner: RuleRec }>;
+  readonly conflicts: Map<string, number>;
+  readonly effective: Map<PodRec, RuleRec[]>;
+  readonly nodeRules: Map<string, NodeRules>;
+}
+
+function liveRules(state: State): RuleRec[] {
+  const out: RuleRec[] = [];
+  for (const p of [...state.policies.values()].sort((a, b) => (a.key < b.key ? -1 : 1)))
+    for (const r of p.rules) if (r.invalid === undefined) out.push(r);
+  return out;
+}
+
+function selectsNaive(
+  state: State,
+  rule: RuleRec,
+  ref: RefRule,
+  pod: PodRec,
+  sliceRefs: ReadonlyMap<string, Set<string>>,
+): boolean {
+  if (pod.p.hostNetwork || pod.p.terminal) return false;
+  const policy: PolicyRec = rule.policy;
+  if (policy.namespace !== undefined) {
+    if (policy.namespace !== pod.namespace) return false;
+  } else {
+    const ns = state.namespaces.get(pod.namespace);
+    if (ns === undefined || !matchesSelector(rule.namespaceSelector ?? {}, ns.p.labels)) return false;
+    const pool = ref.pool === '' ? undefined : state.pools.get(ref.pool);
+    if (!matchesOptionalSelector(pool?.p.namespaceSelector, ns.p.labels)) return false;
+  }
+  if (rule.serviceName === undefined && rule.podSelector === undefined) return false;
+  if (rule.podSelector !== undefined && !matchesSelector(rule.podSelector, pod.p.labels)) return false;
+  if (rule.serviceName !== undefined) {
+    const svc = state.services.get(`${pod.namespace}/${rule.serviceName}`);
+    const ok =
+      matchesServiceSelector(svc?.p.selector, pod.p.labels) ||
+      (sliceRefs.get(`${pod.namespace}/${rule.serviceName}`)?.has(pod.name) ?? false);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+export function computeReference(state: State): Reference {
+  const pools = poolsInOrder(state.pools);
+  const rules = liveRules(state);
+  const refs = new Map<RuleRec, RefRule>();
+  for (const r of rules) {
+    const ns = r.policy.namespace;
+    const acc = computeAcceptance(
+      r,
+      pools,
+      ns === undefined ? undefined : state.namespaces.get(ns)?.p.labels,
+    );
+    refs.set(r, {
+      accepted: acc.accepted,
+      reason: acc.reason,
+      pool: acc.pool?.name ?? '',
+      selected: new Set(),
+      unprogrammable: 0,
+      winner: false,
+      claimLostTo: '',
+      overlapLost: new Map(),
+      nodes: new Set(),
+    });
+  }
+  const sliceRefs = new Map<string, Set<string>>();
+  for (const s of state.slices.values()) {
+    const key = `${s.namespace}/${s.p.serviceName}`;
+    const names = sliceRefs.get(key) ?? new Set<string>();
+    for (const n of s.podNames) names.add(n);
+    sliceRefs.set(key, names);
+  }
+  const podsByNs = new Map<string, PodRec[]>();
+  for (const pod of state.pods.values()) {
+    const list = podsByNs.get(pod.namespace);
+    if (list === undefined) podsByNs.set(pod.namespace, [pod]);
+    else list.push(pod);
+  }
+  for (const r of rules) {
+    const ref = refs.get(r) as RefRule;
+    const namespaces = r.policy.namespace !== undefined ? [r.policy.namespace] : [...podsByNs.keys()];
+    for (const ns of namespaces)
+      for (const pod of podsByNs.get(ns) ?? [])
+        if (selectsNaive(state, r, ref, pod, sliceRefs)) {
+          ref.selected.add(pod);
+          const prog = !!pod.p.nodeName && podIPsOf(pod, r.family).length > 0;
+          if (!prog) ref.unprogrammable++;
+        }
+  }
+  // claims
+  const byIP = new Map<string, RuleRec[]>();
+  for (const r of rules) {
+    const list = byIP.get(r.egressIP);
+    if (list === undefined) byIP.set(r.egressIP, [r]);
+    else list.push(r);
+  }
+  const conflicts = new Map<string, number>();
+  const owners = new Map<string, RuleRec>();
+  for (const [ip, list] of byIP) {
+    let winner: PolicyRec | undefined;
+    for (const r of list)
+      if ((refs.get(r) as RefRule).accepted && (winner === undefined || policyPrecedes(r.policy, winner)))
+        winner = r.policy;
+    const accepted = list.filter((r) => (refs.get(r) as RefRule).accepted);
+    const owner = accepted.filter((r) => r.policy === winner).sort((a, b) => a.index - b.index)[0];
+    if (owner !== undefined) owners.set(ip, owner);
+    for (const r of accepted) {
+      const ref = refs.get(r) as RefRule;
+      ref.winner = r.policy === winner;
+      if (!ref.winner && owner !== undefined) {
+        ref.claimLostTo = owner.id;
+        conflicts.set(`EgressIPClaimed|${ip}|${r.id}|${owner.id}`, 0);
+      }
+    }
+  }
+  // effective rules per pod
+  const effective = new Map<PodRec, RuleRec[]>();
+  const podsOnNode = new Map<string, { pod: PodRec; rules: RuleRec[] }[]>();
+  const activeRulesOf = new Map<PodRec, RuleRec[]>();
+  for (const r of rules) {
+    const ref = refs.get(r) as RefRule;
+    if (!ref.accepted || !ref.winner) continue;
+    for (const pod of ref.selected) {
+      const list = activeRulesOf.get(pod);
+      if (list === undefined) activeRulesOf.set(pod, [r]);
+      else list.push(r);
+    }
+  }
+  for (const pod of state.pods.values()) {
+    const cands = (activeRulesOf.get(pod) ?? []).sort(compareRules);
+    const kept: RuleRec[] = [];
+    for (const r of cands) {
+      const w = kept.find((k) => k.egressIP !== r.egressIP && destinationSetsOverlap(k.destSet, r.destSet));
+      if (w === undefined) kept.push(r);
+      else {
+        const key = `SelectionOverlap|${r.egressIP}|${r.id}|${w.id}`;
+        conflicts.set(key, (conflicts.get(key) ?? 0) + 1);
+        const lost = (refs.get(r) as RefRule).overlapLost;
+        lost.set(w.id, (lost.get(w.id) ?? 0) + 1);
+      }
+    }
+    effective.set(pod, kept);
+    const node = pod.p.nodeName;
+    if (!node) continue;
+    const prog = kept.filter((r) => podIPsOf(pod, r.family).length > 0);
+    if (prog.length === 0) continue;
+    for (const r of prog) (refs.get(r) as RefRule).nodes.add(node);
+    const list = podsOnNode.get(node);
+    if (list === undefined) podsOnNode.set(node, [{ pod, rules: prog }]);
+    else list.push({ pod, rules: prog });
+  }
+  // gateways
+  const assignments = new Map<string, { active: string; standbys: string[]; owner: RuleRec }>();
+  const held = new Map<string, string[]>();
+  for (const [ip, owner] of owners) {
+    const pool = owner.pool === undefined ? undefined : state.pools.get((refs.get(owner) as RefRule).pool);
+    const eligible = [...state.nodes.values()]
+      .filter(
+        (n) =>
+          isBaseEligible(state, n.name) &&
+          matchesOptionalSelector(owner.gatewaySelector, n.p.labels) &&
+          matchesOptionalSelector(pool?.p.nodeSelector, n.p.labels),
+      )
+      .map((n) => n.name);
+    const ranked = computeRanking(ipHash(ip), eligible, owner.gateways, (n) => nodeHashOf(state, n));
+    assignments.set(ip, { active: ranked[0] ?? '', standbys: ranked.slice(1), owner });
+    if (ranked[0] !== undefined) held.set(ranked[0], [...(held.get(ranked[0]) ?? []), ip]);
+  }
+  // node rules
+  const slotOf = (ip: string) => state.ips.get(ip)?.slot ?? -1;
+  const nodeRules = new Map<string, NodeRules>();
+  const names = new Set([
+    ...state.nodes.keys(),
+    ...podsOnNode.keys(),
+    ...held.keys(),
+    ...state.emittedNodeRules.keys(),
+  ]);
+  for (const node of names) {
+    const groups = new Map<string, Steer>();
+    for (const { pod, rules: rs } of podsOnNode.get(node) ?? [])
+      for (const r of rs) {
+        const key = `${slotOf(r.egressIP)}|${r.destKey}`;
+        let g = groups.get(key);
+        if (g === undefined) {
+          const gw = (assignments.get(r.egressIP) as { active: string }).active;
+          const gwIP = gw === '' ? '' : (state.nodes.get(gw)?.p.internalIP ?? '');
+          g = {
+            slot: slotOf(r.egressIP),
+            egressIP: r.egressIP,
+            gatewayNode: gwIP === '' ? '' : gw,
+            gatewayIP: gwIP,
+            podIPs: [],
+            destinations: r.destinations,
+            exceptions: r.exceptions,
+            sources: [],
+          };
+          groups.set(key, g);
+        }
+        for (const a of podIPsOf(pod, r.family)) if (!g.podIPs.includes(a)) g.podIPs.push(a);
+        if (!g.sources.includes(r.id)) g.sources.push(r.id);
+      }
+    const steers = [...groups.values()]
+      .map((g) => ({ ...g, podIPs: [...g.podIPs].sort(), sources: [...g.sources].sort() }))
+      .sort(
+        (a, b) =>
+          a.slot - b.slot ||
+          compare(a.destinations.join(','), b.destinations.join(',')) ||
+          compare(a.exceptions.join(','), b.exceptions.join(',')),
+      );
+    const egressIPs = (held.get(node) ?? [])
+      .map((ip) => ({ slot: slotOf(ip), egressIP: ip }))
+      .sort((a, b) => a.slot - b.slot);
+    nodeRules.set(node, {
+      schema: NODE_RULES_SCHEMA,
+      node,
+      generation: 0,
+      nodeIP: state.nodes.get(node)?.p.internalIP ?? '',
+      steers,
+      egressIPs,
+    });
+  }
+  return { rules: refs, assignments, conflicts, effective, nodeRules };
+}
+
+/** Every disagreement between the incremental state and the reference, as readable lines. */
+export function diffWithReference(state: State, limit = 20): string[] {
+  const ref = computeReference(state);
+  const out: string[] = [];
+  const say = (s: string) => {
+    if (out.length < limit) out.push(s);
+  };
+  for (const [r, x] of ref.rules) {
+    if (r.accepted !== x.accepted || r.acceptReason !== x.reason || (r.pool?.name ?? '') !== x.pool)
+      say(
+        `${r.id}: accepted ${r.accepted}/${r.acceptReason}/${r.pool?.name ?? ''}, reference ${x.accepted}/${x.reason}/${x.pool}`,
+      );
+    const sel = [...r.selected]
+      .map((p) => p.key)
+      .sort()
+      .join(' ');
+    const xsel = [...x.selected]
+      .map((p) => p.key)
+      .sort()
+      .join(' ');
+    if (sel !== xsel) say(`${r.id}: selects [${sel}], reference [${xsel}]`);
+    if (r.unprogrammable !== x.unprogrammable)
+      say(`${r.id}: unprogrammable ${r.unprogrammable}, reference ${x.unprogrammable}`);
+    if (r.accepted && r.winner !== x.winner) say(`${r.id}: winner ${r.winner}, reference ${x.winner}`);
+    if ((r.claimLostTo?.id ?? '') !== x.claimLostTo)
+      say(`${r.id}: claim lost to ${r.claimLostTo?.id}, reference ${x.claimLostTo}`);
+    const lost = JSON.stringify([...r.overlapLost].map(([w, n]) => [w.id, n]).sort());
+    const xlost = JSON.stringify([...x.overlapLost].sort());
+    if (lost !== xlost) say(`${r.id}: overlap lost ${lost}, reference ${xlost}`);
+    const nodes = [...r.nodeCounts.keys()].sort().join(' ');
+    const xnodes = [...x.nodes].sort().join(' ');
+    if (nodes !== xnodes) say(`${r.id}: nodes [${nodes}], reference [${xnodes}]`);
+  }
+  for (const ip of state.ips.values()) {
+    const x = ref.assignments.get(ip.ip);
+    const mine =
+      ip.owner === undefined
+        ? 'none'
+        : `${ip.emitted.active}|${ip.emitted.standbys.join(',')}|${ip.owner.id}`;
+    const theirs = x === undefined ? 'none' : `${x.active}|${x.standbys.join(',')}|${x.owner.id}`;
+    if (mine !== theirs) say(`ip ${ip.ip}: ${mine}, reference ${theirs}`);
+    if ((ip.owner !== undefined) !== ip.slot > 0)
+      say(`ip ${ip.ip}: in use ${ip.owner !== undefined} but slot ${ip.slot}`);
+  }
+  for (const ip of ref.assignments.keys()) if (!state.ips.has(ip)) say(`ip ${ip}: missing, reference has it`);
+  const slots = [...state.ips.values()].filter((i) => i.slot > 0).map((i) => i.slot);
+  if (new Set(slots).size !== slots.length) say(`slots not unique: ${slots.join(',')}`);
+  const conflicts = JSON.stringify([...state.conflicts.values()].map((c) => [c.key, c.pods]).sort());
+  const xconflicts = JSON.stringify([...ref.conflicts].sort());
+  if (conflicts !== xconflicts) say(`conflicts ${conflicts}, reference ${xconflicts}`);
+  const emittedConflicts = JSON.stringify([...state.emittedConflicts.keys()].sort());
+  if (emittedConflicts !== JSON.stringify([...ref.conflicts.keys()].sort()))
+    say(
+      `emitted conflicts ${emittedConflicts}, reference ${JSON.stringify([...ref.conflicts.keys()].sort())}`,
+    );
+  for (const [node, x] of ref.nodeRules) {
+    const last = state.emittedNodeRules.get(node);
+    const emitted = last === undefined ? emptyNodeSignature() : [last.h1, last.h2];
+    const now = computeNodeRules(state, node, 0);
+    if (nodeRulesFingerprint(now) !== nodeRulesFingerprint(x))
+      say(`node ${node}: renders ${nodeRulesFingerprint(now)}, reference ${nodeRulesFingerprint(x)}`);
+    if (JSON.stringify(computeNodeSignature(state, node)) !== JSON.stringify(emitted))
+      say(`node ${node}: renders other rules than it last emitted`);
+  }
+  for (const policy of state.policies.values()) {
+    const fp = JSON.stringify(computePolicyStatus(state, policy));
+    if (JSON.stringify(state.emittedStatus.get(policy.key)) !== fp)
+      say(`status ${policy.key}: emitted is stale`);
+  }
+  for (const key of state.emittedStatus.keys())
+    if (!state.policies.has(key)) say(`status ${key}: emitted for a deleted policy`);
+  return out;
+}

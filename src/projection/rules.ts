@@ -1,0 +1,205 @@
+// Policy rules: from a normalized spec to a RuleRec, and whether a rule is Accepted (pools).
+// Pure.
+//
+// Pools (docs/api.md): an egress IP is usable only when a StaticEgressIPPool covers it (a CIDR
+// or a first-last range) and admits the policy's namespace; the pool's nodeSelector then limits
+// which nodes may hold it. When several pools qualify, the first by name governs (overlapping
+// pools are a misconfiguration, and a fixed choice keeps the result independent of log order).
+// - StaticEgressIP: the governing pool is the first covering pool whose namespaceSelector
+//   admits the policy's namespace (absent selector: every namespace). None covers the IP:
+//   NoPoolCoversIP. Some cover it, none admits: NamespaceNotPermitted.
+// - ClusterStaticEgressIP: the governing pool is the first covering pool. Its namespaceSelector
+//   still applies, per namespace: the rule's scope is the namespaces that the policy's
+//   namespaceSelector selects AND the pool admits. A cluster admin can thereby not hand a
+//   tenant's reserved IP to another namespace by accident; selection.ts applies the scope.
+import type { EgressRule } from '../contracts/cluster-events.ts';
+import type { Labels } from '../contracts/primitives.ts';
+import { chain, isLeft, left, map, right, type Either } from 'fp-ts/lib/Either.js';
+import { pipe } from 'fp-ts/lib/function.js';
+import {
+  computeDestinationSet,
+  parseAddress,
+  parseCidr,
+  rangesCover,
+  type Family,
+  type ParsedAddress,
+  type ParsedCidr,
+} from './addresses.ts';
+import { matchesOptionalSelector } from './labels.ts';
+import { MAX_GATEWAYS, type AcceptReason, type PolicyRec, type PoolRec, type RuleRec } from './model.ts';
+import { compare } from '../lib/compare.ts';
+
+export function ruleId(policy: PolicyRec, index: number): string {
+  return policy.namespace === undefined
+    ? `cluster/${policy.name}#${index}`
+    : `${policy.namespace}/${policy.name}#${index}`;
+}
+
+/** Why a rule's spec cannot be used at all (the API server should have refused it). */
+export type RuleSpecError =
+  | { readonly _tag: 'InvalidEgressIP'; readonly message: string }
+  | { readonly _tag: 'InvalidDestination'; readonly message: string };
+
+export interface ParsedRuleSpec {
+  readonly egress: ParsedAddress;
+  readonly destinations: readonly ParsedCidr[];
+  readonly exceptions: readonly ParsedCidr[];
+}
+
+const invalidDestination = (message: string): RuleSpecError => ({ _tag: 'InvalidDestination', message });
+
+function parseCidrs(texts: readonly string[]): Either<RuleSpecError, ParsedCidr[]> {
+  const out: ParsedCidr[] = [];
+  for (const t of texts) {
+    const c = parseCidr(t);
+    if (c === undefined) return left(invalidDestination(`${JSON.stringify(t)} is not a CIDR`));
+    out.push(c);
+  }
+  return right(out);
+}
+
+/** The addresses of a rule, checked: one family throughout, at least one destination. */
+export function parseRuleSpec(spec: EgressRule): Either<RuleSpecError, ParsedRuleSpec> {
+  const egress = parseAddress(spec.egressIP);
+  return pipe(
+    egress === undefined
+      ? left<RuleSpecError, ParsedAddress>({
+          _tag: 'InvalidEgressIP',
+          message: `egress IP ${JSON.stringify(spec.egressIP)} is not an IP address`,
+        })
+      : right<RuleSpecError, ParsedAddress>(egress),
+    chain((e) =>
+      pipe(
+        parseCidrs(spec.destinations),
+        chain((destinations) =>
+          pipe(
+            parseCidrs(spec.exceptions),
+            map((exceptions): ParsedRuleSpec => ({ egress: e, destinations, exceptions })),
+          ),
+        ),
+      ),
+    ),
+    chain((parsed) =>
+      parsed.destinations.length === 0
+        ? left(invalidDestination('the rule has no destination'))
+        : [...parsed.destinations, ...parsed.exceptions].some((c) => c.family !== parsed.egress.family)
+          ? left(
+              invalidDestination(
+                `destinations and exceptions must be of the egress IP's family (IPv${parsed.egress.family})`,
+              ),
+            )
+          : right(parsed),
+    ),
+  );
+}
+
+function uniqueSorted(cidrs: readonly ParsedCidr[]): string[] {
+  return [...new Set(cidrs.map((c) => c.text))].sort();
+}
+
+const EMPTY_SPEC: { destinations: ParsedCidr[]; exceptions: ParsedCidr[] } = {
+  destinations: [],
+  exceptions: [],
+};
+
+export function buildRule(policy: PolicyRec, index: number, spec: EgressRule): RuleRec {
+  const parsed = parseRuleSpec(spec);
+  // An unusable spec still becomes a rule: it selects nothing and reports why (Accepted=False).
+  const invalid: RuleRec['invalid'] = isLeft(parsed)
+    ? { reason: parsed.left._tag, message: parsed.left.message }
+    : undefined;
+  const ok = isLeft(parsed) ? undefined : parsed.right;
+  const family: Family = ok?.egress.family ?? parseAddress(spec.egressIP)?.family ?? 4;
+  const dests = ok?.destinations ?? EMPTY_SPEC.destinations;
+  const excs = ok?.exceptions ?? EMPTY_SPEC.exceptions;
+  const egress = ok?.egress ?? parseAddress(spec.egressIP);
+  const destinations = uniqueSorted(dests);
+  const exceptions = uniqueSorted(excs);
+  return {
+    id: ruleId(policy, index),
+    policy,
+    index,
+    spec,
+    invalid,
+    egressIP: egress?.text ?? spec.egressIP,
+    family,
+    destinations,
+    exceptions,
+    destKey: `${destinations.join(',')}!${exceptions.join(',')}`,
+    destSet: computeDestinationSet(family, dests, excs),
+    gateways: Math.min(MAX_GATEWAYS, Math.max(1, Math.floor(spec.gateways))) || 1,
+    serviceName: spec.serviceName,
+    podSelector: spec.podSelector,
+    gatewaySelector: spec.gatewaySelector,
+    namespaceSelector: 'namespaceSelector' in policy.p ? policy.p.namespaceSelector : undefined,
+    removed: false,
+    accepted: false,
+    acceptReason: invalid?.reason ?? 'NoPoolCoversIP',
+    acceptMessage: invalid?.message ?? '',
+    pool: undefined,
+    scope: new Set(),
+    excluded: new Set(),
+    selected: new Set(),
+    unprogrammable: 0,
+    winner: false,
+    claimLostTo: undefined,
+    overlapLost: new Map(),
+    overlapCache: new WeakMap(),
+    nodeCounts: new Map(),
+    ipRec: undefined,
+  };
+}
+
+export interface Acceptance {
+  readonly accepted: boolean;
+  readonly reason: AcceptReason;
+  readonly message: string;
+  readonly pool: PoolRec | undefined;
+}
+
+/**
+ * Which pool governs the rule, and whether it is Accepted. `pools` must iterate in name order;
+ * `namespaceLabels` are the labels of a namespaced policy's namespace ({} when unknown).
+ */
+export function computeAcceptance(
+  rule: RuleRec,
+  pools: readonly PoolRec[],
+  namespaceLabels: Labels | undefined,
+): Acceptance {
+  if (rule.invalid !== undefined)
+    return { accepted: false, reason: rule.invalid.reason, message: rule.invalid.message, pool: undefined };
+  const addr = parseAddress(rule.egressIP) as ParsedAddress;
+  let covered = false;
+  for (const pool of pools) {
+    if (!rangesCover(pool.ranges, addr)) continue;
+    covered = true;
+    if (
+      rule.policy.namespace === undefined ||
+      matchesOptionalSelector(pool.p.namespaceSelector, namespaceLabels ?? {})
+    )
+      return {
+        accepted: true,
+        reason: 'Accepted',
+        message: `pool ${pool.name} covers ${rule.egressIP}`,
+        pool,
+      };
+  }
+  return covered
+    ? {
+        accepted: false,
+        reason: 'NamespaceNotPermitted',
+        message: `no pool that covers ${rule.egressIP} admits namespace ${rule.policy.namespace ?? ''}`,
+        pool: undefined,
+      }
+    : {
+        accepted: false,
+        reason: 'NoPoolCoversIP',
+        message: `no StaticEgressIPPool covers ${rule.egressIP}`,
+        pool: undefined,
+      };
+}
+
+/** Pools in name order (the governing-pool tie-break). */
+export function poolsInOrder(pools: ReadonlyMap<string, PoolRec>): PoolRec[] {
+  return [...pools.values()].sort((a, b) => compare(a.name, b.name));
+}
