@@ -5,7 +5,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ClusterEvent } from '../src/contracts/cluster-events.ts';
 import type { NodeApplyStatus } from '../src/contracts/node-reports.ts';
 import type { NodeRules } from '../src/contracts/node-rules.ts';
-import { computePercentile, type FollowedRecord, type FollowedTopic } from '../src/devenv/stack.ts';
+import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { GROUP, GROUP_VERSION, VERSION } from '../src/api/group.ts';
+import { computePercentile, SEED, type FollowedRecord, type FollowedTopic } from '../src/devenv/stack.ts';
 
 export const say = (line = ''): void => void process.stdout.write(`${line}\n`);
 export const ms = (v: number): string => (Number.isNaN(v) ? '—' : `${Math.round(v)} ms`);
@@ -109,3 +111,73 @@ export function sayStages(stages: readonly Stages[]): void {
 
 export const mentions = (r: NodeRules, ip: string): boolean =>
   r.steers.some((s) => s.egressIP === ip) || r.egressIPs.some((e) => e.egressIP === ip);
+
+/** Creates and deletes StaticEgressIPs for the seed Service, through the API server. */
+export interface PolicyRun {
+  create(name: string, ip: string, cidr: string): Promise<void>;
+  remove(name: string): Promise<void>;
+}
+
+export function seedServicePolicies(kubeConfig: KubeConfig): PolicyRun {
+  const custom = kubeConfig.makeApiClient(CustomObjectsApi);
+  const where = { group: GROUP, version: VERSION, namespace: SEED.namespace, plural: 'staticegressips' };
+  return {
+    async create(name, ip, cidr) {
+      await custom.createNamespacedCustomObject({
+        ...where,
+        body: {
+          apiVersion: GROUP_VERSION,
+          kind: 'StaticEgressIP',
+          metadata: { name, namespace: SEED.namespace },
+          spec: { rules: [{ egressip: ip, 'service-name': SEED.service, cidr }] },
+        },
+      });
+    },
+    async remove(name) {
+      await custom.deleteNamespacedCustomObject({ ...where, name });
+    },
+  };
+}
+
+/**
+ * Creates a policy, waits until the node-rules of every node in `directors` and of one gateway
+ * mention its egress IP and those nodes acked them, records the time from just before the create
+ * to the last ack, then deletes the policy and waits until those nodes acked its removal (two
+ * policies with the same pods and destination would conflict).
+ */
+export async function measurePolicyRun(
+  f: Followers,
+  api: PolicyRun,
+  directors: ReadonlySet<string>,
+  run: { name: string; ip: string; cidr: string },
+  out: Timed,
+  /** Runs once the policy is applied everywhere, before it is deleted (e.g. a traffic check). */
+  whileApplied?: () => Promise<void>,
+): Promise<void> {
+  const from = f.rules.records.length;
+  const t0 = Date.now();
+  await api.create(run.name, run.ip, run.cidr);
+  const records = await waitRules(
+    f,
+    from,
+    (r) => mentions(r, run.ip),
+    (found) =>
+      [...directors].every((n) => found.has(n)) &&
+      [...found.values()].some((r) => r.egressIPs.some((e) => e.egressIP === run.ip)),
+    `policy ${run.name}`,
+  );
+  const [last, ack] = lastAcked(await waitAcks(f, records));
+  out.samples.push(Date.parse(ack.appliedAt) - t0);
+  out.stages.push(await computeStages(f, t0, records.get(last)!, ack));
+  await whileApplied?.();
+  const beforeDelete = f.rules.records.length;
+  await api.remove(run.name);
+  const cleared = await waitRules(
+    f,
+    beforeDelete,
+    (r) => !mentions(r, run.ip),
+    (found) => [...records.keys()].every((n) => found.has(n)),
+    `policy ${run.name} deleted`,
+  );
+  await waitAcks(f, cleared);
+}

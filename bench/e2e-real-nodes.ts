@@ -11,7 +11,6 @@
 //     pods on other nodes, which request every 50 ms, on the external host's clock. A node is
 //     added back between runs.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { decodeClusterEvent } from '../src/contracts/cluster-events.ts';
 import { decodeNodeApplyStatus } from '../src/contracts/node-reports.ts';
@@ -29,9 +28,9 @@ import {
 import { probeDeploymentYaml, serviceYaml } from '../test/support/real-workloads.ts';
 import {
   computeStages,
-  lastAcked,
-  mentions,
+  measurePolicyRun,
   ms,
+  seedServicePolicies,
   say,
   waitAcks,
   waitRules,
@@ -43,30 +42,6 @@ export interface RealNodeFigures {
   readonly policy: Timed;
   readonly pod: Timed;
   readonly failover: number[];
-}
-
-const GROUP = 'staticegressips.nirmata.io';
-const VERSION = 'v1alpha1';
-const PLURAL = 'staticegressips';
-
-interface Pod {
-  name: string;
-  node: string;
-  ip: string;
-  ready: boolean;
-}
-
-async function frontendPods(c: RealCluster): Promise<Pod[]> {
-  const core = c.kube.kubeConfig.makeApiClient(CoreV1Api);
-  const list = await core.listNamespacedPod({ namespace: SEED.namespace, labelSelector: 'app=frontend' });
-  return list.items
-    .filter((p) => p.metadata?.deletionTimestamp === undefined)
-    .map((p) => ({
-      name: p.metadata?.name ?? '',
-      node: p.spec?.nodeName ?? '',
-      ip: p.status?.podIP ?? '',
-      ready: p.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True') ?? false,
-    }));
 }
 
 async function until<T>(
@@ -85,57 +60,18 @@ async function until<T>(
 }
 
 async function policyApply(c: RealCluster, f: Followers, runs: number): Promise<Timed> {
-  const custom = c.kube.kubeConfig.makeApiClient(CustomObjectsApi);
-  const directors = new Set((await frontendPods(c)).map((p) => p.node));
+  const policies = seedServicePolicies(c.kube.kubeConfig);
+  const directors = new Set((await c.pods('frontend')).map((p) => p.node));
   const out: Timed = { samples: [], stages: [] };
   for (let run = 0; run < runs; run++) {
-    const ip = `198.51.100.${20 + run}`;
-    const name = `bench-${run}`;
     // A destination of its own, so that it never conflicts with the seed policy's.
     const cidr = `203.0.113.${100 + run}/32`;
-    const from = f.rules.records.length;
-    const t0 = Date.now();
-    await custom.createNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace: SEED.namespace,
-      plural: PLURAL,
-      body: {
-        apiVersion: `${GROUP}/${VERSION}`,
-        kind: 'StaticEgressIP',
-        metadata: { name, namespace: SEED.namespace },
-        spec: { rules: [{ egressip: ip, 'service-name': SEED.service, cidr }] },
-      },
-    });
-    const records = await waitRules(
+    await measurePolicyRun(
       f,
-      from,
-      (r) => mentions(r, ip),
-      (found) =>
-        [...directors].every((n) => found.has(n)) &&
-        [...found.values()].some((r) => r.egressIPs.some((e) => e.egressIP === ip)),
-      `policy ${name}`,
-    );
-    const [last, ack] = lastAcked(await waitAcks(f, records));
-    out.samples.push(Date.parse(ack.appliedAt) - t0);
-    out.stages.push(await computeStages(f, t0, records.get(last)!, ack));
-    const beforeDelete = f.rules.records.length;
-    await custom.deleteNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace: SEED.namespace,
-      plural: PLURAL,
-      name,
-    });
-    await waitAcks(
-      f,
-      await waitRules(
-        f,
-        beforeDelete,
-        (r) => !mentions(r, ip),
-        (found) => [...records.keys()].every((n) => found.has(n)),
-        `${name} deleted`,
-      ),
+      policies,
+      directors,
+      { name: `bench-${run}`, ip: `198.51.100.${20 + run}`, cidr },
+      out,
     );
   }
   return out;
@@ -145,12 +81,12 @@ async function newPod(c: RealCluster, f: Followers, runs: number): Promise<Timed
   const out: Timed = { samples: [], stages: [] };
   const steered = (r: NodeRules, ip: string): boolean => r.steers.some((st) => st.podIPs.includes(ip));
   for (let run = 0; run < runs; run++) {
-    const before = new Set((await frontendPods(c)).map((p) => p.name));
+    const before = new Set((await c.pods('frontend')).map((p) => p.name));
     const from = f.rules.records.length;
     await c.kubectl(['scale', 'deployment/frontend', `--replicas=${before.size + 1}`]);
     const fresh = await until(
       'the new pod to have an IP',
-      async () => (await frontendPods(c)).find((p) => !before.has(p.name) && p.ip !== ''),
+      async () => (await c.pods('frontend')).find((p) => !before.has(p.name) && p.ip !== ''),
       120_000,
       20,
     );
@@ -178,7 +114,7 @@ async function newPod(c: RealCluster, f: Followers, runs: number): Promise<Timed
       ),
     );
     await until('the scaled-down pod to be gone', async () =>
-      (await frontendPods(c)).length === before.size ? true : undefined,
+      (await c.pods('frontend')).length === before.size ? true : undefined,
     );
   }
   return out;
@@ -200,7 +136,7 @@ async function failover(c: RealCluster, runs: number): Promise<number[]> {
         'jsonpath={.items[0].spec.nodeName}',
       ])
     ).trim();
-    const survivors = (await frontendPods(c)).filter((p) => p.node !== old.name && p.ready);
+    const survivors = (await c.pods('frontend')).filter((p) => p.node !== old.name && p.ready);
     if (survivors.length === 0) throw new Error(`no selected pod off the gateway ${old.name}`);
     const killedAt = Date.now();
     await c.killNode(old.name);
@@ -224,24 +160,9 @@ async function failover(c: RealCluster, runs: number): Promise<number[]> {
     );
     if (run < runs - 1) {
       await c.addNode();
-      await c.kubectl([
-        '-n',
-        'kube-static-egress-ip',
-        'rollout',
-        'status',
-        'daemonset/kseip-agent',
-        '--timeout=180s',
-      ]);
-      await c.kubectl([
-        '-n',
-        'kube-static-egress-ip',
-        'rollout',
-        'status',
-        'deployment/kseip-projector',
-        '--timeout=180s',
-      ]);
+      await c.waitRolledOut();
       await until('two ready frontend pods again', async () =>
-        (await frontendPods(c)).filter((p) => p.ready).length >= 2 ? true : undefined,
+        (await c.pods('frontend')).filter((p) => p.ready).length >= 2 ? true : undefined,
       );
     }
   }
@@ -274,7 +195,7 @@ export async function benchRealNodes(runs: number, failoverRuns: number): Promis
       ].join('---\n'),
     );
     await until('two ready frontend pods', async () =>
-      (await frontendPods(c)).filter((p) => p.ready).length === 2 ? true : undefined,
+      (await c.pods('frontend')).filter((p) => p.ready).length === 2 ? true : undefined,
     );
     await sleep(2_000);
     say('\n  1. CR apply → programmed on all nodes');

@@ -18,7 +18,6 @@
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CustomObjectsApi } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { decodeClusterEvent } from '../src/contracts/cluster-events.ts';
 import { decodeNodeApplyStatus } from '../src/contracts/node-reports.ts';
@@ -44,9 +43,9 @@ import {
 } from '../src/devenv/stack.ts';
 import {
   computeStages,
-  lastAcked,
-  mentions,
+  measurePolicyRun,
   ms,
+  seedServicePolicies,
   say,
   sayStages,
   waitAcks,
@@ -72,10 +71,6 @@ const RUNS = Number(values.runs);
 const IPERF_SECONDS = Number(values['iperf-seconds']);
 if (!Number.isInteger(RUNS) || RUNS < 1) throw new Error(`--runs must be a positive integer`);
 
-const GROUP = 'staticegressips.nirmata.io';
-const VERSION = 'v1alpha1';
-const PLURAL = 'staticegressips';
-
 let stack: Stack | undefined;
 let stopping: Promise<void> | undefined;
 const cleanup = (): Promise<void> => (stopping ??= stack?.stop() ?? Promise.resolve());
@@ -85,58 +80,22 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const)
 // ---- the measurements --------------------------------------------------------------------------
 
 async function benchPolicyApply(s: Stack, f: Followers, selected: readonly SimPod[]): Promise<Timed> {
-  const custom = s.kube.kubeConfig.makeApiClient(CustomObjectsApi);
+  const policies = seedServicePolicies(s.kube.kubeConfig);
   const directors = new Set(selected.map((p) => p.node));
   const out: Timed = { samples: [], stages: [] };
   for (let run = 0; run < RUNS; run++) {
     const ip = `198.51.100.${20 + run}`;
-    const name = `bench-${run}`;
-    const from = f.rules.records.length;
-    const t0 = Date.now();
-    await custom.createNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace: SEED.namespace,
-      plural: PLURAL,
-      body: {
-        apiVersion: `${GROUP}/${VERSION}`,
-        kind: 'StaticEgressIP',
-        metadata: { name, namespace: SEED.namespace },
-        spec: { rules: [{ egressip: ip, 'service-name': SEED.service, cidr: SEED.destination }] },
+    await measurePolicyRun(
+      f,
+      policies,
+      directors,
+      { name: `bench-${run}`, ip, cidr: SEED.destination },
+      out,
+      async () => {
+        if (run > 0) return;
+        for (const pod of selected) await waitForSource(s.cluster, pod.net.ns, EXTERNAL_HOST_IP, ip, 10_000);
       },
-    });
-    const records = await waitRules(
-      f,
-      from,
-      (r) => mentions(r, ip),
-      (found) =>
-        [...directors].every((n) => found.has(n)) &&
-        [...found.values()].some((r) => r.egressIPs.some((e) => e.egressIP === ip)),
-      `policy ${name}`,
     );
-    const [last, ack] = lastAcked(await waitAcks(f, records));
-    out.samples.push(Date.parse(ack.appliedAt) - t0);
-    out.stages.push(await computeStages(f, t0, records.get(last)!, ack));
-    if (run === 0)
-      for (const pod of selected) await waitForSource(s.cluster, pod.net.ns, EXTERNAL_HOST_IP, ip, 10_000);
-
-    // Gone again before the next run (two policies with the same pods and destination conflict).
-    const beforeDelete = f.rules.records.length;
-    await custom.deleteNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace: SEED.namespace,
-      plural: PLURAL,
-      name,
-    });
-    const cleared = await waitRules(
-      f,
-      beforeDelete,
-      (r) => !mentions(r, ip),
-      (found) => [...records.keys()].every((n) => found.has(n)),
-      `policy ${name} deleted`,
-    );
-    await waitAcks(f, cleared);
   }
   return out;
 }

@@ -11,10 +11,14 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CoreV1Api } from '@kubernetes/client-node';
 import { readNodeKernel, selectLeftovers } from '../src/devenv/node-kernel.ts';
 import { type Observation } from '../src/devenv/netcluster.ts';
-import { startRealCluster, sweepStaleNodes, type RealCluster } from '../src/devenv/real-nodes.ts';
+import {
+  startRealCluster,
+  sweepStaleNodes,
+  type PodInfo,
+  type RealCluster,
+} from '../src/devenv/real-nodes.ts';
 import {
   computeLongestGap,
   POOL_YAML,
@@ -38,25 +42,7 @@ const NS = 'kube-static-egress-ip';
 let cluster: RealCluster;
 const trace = (line: string): void => void process.stderr.write(`[real-nodes] ${line}\n`);
 
-interface PodInfo {
-  name: string;
-  node: string;
-  ip: string;
-  ready: boolean;
-}
-
-async function pods(app: string, namespace = 'default'): Promise<PodInfo[]> {
-  const core = cluster.kube.kubeConfig.makeApiClient(CoreV1Api);
-  const list = await core.listNamespacedPod({ namespace, labelSelector: `app=${app}` });
-  return list.items
-    .filter((p) => p.metadata?.deletionTimestamp === undefined)
-    .map((p) => ({
-      name: p.metadata?.name ?? '',
-      node: p.spec?.nodeName ?? '',
-      ip: p.status?.podIP ?? '',
-      ready: p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
-    }));
-}
+const pods = (app: string): Promise<PodInfo[]> => cluster.pods(app);
 
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

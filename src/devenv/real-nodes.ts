@@ -96,6 +96,13 @@ export interface MemoryUse {
   readonly summary: string;
 }
 
+export interface PodInfo {
+  readonly name: string;
+  readonly node: string;
+  readonly ip: string;
+  readonly ready: boolean;
+}
+
 export interface PodRef {
   readonly namespace: string;
   readonly name: string;
@@ -130,6 +137,10 @@ export interface RealCluster {
   measureMemory(): Promise<MemoryUse>;
   /** `kubectl apply -k k8s/overlays/dev`, then waits for every component to be rolled out. */
   install(): Promise<void>;
+  /** Waits until the agent DaemonSet and the control-plane Deployments are rolled out. */
+  waitRolledOut(): Promise<void>;
+  /** The pods labelled `app=<app>` that are not being deleted. */
+  pods(app: string, namespace?: string): Promise<PodInfo[]>;
   /** `kubectl delete -k k8s/overlays/dev`, waiting for the namespace to be gone. */
   uninstall(): Promise<void>;
   stop(): Promise<void>;
@@ -623,24 +634,30 @@ class RealClusterImpl implements RealCluster {
 
   async install(): Promise<void> {
     await this.kubectl(['apply', '-k', DEV_OVERLAY]);
-    await this.kubectl([
-      '-n',
-      'kube-static-egress-ip',
-      'rollout',
-      'status',
+    await this.waitRolledOut();
+  }
+
+  async waitRolledOut(): Promise<void> {
+    const workloads = [
       'daemonset/kseip-agent',
-      '--timeout=180s',
-    ]);
-    for (const d of ['kseip-watcher', 'kseip-projector', 'kseip-liveness', 'kseip-status-writer']) {
-      await this.kubectl([
-        '-n',
-        'kube-static-egress-ip',
-        'rollout',
-        'status',
-        `deployment/${d}`,
-        '--timeout=180s',
-      ]);
+      ...['watcher', 'projector', 'liveness', 'status-writer'].map((c) => `deployment/kseip-${c}`),
+    ];
+    for (const w of workloads) {
+      await this.kubectl(['-n', 'kube-static-egress-ip', 'rollout', 'status', w, '--timeout=180s']);
     }
+  }
+
+  async pods(app: string, namespace = 'default'): Promise<PodInfo[]> {
+    const core = this.kube.kubeConfig.makeApiClient(CoreV1Api);
+    const list = await core.listNamespacedPod({ namespace, labelSelector: `app=${app}` });
+    return list.items
+      .filter((p) => p.metadata?.deletionTimestamp === undefined)
+      .map((p) => ({
+        name: p.metadata?.name ?? '',
+        node: p.spec?.nodeName ?? '',
+        ip: p.status?.podIP ?? '',
+        ready: p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
+      }));
   }
 
   async uninstall(): Promise<void> {
