@@ -379,10 +379,7 @@ export function inOrder<T>(set: ReadonlySet<T>, compare: (a: T, b: T) => number)
 
 /** Empties a stage buffer's set or list (cheap when it already is empty). */
 export function clearSet<T>(set: Set<T>): void {
-  if (set.size === 0) return;
-  // clear() allocates a fresh table; deleting the usual single element reuses the old one.
-  if (set.size === 1) set.delete(set.values().next().value as T);
-  else set.clear();
+  if (set.size > 0) set.clear();
 }
 
 export function clearList<T>(list: T[]): void {
