@@ -13,12 +13,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readNodeKernel, selectLeftovers } from '../src/devenv/node-kernel.ts';
 import { type Observation } from '../src/devenv/netcluster.ts';
-import {
-  startRealCluster,
-  sweepStaleNodes,
-  type PodInfo,
-  type RealCluster,
-} from '../src/devenv/real-nodes.ts';
+import { OWNER_LABEL, sweepContainersOfDeadOwners } from '../src/devenv/container-owner.ts';
+import { startRealCluster, type PodInfo, type RealCluster } from '../src/devenv/real-nodes.ts';
 import {
   computeLongestGap,
   POOL_YAML,
@@ -538,26 +534,16 @@ spec:
 });
 
 void describe('real nodes: a half-finished earlier run', () => {
-  void test("node containers whose owner died are removed by the next start's sweep", () => {
+  void test("containers (nodes, brokers) whose owner died are removed by the next start's sweep", () => {
     // A container labelled as a node of a run whose owner process is gone (PID 1's start time is
     // never "0"); a live owner's containers carry a matching start time and are left alone.
     const id = execFileSync(
       'docker',
-      [
-        'run',
-        '-d',
-        '--network',
-        'none',
-        '--label',
-        'io.kseip.real-nodes.owner=1-0',
-        WORKLOAD_IMAGE,
-        'sleep',
-        '600',
-      ],
+      ['run', '-d', '--network', 'none', '--label', `${OWNER_LABEL}=1-0`, WORKLOAD_IMAGE, 'sleep', '600'],
       { encoding: 'utf8' },
     ).trim();
     try {
-      const removed = sweepStaleNodes(createLogger('real-nodes-test'));
+      const removed = sweepContainersOfDeadOwners(createLogger('real-nodes-test'));
       assert.ok(
         removed.some((r) => id.startsWith(r)),
         `the stale container ${id} was not swept (swept: ${removed.join(', ')})`,

@@ -15,6 +15,7 @@ import { pino, type Logger } from 'pino';
 import { GenericContainer, Wait, getContainerRuntimeClient, type StartedTestContainer } from 'testcontainers';
 import { createKafka } from '../lib/kafka.ts';
 import { requireArtifact } from './artifacts.ts';
+import { OWNER_LABEL, SELF_OWNER, sweepContainersOfDeadOwners } from './container-owner.ts';
 import { freePorts } from './free-port.ts';
 
 // testcontainers' reaper (Ryuk) is an image that cannot be pulled here; every caller stops its
@@ -73,6 +74,8 @@ export interface KafkaBroker {
 export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaBroker> {
   const image = opts.image ?? requireArtifact('KAFKA_IMAGE');
   const timeoutMs = opts.startupTimeoutMs ?? 180_000;
+  // Brokers (and nodes) of runs that died without stopping them.
+  sweepContainersOfDeadOwners(pino({ level: 'warn' }));
   // Ports are picked by binding port 0 and releasing it, so another process can grab one in
   // between (several engineers' test runs share this machine). The broker then fails with a
   // BindException; one more try with fresh ports covers that race.
@@ -115,7 +118,11 @@ async function startOnce(image: string, timeoutMs: number, opts: StartKafkaOptio
           ? { KAFKA_NODES_PORT: String(nodesPort), KAFKA_NODES_ADVERTISED: opts.nodesListener.advertised }
           : {}),
       })
-      .withLabels({ 'io.kseip.role': 'kafka', 'io.kseip.kafka.brokers': brokers[0]! })
+      .withLabels({
+        'io.kseip.role': 'kafka',
+        'io.kseip.kafka.brokers': brokers[0]!,
+        [OWNER_LABEL]: SELF_OWNER,
+      })
       .withLogConsumer((stream) => logs.follow(stream))
       .withWaitStrategy(Wait.forLogMessage(STARTED_LINE))
       .withStartupTimeout(timeoutMs)

@@ -24,7 +24,7 @@
 // Effectful. Owns exactly what it started: its containers and their volumes (by ID), the
 // netcluster (namespaces by name, processes by PID), the API server and the broker. stop()
 // removes all of it; so do exit and signal handlers, and a later start sweeps what a crashed run
-// left (containers carry the owner's PID and start time in labels; see sweepStaleNodes).
+// left (containers carry the owner's PID and start time in a label; container-owner.ts).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -38,12 +38,12 @@ import {
   type ClientCertificate,
 } from './apiserver.ts';
 import { cacheDir, repoRoot, requireArtifact } from './artifacts.ts';
+import { OWNER_LABEL, SELF_OWNER, sweepContainersOfDeadOwners } from './container-owner.ts';
 import { runOnExit } from './exit-cleanup.ts';
 import { startKafka, type KafkaBroker } from './kafka.ts';
 import {
   CLUSTER_POD_CIDR,
   createNetCluster,
-  processStartTime,
   ROUTER_NODE_IP,
   runCommand,
   type ExecResult,
@@ -166,41 +166,6 @@ async function mustDocker(
   const r = await docker(args, options);
   if (r.code !== 0) throw new Error(`docker ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
   return r.stdout.trim();
-}
-
-const OWNER_LABEL = 'io.kseip.real-nodes.owner';
-const selfOwner = `${process.pid}-${processStartTime(process.pid) ?? ''}`;
-
-/**
- * Removes node containers (and their volumes) whose owning process is gone: what a crashed or
- * SIGKILLed run left. A container is only touched if its owner label names a dead process, so a
- * concurrent run of another engineer is never hit. Returns the IDs removed.
- */
-export function sweepStaleNodes(log: Logger): string[] {
-  let lines: string[];
-  try {
-    lines = execFileSync(
-      'docker',
-      ['ps', '-a', '--filter', `label=${OWNER_LABEL}`, '--format', `{{.ID}} {{.Label "${OWNER_LABEL}"}}`],
-      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
-    )
-      .split('\n')
-      .filter((l) => l.trim() !== '');
-  } catch {
-    return [];
-  }
-  const stale = lines
-    .map((l) => l.split(' ') as [string, string])
-    .filter(([, owner]) => {
-      const [pid, start] = owner.split('-');
-      return processStartTime(Number(pid)) !== start;
-    })
-    .map(([id]) => id);
-  if (stale.length > 0) {
-    log.warn({ containers: stale }, 'removing node containers of a run that died');
-    execFileSync('docker', ['rm', '-f', '-v', ...stale], { stdio: 'ignore' });
-  }
-  return stale;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -438,7 +403,7 @@ class RealClusterImpl implements RealCluster {
       '--hostname',
       name,
       '--label',
-      `${OWNER_LABEL}=${selfOwner}`,
+      `${OWNER_LABEL}=${SELF_OWNER}`,
       '--label',
       `io.kseip.real-nodes.run=${this.runId}`,
       '--network',
@@ -757,7 +722,7 @@ async function buildProjectImage(log: Logger): Promise<string> {
 export async function startRealCluster(options: RealClusterOptions = {}): Promise<RealCluster> {
   const log = options.log ?? createLogger('real-nodes');
   const nodeImage = requireArtifact('KUBE_NODE_IMAGE');
-  sweepStaleNodes(log);
+  sweepContainersOfDeadOwners(log);
   const step = async <T>(name: string, work: () => Promise<T>): Promise<T> => {
     const started = performance.now();
     const result = await work();
