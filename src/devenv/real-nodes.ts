@@ -505,7 +505,10 @@ class RealClusterImpl implements RealCluster {
 
   async killNode(name: string): Promise<void> {
     const node = this.node(name);
+    // SIGKILL, then the container and its containerd volume go at once: the machine is gone for
+    // good (its logs stay in the run dir), and an untracked exited container would leak.
     await mustDocker(['kill', node.containerId]);
+    await mustDocker(['rm', '-f', '-v', node.containerId]);
     // The attached name would keep the namespace (and the egress IPs on its uplink, which the
     // router could still reach) alive; dropping it lets the namespace die with the container.
     await this.net.removeNode(name);
