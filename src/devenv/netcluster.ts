@@ -868,6 +868,9 @@ class NetClusterImpl implements NetCluster {
     await Promise.all([...node.pods].map((pod) => this.removePod(pod)));
     for (const bridge of [...this.bridges].filter((b) => b.ns === node.ns)) await bridge.close();
     this.nodeStates.delete(name);
+    // By name first, for the reason given in removePod: a node re-added under the same index
+    // reuses the router port's name.
+    if (!node.attached) await runCommand('ip', ['-n', this.router.ns, 'link', 'delete', node.routerPort]);
     await this.deleteNamespaces([node.ns]);
     if (node.attached) {
       this.log.info({ node: name }, 'node detached');
@@ -998,7 +1001,13 @@ class NetClusterImpl implements NetCluster {
     const pod = this.podState(podName);
     this.podStates.delete(podName);
     this.nodeStates.get(pod.node)?.pods.delete(podName);
-    // Deleting the namespace destroys its eth0, and with it the veth peer on cni0.
+    // The veth is deleted first, by name: a namespace is torn down by a kernel work queue after
+    // `ip netns delete` returns, so its veth peer on cni0 can outlive the call and a pod
+    // re-created at once (same name, so same veth name) would collide with it.
+    const node = this.nodeStates.get(pod.node);
+    if (node !== undefined) {
+      await runCommand('ip', ['-n', node.ns, 'link', 'delete', pod.hostVeth]);
+    }
     await this.deleteNamespaces([pod.ns]);
     this.log.debug({ pod: podName, node: pod.node }, 'pod removed');
   }
