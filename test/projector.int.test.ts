@@ -16,7 +16,7 @@ import type { ClusterEvent } from '../src/contracts/cluster-events.ts';
 import { decodeClusterEvent } from '../src/contracts/cluster-events.ts';
 import { DEAD_LETTER_HEADERS } from '../src/lib/dead-letter.ts';
 import { events, healthyNode, rule } from './support/fixtures.ts';
-import { evolve, initialState, selectStepOutputs } from '../src/projection/projection.ts';
+import { evolve, initialState } from '../src/projection/projection.ts';
 import type { CrashPoint } from '../src/projector/projector.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -207,8 +207,7 @@ function pureReplay(log: readonly string[]) {
   log.forEach((value, offset) => {
     const decoded = decodeClusterEvent(value);
     if (decoded._tag === 'Left') return;
-    evolve(state, decoded.right, offset);
-    const out = selectStepOutputs(state);
+    const out = evolve(state, decoded.right, offset);
     decisions.push(...out.decisions.map((d) => ({ offset, value: JSON.stringify(d) })));
     nodeRules.push(...out.nodeRules.map((r) => ({ offset, value: JSON.stringify(r) })));
   });

@@ -40,8 +40,11 @@ export function initialState(): State {
   return initialModelState();
 }
 
-function numbered(offset: number, drafts: readonly DecisionDraft[]): Decision[] {
-  return drafts.map((d, i) => ({ ...d, id: `${offset}.${i}` }));
+/** The step's decisions in output order, each with its id `<offset>.<index>`. */
+function numbered(offset: number, ...groups: readonly (readonly DecisionDraft[])[]): readonly Decision[] {
+  const out: Decision[] = [];
+  for (const drafts of groups) for (const d of drafts) out.push({ ...d, id: `${offset}.${out.length}` });
+  return out.length === 0 ? EMPTY : out;
 }
 
 const isNodeChange = (c: ViewChange): c is NodeChange => c.kind === 'Node' || c.kind === 'Liveness';
@@ -68,7 +71,7 @@ function objectChangesOf(
  */
 export function evolve(state: State, event: ClusterEvent, offset: number): Outputs {
   const changes = evolveClusterView(state, event, offset);
-  if (changes.length === 0) return remember(state, { offset, decisions: EMPTY, nodeRules: EMPTY });
+  if (changes.length === 0) return { offset, decisions: EMPTY, nodeRules: EMPTY };
   const nodeChanges = nodeChangesOf(changes);
   const objectChanges = objectChangesOf(changes, nodeChanges);
   const selection = evolveSelection(state, objectChanges);
@@ -87,27 +90,7 @@ export function evolve(state: State, event: ClusterEvent, offset: number): Outpu
     livenessChanged,
     offset,
   );
-  return remember(state, {
-    offset,
-    decisions: numbered(offset, [...claims.decisions, ...gateways.decisions, ...statuses]),
-    nodeRules,
-  });
-}
-
-/**
- * The outputs of the last evolve of each state, for callers that fold first and read after
- * (selectStepOutputs). Kept beside the state, not in it: evolve's return value is the outputs.
- */
-const lastOutputs = new WeakMap<State, Outputs>();
-
-function remember(state: State, outputs: Outputs): Outputs {
-  lastOutputs.set(state, outputs);
-  return outputs;
-}
-
-/** What the last evolve of `state` returned (prefer evolve's return value in new code). */
-export function selectStepOutputs(state: State): Outputs {
-  return lastOutputs.get(state) ?? { offset: -1, decisions: EMPTY, nodeRules: EMPTY };
+  return { offset, decisions: numbered(offset, claims.decisions, gateways.decisions, statuses), nodeRules };
 }
 
 /** Fold a sequence of (event, offset) and collect every output: replay, tests, verify. */

@@ -85,9 +85,16 @@ export function computeRuleStatus(state: State, rule: RuleRec): RuleStatus {
     unprogrammablePods: rule.unprogrammable,
     // A node declared lost cannot send anything, so it is not waited for: Programmed and Ready
     // describe the traffic that can flow. It programs its rules when it is back.
-    selectedNodes: [...rule.nodeCounts.keys()].filter((node) => state.liveness.get(node) !== false).length,
+    selectedNodes: countLiveNodes(state, rule.nodeCounts),
     conditions: ruleConditions(state, rule),
   };
+}
+
+/** How many of the nodes are not declared lost (a loop: this runs for every status recomputed). */
+function countLiveNodes(state: State, nodes: ReadonlyMap<string, number>): number {
+  let n = 0;
+  for (const node of nodes.keys()) if (state.liveness.get(node) !== false) n++;
+  return n;
 }
 
 function aggregate(type: Condition['type'], rules: readonly RuleStatus[], anyTrue: boolean): Condition {
