@@ -125,7 +125,7 @@ void test('helm template with the default values means the same as kubectl kusto
   console.log(`${base.size} objects, equal after normalisation (Helm's own labels removed)`);
 });
 
-void test('values for brokers, Kafka security, uplink, mark mask, gateway selector, image and resources take effect', async (t) => {
+void test('values for brokers, Kafka security, uplink, mark mask, failover timing, gateway selector, image and resources take effect', async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'kseip-helm-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const values = path.join(dir, 'values.yaml');
@@ -144,6 +144,7 @@ void test('values for brokers, Kafka security, uplink, mark mask, gateway select
         },
       },
       agent: { uplink: 'bond0', markMask: '0x00f00000', resources: { limits: { memory: '1Gi' } } },
+      failover: { heartbeatInterval: '200ms', fenceAfter: '1s', lostAfter: '1500ms' },
       image: { repository: 'registry.example/kseip', tag: '1.2.3' },
       egressPool: {
         enabled: true,
@@ -159,6 +160,9 @@ void test('values for brokers, Kafka security, uplink, mark mask, gateway select
   assert.equal(config.data.KSEIP_MARK_MASK, '0x00f00000');
   assert.equal(config.data.KSEIP_CREATE_TOPICS, 'false');
   assert.equal(config.data.KSEIP_CREATE_TOPIC, 'false');
+  assert.equal(config.data.KSEIP_HEARTBEAT_INTERVAL, '200ms');
+  assert.equal(config.data.KSEIP_FENCE_AFTER, '1s');
+  assert.equal(config.data.KSEIP_LOST_AFTER, '1500ms');
 
   const secret = find(objects, 'Secret', 'kseip-kafka') as K8sObject & { stringData: Record<string, string> };
   assert.deepEqual(secret.stringData, {

@@ -6,7 +6,8 @@
 // the nodes' kernels hold; never by our own components' logs.
 //
 // One cluster for the whole file (it takes about a minute to start); the tests run in order and
-// build on each other: the gateway-kill and uninstall tests come last.
+// build on each other: the gateway-kill and uninstall tests come last, then the Helm chart is
+// installed on the same nodes (with the dev overlay's settings) and uninstalled again.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -508,30 +509,63 @@ spec:
   void test("uninstall (kubectl delete -k): every node is clean of our objects, and kube-proxy's and flannel's are untouched", async () => {
     const before = await snapshotTheirs();
     await cluster.uninstall();
-    for (const n of cluster.nodes()) {
-      const leftovers = await waitFor(
-        `${n.name} clean of our objects`,
-        async () => {
-          const k = await readNodeKernel(cluster.net, n.net);
-          const left = selectLeftovers(k);
-          return left.length === 0 ? left : undefined;
-        },
-        60_000,
-      ).catch(async (err: unknown) => {
-        const k = await readNodeKernel(cluster.net, n.net);
-        throw new Error(`${String(err)}; left: ${selectLeftovers(k).join('; ')}`);
-      });
-      assert.deepEqual(leftovers, []);
-    }
+    await assertNodesClean();
     await assertTheirsUnchanged(before, 'after the uninstall');
-    // The ones that still run: a pod of the killed node is gone with it.
-    const live = new Set(cluster.nodes().map((n) => n.name));
-    const frontend = (await pods('frontend')).filter((p) => p.ready && live.has(p.node));
     // Without the project, selected pods leave with their node IP again: nothing of ours is left on the path.
-    await waitSeenAs(frontend, (p) => nodeIp(p.node), 'frontend pods back on their node IPs');
-    for (const p of frontend) await assertClusterTrafficWorks(p, `after the uninstall, from ${p.name}`);
+    await assertFrontendOnNodeIps('after the uninstall');
+  });
+
+  void test('the Helm chart on the same nodes: helm install with the dev settings steers the seed policy again, and helm uninstall leaves every node clean', async () => {
+    const before = await snapshotTheirs();
+    const started = performance.now();
+    await cluster.installChart();
+    trace(`helm install, all rolled out: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    // kubectl delete -k took the CRDs and with them the policy; the chart brings the CRDs back.
+    await cluster.apply(POOL_YAML);
+    await cluster.apply(seedManifest());
+    const { gateway } = await waitFor('the policy Ready with a gateway (chart install)', policyReady);
+    const frontend = await liveFrontend();
+    await waitSeenAs(frontend, () => SEED.egressIP, 'frontend pods seen with the egress IP (chart install)');
+    assert.equal((await selectHolder(cluster.net, SEED.egressIP))?.name, gateway);
+    trace(`chart install: gateway ${gateway}, ${frontend.length} frontend pods as ${SEED.egressIP}`);
+
+    await cluster.uninstallChart();
+    await assertNodesClean();
+    await assertTheirsUnchanged(before, 'after helm uninstall');
+    await assertFrontendOnNodeIps('after helm uninstall');
   });
 });
+
+/** Every remaining node's kernel holds none of our objects (nft table, rules, routes, addresses). */
+async function assertNodesClean(): Promise<void> {
+  for (const n of cluster.nodes()) {
+    const leftovers = await waitFor(
+      `${n.name} clean of our objects`,
+      async () => {
+        const k = await readNodeKernel(cluster.net, n.net);
+        const left = selectLeftovers(k);
+        return left.length === 0 ? left : undefined;
+      },
+      60_000,
+    ).catch(async (err: unknown) => {
+      const k = await readNodeKernel(cluster.net, n.net);
+      throw new Error(`${String(err)}; left: ${selectLeftovers(k).join('; ')}`);
+    });
+    assert.deepEqual(leftovers, []);
+  }
+}
+
+/** The ready frontend pods on nodes that still run (a pod of the killed node is gone with it). */
+async function liveFrontend(): Promise<PodInfo[]> {
+  const live = new Set(cluster.nodes().map((n) => n.name));
+  return (await pods('frontend')).filter((p) => p.ready && live.has(p.node));
+}
+
+async function assertFrontendOnNodeIps(when: string): Promise<void> {
+  const frontend = await liveFrontend();
+  await waitSeenAs(frontend, (p) => nodeIp(p.node), `frontend pods back on their node IPs ${when}`);
+  for (const p of frontend) await assertClusterTrafficWorks(p, `${when}, from ${p.name}`);
+}
 
 void describe('real nodes: a half-finished earlier run', () => {
   void test("containers (nodes, brokers) whose owner died are removed by the next start's sweep", () => {

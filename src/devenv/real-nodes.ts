@@ -39,6 +39,7 @@ import {
 } from './apiserver.ts';
 import { cacheDir, repoRoot, requireArtifact } from './artifacts.ts';
 import { OWNER_LABEL, SELF_OWNER, sweepContainersOfDeadOwners } from './container-owner.ts';
+import { chartValuesOf, readDevOverlay } from './dev-chart-values.ts';
 import { runOnExit } from './exit-cleanup.ts';
 import { startKafka, type KafkaBroker } from './kafka.ts';
 import {
@@ -50,12 +51,16 @@ import {
   type NetCluster,
   type NetNode,
 } from './netcluster.ts';
+import { execTool, tailLines } from './tool-exec.ts';
 
 /** The project's image as the dev overlay names it (k8s/overlays/dev). */
 export const PROJECT_IMAGE = 'kube-static-egress-ip:dev';
 /** Where the nodes find Kafka: the relay on the router (the dev overlay's KSEIP_BROKERS). */
 export const NODES_KAFKA_ADDRESS = `${ROUTER_NODE_IP}:9092`;
 export const DEV_OVERLAY = path.join(repoRoot, 'k8s/overlays/dev');
+const CHART_DIR = path.join(repoRoot, 'charts/kube-static-egress-ip');
+const CHART_RELEASE = 'kseip';
+const INSTALL_NAMESPACE = 'kube-static-egress-ip';
 export type KubeProxyMode = 'nftables' | 'iptables';
 export type NodeService = 'containerd' | 'kubelet' | 'kube-proxy' | 'flanneld';
 
@@ -143,6 +148,13 @@ export interface RealCluster {
   pods(app: string, namespace?: string): Promise<PodInfo[]>;
   /** `kubectl delete -k k8s/overlays/dev`, waiting for the namespace to be gone. */
   uninstall(): Promise<void>;
+  /**
+   * `helm install` of charts/kube-static-egress-ip with the dev overlay's settings
+   * (dev-chart-values.ts), then waits for every component to be rolled out.
+   */
+  installChart(): Promise<void>;
+  /** `helm uninstall`, then the namespace, waiting for both to be gone. */
+  uninstallChart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -611,7 +623,7 @@ class RealClusterImpl implements RealCluster {
       ...['watcher', 'projector', 'liveness', 'status-writer'].map((c) => `deployment/kseip-${c}`),
     ];
     for (const w of workloads) {
-      await this.kubectl(['-n', 'kube-static-egress-ip', 'rollout', 'status', w, '--timeout=180s']);
+      await this.kubectl(['-n', INSTALL_NAMESPACE, 'rollout', 'status', w, '--timeout=180s']);
     }
   }
 
@@ -630,6 +642,51 @@ class RealClusterImpl implements RealCluster {
 
   async uninstall(): Promise<void> {
     await this.kubectl(['delete', '-k', DEV_OVERLAY, '--wait=true', '--timeout=180s']);
+  }
+
+  async installChart(): Promise<void> {
+    const values = path.join(this.runDir, 'chart-values.json');
+    writeFileSync(values, JSON.stringify(chartValuesOf(readDevOverlay(DEV_OVERLAY)), null, 2));
+    // As docs/deployment.md has operators do it: the namespace, with the Pod Security level the
+    // agent needs, before Helm keeps its release record there.
+    await this.kubectl(['create', 'namespace', INSTALL_NAMESPACE]);
+    await this.kubectl([
+      ...['label', 'namespace', INSTALL_NAMESPACE],
+      'pod-security.kubernetes.io/enforce=privileged',
+    ]);
+    await this.helm([
+      'install',
+      CHART_RELEASE,
+      CHART_DIR,
+      '--namespace',
+      INSTALL_NAMESPACE,
+      '--values',
+      values,
+    ]);
+    await this.waitRolledOut();
+  }
+
+  async uninstallChart(): Promise<void> {
+    await this.helm([
+      'uninstall',
+      CHART_RELEASE,
+      '--namespace',
+      INSTALL_NAMESPACE,
+      '--wait',
+      '--timeout=180s',
+    ]);
+    await this.kubectl(['delete', 'namespace', INSTALL_NAMESPACE, '--wait=true', '--timeout=180s']);
+  }
+
+  private async helm(args: readonly string[]): Promise<void> {
+    const r = await execTool(requireArtifact('HELM_BIN'), args, {
+      env: {
+        ...process.env,
+        KUBECONFIG: this.kube.kubeconfigPath,
+        HELM_CACHE_HOME: path.join(this.runDir, 'helm'),
+      },
+    });
+    if (r.code !== 0) throw new Error(`helm ${args.join(' ')} exited ${r.code}: ${tailLines(r.stderr)}`);
   }
 
   removeContainersSync(): void {
