@@ -340,3 +340,43 @@ void describe('agent service', () => {
     assert.equal(lost.length, 0, 'a broker outage is not the death of every node');
   });
 });
+
+// Last in the file: it restarts the broker under every client above.
+void describe('node-rules consumer across a broker restart', () => {
+  void test('resumes where it was: no re-read from offset 0, so a bad record is dead-lettered once; later records apply', async () => {
+    const me = `restart-${randomUUID().slice(0, 6)}`;
+    await publish(MULTI, me, rules(me, 1, ['198.51.100.1']));
+    await publish(MULTI, me, '{"schema":1,"node":"oops"');
+    await publish(MULTI, me, rules(me, 2, ['198.51.100.2']));
+    const delivered: NodeRules[] = [];
+    const letters: DeadLetter[] = [];
+    const consumer = createNodeRulesConsumer({
+      kafka,
+      node: me,
+      partitions: 3,
+      topic: MULTI,
+      onDesired: (r) => delivered.push(r),
+      deadLetter: { send: (l) => letters.push(l) },
+      log,
+    });
+    cleanups.push(() => consumer.stop());
+    await consumer.start();
+    await waitFor('catch-up', () => consumer.caughtUp());
+    assert.equal(letters.length, 1);
+
+    await broker.restart({ downMs: 25_000 });
+    await publish(MULTI, me, rules(me, 3, ['198.51.100.3']));
+    await waitFor('generation 3 after the restart', () => delivered.at(-1)?.generation === 3);
+    // A consumer that re-joined from offset 0 would have decoded the bad record again.
+    await consumer.syncToEnd();
+    assert.deepEqual(
+      letters.map((l) => l.offset),
+      [letters[0]!.offset],
+      'the bad record is dead-lettered exactly once',
+    );
+    assert.deepEqual(
+      delivered.map((r) => r.generation),
+      [2, 3],
+    );
+  });
+});

@@ -8,8 +8,9 @@
 // runs that very partitioner. The group is unique per agent process (`kseip-agent-<node>-<boot>`):
 // a restarted agent then never waits for the coordinator to expire the killed process's
 // membership (up to a session timeout) before it gets its partition. Nothing is committed: the
-// topic is compacted, every start reads the partition from the beginning anyway, and a re-join
-// after a broker restart simply re-reads (the follower ignores what it already delivered).
+// topic is compacted and every start reads the partition from the beginning anyway. Within a
+// process, a consumer made again after kafkajs gave up (a long broker outage) seeks to just after
+// what was read, so nothing is read, or dead-lettered, twice.
 //
 // Records of other nodes' keys are skipped without decoding. Records of this node that do not
 // decode go to the dead-letter topic and are otherwise ignored; the consumer never stops on them.
@@ -211,6 +212,13 @@ export function createNodeRulesConsumer(opts: NodeRulesConsumerOptions): NodeRul
     // never sees): the projector writes transactionally, so the end offset can be a marker.
     c.on(c.events.END_BATCH_PROCESS, ({ payload }) => {
       if (payload.topic === topic && payload.partition === p) positionReached(BigInt(payload.lastOffset));
+    });
+    // Every (re-)join after the first, whether kafkajs restarts itself after a crash or
+    // restartConsumer made a new consumer, goes on after what was read rather than from the
+    // beginning (nothing is committed): nothing is read, or dead-lettered, twice. The event fires
+    // before the first fetch of the new generation, which applies the seek.
+    c.on(c.events.GROUP_JOIN, () => {
+      if (consumedThrough >= 0n) c.seek({ topic, partition: p, offset: String(consumedThrough + 1n) });
     });
     c.on(c.events.CRASH, ({ payload }) => {
       log.warn({ err: payload.error, restart: payload.restart, groupId }, 'node-rules consumer crashed');

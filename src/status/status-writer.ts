@@ -131,6 +131,8 @@ export function createStatusWriter(opts: StatusWriterOptions): StatusWriter {
   const core = opts.kubeConfig.makeApiClient(CoreV1Api);
   const targets = new Map<string, number>();
   const next = new Map<string, number>();
+  /** Per topic/partition, the offset after the last batch folded: where a re-join seeks to. */
+  const resumeAt = new Map<string, { topic: string; partition: number; offset: string }>();
   let caughtUp = false;
   let newestRecordMs = 0;
   let stopping = false;
@@ -187,8 +189,14 @@ export function createStatusWriter(opts: StatusWriterOptions): StatusWriter {
     }
     // The last offsets may be transaction markers (the projector writes transactionally), which
     // are never delivered; lastOffset() counts them, so the end of the log is reachable.
-    if (!stopping)
+    if (!stopping) {
       next.set(batch.topic, Math.max(next.get(batch.topic) ?? 0, Number(batch.lastOffset()) + 1));
+      resumeAt.set(`${batch.topic}/${batch.partition}`, {
+        topic: batch.topic,
+        partition: batch.partition,
+        offset: String(BigInt(batch.lastOffset()) + 1n),
+      });
+    }
     lagRecords.set(
       { topic: batch.topic },
       Math.max(0, Number(batch.highWatermark) - (next.get(batch.topic) ?? 0)),
@@ -343,6 +351,13 @@ export function createStatusWriter(opts: StatusWriterOptions): StatusWriter {
       await consumer.subscribe({
         topics: [topics.decisions, topics.nodeRules, topics.nodeStatus],
         fromBeginning: true,
+      });
+      // A re-join (kafkajs restarts a crashed consumer, e.g. after a long broker outage) goes on
+      // after what was folded instead of from the beginning, as nothing is committed: no record
+      // is folded, or dead-lettered, twice. The event fires before the new generation's first fetch.
+      const c = consumer;
+      c.on(c.events.GROUP_JOIN, () => {
+        for (const position of resumeAt.values()) c.seek(position);
       });
       checkCaughtUp();
       await consumer.run({ autoCommit: false, eachBatch });
