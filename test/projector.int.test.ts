@@ -302,9 +302,17 @@ async function crashAndRecover(point: CrashPoint): Promise<void> {
 
   // 4. The two undecodable records were dead-lettered once each, with the reason.
   const letters = await readAll(topics.deadLetter, (n) => n >= 2);
+  // Keyed by source position (the topic is compacted on that key); the original key is a header.
+  assert.deepEqual(
+    letters.map((l) => l.headers[DEAD_LETTER_HEADERS.sourceKey]),
+    ['garbage-1', 'garbage-2'],
+  );
   assert.deepEqual(
     letters.map((l) => l.key),
-    ['garbage-1', 'garbage-2'],
+    letters.map(
+      (l) =>
+        `projector:${topics.clusterEvents}/${l.headers[DEAD_LETTER_HEADERS.sourcePartition]}/${l.headers[DEAD_LETTER_HEADERS.sourceOffset]}`,
+    ),
   );
   assert.match(letters[0]?.headers[DEAD_LETTER_HEADERS.reason] ?? '', /not JSON/);
 

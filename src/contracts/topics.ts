@@ -35,6 +35,7 @@ export function topicSpecs(replicationFactor = 1): ITopicConfig[] {
     spec(TOPICS.nodeRules, [compacted, { name: 'min.compaction.lag.ms', value: '60000' }]),
     spec(TOPICS.heartbeats, [{ name: 'retention.ms', value: String(60 * 60 * 1000) }]),
     spec(TOPICS.nodeStatus, [{ name: 'retention.ms', value: String(7 * 24 * 60 * 60 * 1000) }]),
-    spec(TOPICS.deadLetter, [forever]),
+    // Keyed by source position (src/lib/dead-letter.ts): compaction folds re-readings into one.
+    spec(TOPICS.deadLetter, [compacted]),
   ];
 }

@@ -1,10 +1,13 @@
-// Where records that do not decode go: kseip.dead-letter.v1, with the original key and value and
-// the reason in headers, so an operator can see what was skipped and why. Effectful (produces).
+// Where records that do not decode go: kseip.dead-letter.v1, with the original value, and the
+// reason, the source position and the original key in headers, so an operator can see what was
+// skipped and why. A letter's key is its source position (component, topic, partition, offset) and
+// the topic is compacted: a record read again, e.g. by an agent restarted on a compacted
+// node-rules topic, collapses into one letter instead of one per reading. Effectful (produces).
 // A dead letter is fire-and-forget: a failure to write it is logged, never thrown, because a
 // consumer must not stop on a bad record (parse at the edge: a record that does not decode is
 // counted, set aside with its reason, and skipped).
 import type { Either } from 'fp-ts/lib/Either.js';
-import type { IHeaders, ProducerRecord } from 'kafkajs';
+import type { IHeaders, Message, ProducerRecord } from 'kafkajs';
 import type { DecodeFailure } from '../contracts/decode.ts';
 import { TOPICS } from '../contracts/topics.ts';
 import type { Logger } from './log.ts';
@@ -29,15 +32,24 @@ export const DEAD_LETTER_HEADERS = {
   sourceTopic: 'kseip-source-topic',
   sourcePartition: 'kseip-source-partition',
   sourceOffset: 'kseip-source-offset',
+  /** The original record's key (absent when it had none). */
+  sourceKey: 'kseip-source-key',
 } as const;
 
-export function renderDeadLetterHeaders(component: string, letter: DeadLetter): IHeaders {
-  return {
+/** The dead-letter record for a letter: keyed by its source position, the value as it was read. */
+export function renderDeadLetterMessage(component: string, letter: DeadLetter): Message {
+  const headers: IHeaders = {
     [DEAD_LETTER_HEADERS.reason]: letter.reason,
     [DEAD_LETTER_HEADERS.component]: component,
     [DEAD_LETTER_HEADERS.sourceTopic]: letter.sourceTopic,
     [DEAD_LETTER_HEADERS.sourcePartition]: String(letter.partition),
     [DEAD_LETTER_HEADERS.sourceOffset]: letter.offset,
+  };
+  if (letter.key !== null) headers[DEAD_LETTER_HEADERS.sourceKey] = letter.key;
+  return {
+    key: `${component}:${letter.sourceTopic}/${letter.partition}/${letter.offset}`,
+    value: letter.value,
+    headers,
   };
 }
 
@@ -67,13 +79,7 @@ export function createDeadLetterSink(opts: {
       opts.producer
         .send({
           topic: TOPICS.deadLetter,
-          messages: [
-            {
-              key: letter.key,
-              value: letter.value,
-              headers: renderDeadLetterHeaders(opts.component, letter),
-            },
-          ],
+          messages: [renderDeadLetterMessage(opts.component, letter)],
         })
         .catch((err: unknown) => {
           opts.log.error(

@@ -36,7 +36,7 @@ import {
 import { decodeClusterEvent } from '../contracts/cluster-events.ts';
 import { decisionKey } from '../contracts/decisions.ts';
 import { TOPICS, topicSpecs } from '../contracts/topics.ts';
-import { renderDeadLetterHeaders } from '../lib/dead-letter.ts';
+import { renderDeadLetterMessage } from '../lib/dead-letter.ts';
 import type { Logger } from '../lib/log.ts';
 import * as metrics from './metrics.ts';
 import { evolve, initialState, type State } from '../projection/projection.ts';
@@ -147,10 +147,8 @@ export function createProjector(opts: ProjectorOptions): Projector {
       if (live) {
         metrics.deadLetters.inc();
         log.warn({ offset, reason: decoded.left.reason }, 'cluster event does not decode; dead-lettered');
-        pending.deadLetters.push({
-          key: message.key,
-          value: message.value,
-          headers: renderDeadLetterHeaders('projector', {
+        pending.deadLetters.push(
+          renderDeadLetterMessage('projector', {
             sourceTopic: topics.clusterEvents,
             partition,
             offset: message.offset,
@@ -158,7 +156,7 @@ export function createProjector(opts: ProjectorOptions): Projector {
             value: message.value,
             reason: decoded.left.reason,
           }),
-        });
+        );
       }
     } else {
       const out = evolve(state, decoded.right, offset);
