@@ -39,6 +39,8 @@ function dataplaneFor(node: NetNode): Dataplane {
       netns: node.ns,
       uplink: node.uplink,
       neverSteer: [CLUSTER_POD_CIDR, '10.96.0.0/12'],
+      // No agent renews the egress IPs' lifetimes here: long enough for the whole file.
+      egressAddressLifetimeS: 3_600,
     },
     log.child({ node: node.name }),
   );

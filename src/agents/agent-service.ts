@@ -20,6 +20,7 @@ import type { AgentDataplane } from './apply-loop.ts';
 import type { AgentConfig } from './config.ts';
 import { createAgentMetrics, type AgentMetrics } from './metrics.ts';
 import { createNodeRulesConsumer, type NodeRulesConsumer } from './node-rules-consumer.ts';
+import { DEFAULT_EGRESS_ADDRESS_LIFETIME_S, egressRenewIntervalMs } from '../dataplane/kernel-state.ts';
 
 export type AgentServiceConfig = Pick<
   AgentConfig,
@@ -31,7 +32,8 @@ export type AgentServiceConfig = Pick<
   | 'metricsPort'
   | 'nodeRulesPartitions'
   | 'uninstall'
->;
+> &
+  Partial<Pick<AgentConfig, 'egressAddressLifetimeMs'>>;
 
 export interface AgentServiceOptions {
   config: AgentServiceConfig;
@@ -182,6 +184,9 @@ export async function startAgentService(opts: AgentServiceOptions): Promise<Agen
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     fenceAfterMs: config.fenceAfterMs,
     driftIntervalMs: config.driftIntervalMs,
+    egressRenewIntervalMs: egressRenewIntervalMs(
+      (config.egressAddressLifetimeMs ?? DEFAULT_EGRESS_ADDRESS_LIFETIME_S * 1_000) / 1_000,
+    ),
   });
 
   lag.of = () => agent.generationLag();

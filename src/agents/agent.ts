@@ -12,8 +12,11 @@
 // - Fencing (./fencing.ts decides, this file carries it out): withdraw egress IPs when no
 //   heartbeat has been acknowledged for fenceAfterMs; when heartbeats are acknowledged again,
 //   read node-rules to its current end, apply the latest full state, and only then unfence.
-// - Stopping keeps the dataplane as it is (a restarted agent finds its flows intact) unless
-//   uninstalling, which removes everything of ours.
+// - Every egressRenewIntervalMs the held egress IPs' lifetimes are renewed; a dead agent's node
+//   drops them once their lifetime (--egress-address-lifetime) runs out.
+// - Stopping keeps the dataplane as it is (a restarted agent finds its flows intact; the held
+//   addresses are made permanent until it is back) unless uninstalling, which removes
+//   everything of ours.
 import type { Heartbeat, NodeApplyStatus } from '../contracts/node-reports.ts';
 import type { NodeRules } from '../contracts/node-rules.ts';
 import { every, type Clock, type TimerHandle } from '../lib/clock.ts';
@@ -48,6 +51,8 @@ export interface AgentOptions {
   heartbeatIntervalMs: number;
   fenceAfterMs: number;
   driftIntervalMs: number;
+  /** How often held egress IPs' lifetimes are renewed (egressRenewIntervalMs); default 1 s. */
+  egressRenewIntervalMs?: number;
   /** How often the fence condition is checked; default fenceAfterMs / 10, between 5 and 25 ms. */
   fenceCheckIntervalMs?: number;
   applyBackoff?: { initialMs: number; maxMs: number };
@@ -222,6 +227,13 @@ export function createAgent(opts: AgentOptions): Agent {
     );
   }
 
+  function renewEgressAddresses(): void {
+    if (stopped || isFenced(fence)) return;
+    opts.dataplane.renewEgressAddresses().catch((err: unknown) => {
+      log.warn({ node, err }, 'egress IP lifetime renewal failed');
+    });
+  }
+
   return {
     start() {
       log.info({ node, bootId: opts.bootId }, 'agent starting');
@@ -233,6 +245,8 @@ export function createAgent(opts: AgentOptions): Agent {
           if (feed.caughtUp()) applyLoop.checkDrift();
         }),
       );
+      // Held egress IPs expire unless renewed: a dead agent's node lets go of them by itself.
+      timers.push(every(clock, opts.egressRenewIntervalMs ?? 1_000, renewEgressAddresses));
       feed.start().catch((err: unknown) => {
         if (!stopped) log.error({ node, err }, 'node-rules feed stopped');
       });
@@ -246,7 +260,13 @@ export function createAgent(opts: AgentOptions): Agent {
       if (uninstall) {
         log.info({ node }, 'uninstalling: removing every dataplane object of ours');
         await applyLoop.removeAll();
-      } else await applyLoop.stop();
+      } else {
+        await applyLoop.stop();
+        // A clean stop is a restart or a rollout: keep the addresses for the next agent.
+        await opts.dataplane.renewEgressAddresses('forever').catch((err: unknown) => {
+          log.warn({ node, err }, 'could not pin the egress IP lifetimes at stop');
+        });
+      }
       log.info({ node, uninstall }, 'agent stopped');
     },
 

@@ -23,7 +23,10 @@ import type { Clock, TimerHandle } from '../lib/clock.ts';
 import type { Logger } from '../lib/log.ts';
 import type { Dataplane } from './dataplane.ts';
 
-export type AgentDataplane = Pick<Dataplane, 'reconcile' | 'checkDrift' | 'withdrawEgressIPs' | 'removeAll'>;
+export type AgentDataplane = Pick<
+  Dataplane,
+  'reconcile' | 'checkDrift' | 'withdrawEgressIPs' | 'removeAll' | 'renewEgressAddresses'
+>;
 
 export type ApplyReason = 'startup' | 'update' | 'drift' | 'fence';
 

@@ -14,7 +14,7 @@ import {
   type ConfigOf,
 } from '../lib/config.ts';
 import * as shared from '../lib/options.ts';
-import { DEFAULT_DATAPLANE_CONFIG } from '../dataplane/kernel-state.ts';
+import { DEFAULT_DATAPLANE_CONFIG, DEFAULT_EGRESS_ADDRESS_LIFETIME_S } from '../dataplane/kernel-state.ts';
 import { parseOwnerRef } from './owner-watch.ts';
 
 export const agentConfigSpec = {
@@ -101,6 +101,13 @@ export const agentConfigSpec = {
     codec: durationMsFromString(20, 600_000),
     default: 250,
     doc: 'a gateway that has had no heartbeat accepted by Kafka for this long withdraws its egress IPs; must be below liveness --lost-after',
+  }),
+  egressAddressLifetimeMs: option({
+    flag: '--egress-address-lifetime',
+    env: 'KSEIP_EGRESS_ADDRESS_LIFETIME',
+    codec: durationMsFromString(2_000, 3_600_000),
+    default: DEFAULT_EGRESS_ADDRESS_LIFETIME_S * 1_000,
+    doc: 'lifetime of a held egress IP, renewed while the agent runs: if only the agent dies, its node drops the IP after this long (whole seconds)',
   }),
   driftIntervalMs: option({
     flag: '--drift-interval',

@@ -22,13 +22,20 @@ import {
   addressLabel,
   computeKernelState,
   computeMarkLayout,
+  DEFAULT_EGRESS_ADDRESS_LIFETIME_S,
   EMPTY_KERNEL_STATE,
   type DataplaneConfig,
   type DataplaneModelError,
   type KernelState,
   type SysctlSpec,
 } from '../dataplane/kernel-state.ts';
-import { computeIpPlan, isEmptyIpPlan, renderAddress, type IpPlan } from '../dataplane/ip-transaction.ts';
+import {
+  computeIpPlan,
+  isEmptyIpPlan,
+  renderAddress,
+  renderEgressLifetime,
+  type IpPlan,
+} from '../dataplane/ip-transaction.ts';
 import { createKernelRunner, runChecked, type KernelRunner } from './kernel-exec.ts';
 import { readKernelState, type KernelSnapshot, type Ownership } from './kernel-read.ts';
 import { computeNftTransaction, renderNftTransaction, type NftOp } from '../dataplane/nft-transaction.ts';
@@ -52,6 +59,12 @@ export interface Dataplane {
   removeAll(): Promise<void>;
   /** Resolves once every gratuitous ARP announcement started so far has finished. */
   settled(): Promise<void>;
+  /**
+   * Renews the lifetime of the held egress IPs of the last apply (or pins it with 'forever', at a
+   * clean stop). Not serialised with applies: `address change` only touches an address that
+   * exists, so it cannot undo a concurrent removal. An address found gone is drift.
+   */
+  renewEgressAddresses(lifetime?: 'forever'): Promise<void>;
   /** Kernel write commands run so far (ip/bridge batches, nft transactions, sysctl writes). */
   kernelWrites(): number;
 }
@@ -97,6 +110,7 @@ export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: Datapla
   const garpCount = deps.garpCount ?? 3;
   const garpIntervalSec = deps.garpIntervalSec ?? 0.5;
   const layout = computeMarkLayout(cfg.markMask);
+  const egressLifetimeS = cfg.egressAddressLifetimeS ?? DEFAULT_EGRESS_ADDRESS_LIFETIME_S;
   const label = addressLabel(cfg.uplink);
   if (layout._tag === 'Left') throw new DataplaneModelFailure(layout.left);
   if (label._tag === 'Left') throw new DataplaneModelFailure(label.left);
@@ -224,7 +238,7 @@ export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: Datapla
         ? await reading
         : { state: applied?.state ?? EMPTY_KERNEL_STATE, uplinkMtu: guessMtu };
       if (current.uplinkMtu !== guessMtu) desired = target(current.uplinkMtu);
-      const plan = computeIpPlan(desired, current.state);
+      const plan = computeIpPlan(desired, current.state, egressLifetimeS);
       const nftOps = computeNftTransaction(desired.nft, current.state.nft, resyncFully);
       const changed = !isEmptyIpPlan(plan) || nftOps.length > 0;
       if (changed) await applyPlan(plan, nftOps);
@@ -331,6 +345,23 @@ export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: Datapla
 
     settled: async () => {
       while (announcements.size > 0) await Promise.all(announcements);
+    },
+
+    renewEgressAddresses: async (pin) => {
+      const lifetime = pin ?? egressLifetimeS;
+      const held = applied?.state.addresses.filter((a) => a.kind === 'egress') ?? [];
+      if (held.length === 0) return;
+      // -force: one address gone does not keep the others from being renewed. Not counted as
+      // a write: kernelWrites() counts what applies write.
+      const result = await runner.run('ip', ['-force', '-batch', '-'], {
+        input: held.map((a) => renderEgressLifetime(a, lifetime)).join('\n') + '\n',
+      });
+      if (result.code !== 0) {
+        // Expired (the agent was starved for longer than the lifetime) or removed behind our
+        // back: the kernel no longer equals the last apply, and the next apply re-reads it.
+        trusted = false;
+        log.warn({ stderr: result.stderr.trim(), lifetime }, 'egress IP lifetime not renewed');
+      }
     },
 
     kernelWrites: () => runner.writes,

@@ -28,6 +28,7 @@ const dataplane = createDataplane(
     vxlanPort: config.vxlanPort,
     neverSteer: config.neverSteer,
     procSysNet: config.procSysNet,
+    egressAddressLifetimeS: Math.ceil(config.egressAddressLifetimeMs / 1_000),
   },
   log.child({ part: 'dataplane' }),
 );

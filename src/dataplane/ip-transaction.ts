@@ -5,6 +5,7 @@
 // removal runs in the reverse order and only after the nftables transaction stopped marking.
 import {
   addressKey,
+  DEFAULT_EGRESS_ADDRESS_LIFETIME_S,
   fdbKey,
   type KernelState,
   linkKey,
@@ -82,13 +83,39 @@ export function renderRule(verb: 'add' | 'del', r: RuleSpec): string {
   return `rule ${verb} priority ${r.priority} fwmark ${hex(r.mark)}/${hex(r.mask)} lookup ${r.table}`;
 }
 
-export function renderAddress(verb: 'replace' | 'del', a: AddressSpec): string {
+export function renderAddress(
+  verb: 'replace' | 'del',
+  a: AddressSpec,
+  egressLifetimeS = DEFAULT_EGRESS_ADDRESS_LIFETIME_S,
+): string {
   const prefix = a.ip.includes('/') ? '' : '/32';
-  const extra = verb === 'replace' ? (a.kind === 'tunnel' ? ' scope link' : ` label ${a.label}`) : '';
+  const extra =
+    verb === 'del'
+      ? ''
+      : a.kind === 'tunnel'
+        ? ' scope link'
+        : ` label ${a.label}${renderLifetime(egressLifetimeS)}`;
   return `address ${verb} ${a.ip}${prefix} dev ${a.dev}${extra}`;
 }
 
-export function computeIpPlan(desired: KernelState, current: KernelState): IpPlan {
+function renderLifetime(lifetime: number | 'forever'): string {
+  return ` valid_lft ${lifetime} preferred_lft ${lifetime}`;
+}
+
+/**
+ * Renews (or, with 'forever', pins) the lifetime of a held egress IP. `change` never creates the
+ * address: one that expired or was removed meanwhile fails instead of coming back unasked.
+ */
+export function renderEgressLifetime(a: AddressSpec, lifetime: number | 'forever'): string {
+  return `address change ${a.ip}/32 dev ${a.dev} label ${a.label}${renderLifetime(lifetime)}`;
+}
+
+/** `egressLifetimeS`: the lifetime new egress IPs are added with (DataplaneConfig). */
+export function computeIpPlan(
+  desired: KernelState,
+  current: KernelState,
+  egressLifetimeS = DEFAULT_EGRESS_ADDRESS_LIFETIME_S,
+): IpPlan {
   const createLinks: string[] = [];
   const adds: string[] = [];
   const removes: string[] = [];
@@ -173,7 +200,7 @@ export function computeIpPlan(desired: KernelState, current: KernelState): IpPla
   const acquired: string[] = [];
   for (const d of desired.addresses) {
     const c = curAddresses.get(addressKey(d));
-    if (!sameJson(c, d)) adds.push(renderAddress('replace', d));
+    if (!sameJson(c, d)) adds.push(renderAddress('replace', d, egressLifetimeS));
     if (c === undefined && d.kind === 'egress') acquired.push(d.ip);
   }
 

@@ -32,6 +32,11 @@ export interface DataplaneConfig {
    * belong to the writer's network namespace, which with hostNetwork is the node's.
    */
   procSysNet?: string;
+  /**
+   * Lifetime (seconds) of a held egress IP on the uplink; the agent renews it while it runs
+   * (default DEFAULT_EGRESS_ADDRESS_LIFETIME_S).
+   */
+  egressAddressLifetimeS?: number;
 }
 
 export const DEFAULT_DATAPLANE_CONFIG: Omit<DataplaneConfig, 'uplink' | 'neverSteer'> = {
@@ -59,6 +64,20 @@ export const VXLAN_OVERHEAD = 50;
  * TUNNEL_NEXT_HOP: an on-link next hop that is a local address is rejected.
  */
 export const TUNNEL_DEVICE_ADDRESS = '169.254.42.2';
+/**
+ * A held egress IP is added with a lifetime (seconds; default this) that the running agent
+ * renews (egressRenewIntervalMs). If only the agent process dies and the node stays up, the
+ * kernel drops the address within that bound, so the node stops answering ARP for an IP that the
+ * new gateway holds (never two holders for long; docs/failover.md). A clean stop (SIGTERM: a
+ * restart or a rollout) makes it permanent first, so a restarted agent finds its addresses as it
+ * left them.
+ */
+export const DEFAULT_EGRESS_ADDRESS_LIFETIME_S = 5;
+
+/** How often a lifetime is renewed: a third of it, at most every second. */
+export function egressRenewIntervalMs(lifetimeS: number): number {
+  return Math.min(1_000, Math.floor((lifetimeS * 1_000) / 3));
+}
 /** IPv4 20 + TCP 20 header bytes: MSS = MTU - 40. */
 const TCP_IP_HEADERS = 40;
 /** Our NAT chain runs before the CNI's (srcnat = 100): the first NAT chain that binds a flow wins. */

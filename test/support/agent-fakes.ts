@@ -71,6 +71,14 @@ export class FakeDataplane implements AgentDataplane {
     });
   }
 
+  /** Lifetime renewals, kept apart from `calls`: they run on their own timer. */
+  readonly renewals: ('renew' | 'forever')[] = [];
+
+  renewEgressAddresses(pin?: 'forever'): Promise<void> {
+    this.renewals.push(pin ?? 'renew');
+    return Promise.resolve();
+  }
+
   /** Releases the oldest held call. */
   releaseNext(): void {
     const next = this.held.shift();
