@@ -20,7 +20,7 @@ export interface AgentMetrics {
 export function createAgentMetrics(registry: Registry, generationLag: () => number): AgentMetrics {
   const registers = [registry];
   new Gauge({
-    name: 'kseip_agent_generation_lag',
+    name: 'kseip_agent_lag_generations',
     help: 'Newest node-rules generation seen for this node minus the generation last applied successfully',
     registers,
     collect() {
@@ -72,7 +72,7 @@ export function createAgentMetrics(registry: Registry, generationLag: () => numb
       registers,
     }),
     heartbeatFailures: new Counter({
-      name: 'kseip_agent_heartbeat_failures_total',
+      name: 'kseip_agent_heartbeat_errors_total',
       help: 'Heartbeats Kafka did not acknowledge',
       registers,
     }),

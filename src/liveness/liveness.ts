@@ -74,7 +74,8 @@ interface Metrics {
   blind: Gauge;
 }
 
-function createMetrics(registry: Registry, nodes: () => Record<string, number>): Metrics {
+/** Exported for the naming rules test (test/metric-names.unit.test.ts). */
+export function createLivenessMetrics(registry: Registry, nodes: () => Record<string, number>): Metrics {
   const registers = [registry];
   new Gauge({
     name: 'kseip_liveness_nodes',
@@ -99,7 +100,7 @@ function createMetrics(registry: Registry, nodes: () => Record<string, number>):
       registers,
     }),
     publishFailures: new Counter({
-      name: 'kseip_liveness_publish_failures_total',
+      name: 'kseip_liveness_publish_errors_total',
       help: 'Failed attempts to publish liveness events (retried)',
       registers,
     }),
@@ -121,7 +122,7 @@ export function createLiveness(opts: LivenessOptions): Liveness {
   const clusterEventsTopic = opts.clusterEventsTopic ?? TOPICS.clusterEvents;
   const groupId = `kseip-liveness-${randomUUID().slice(0, 8)}`;
   const detector = initialDetectorState();
-  const metrics = createMetrics(opts.registry, () => {
+  const metrics = createLivenessMetrics(opts.registry, () => {
     const counts: Record<string, number> = { alive: 0, lost: 0, seeded: 0 };
     for (const track of detector.nodes.values()) counts[track.status] = (counts[track.status] ?? 0) + 1;
     return counts;
