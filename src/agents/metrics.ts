@@ -14,6 +14,7 @@ export interface AgentMetrics {
   readonly heartbeatsSent: Counter;
   readonly heartbeatFailures: Counter;
   readonly deadLetters: Counter;
+  readonly markClashes: Gauge;
 }
 
 /** `generationLag` is read at scrape time: newest generation seen for this node minus applied. */
@@ -74,6 +75,11 @@ export function createAgentMetrics(registry: Registry, generationLag: () => numb
     heartbeatFailures: new Counter({
       name: 'kseip_agent_heartbeat_errors_total',
       help: 'Heartbeats Kafka did not acknowledge',
+      registers,
+    }),
+    markClashes: new Gauge({
+      name: 'kseip_agent_mark_clashes',
+      help: 'Rules of other nftables tables that use packet-mark bits inside --mark-mask, found at start (./mark-clash.ts)',
       registers,
     }),
     deadLetters: new Counter({
