@@ -27,8 +27,12 @@ RUN apt-get update \
   && apt-get install -y --no-install-recommends nftables iproute2 arping conntrack \
   && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
+# The commit the image was built from, for kseip_build_info (src/lib/build-info.ts):
+# docker build --build-arg KSEIP_COMMIT=$(git rev-parse --short HEAD) ...
+ARG KSEIP_COMMIT=unknown
 ENV NODE_ENV=production \
-    NODE_OPTIONS=--disable-warning=ExperimentalWarning
+    NODE_OPTIONS=--disable-warning=ExperimentalWarning \
+    KSEIP_COMMIT=$KSEIP_COMMIT
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json package-lock.json ./
 COPY src ./src

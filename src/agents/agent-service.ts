@@ -193,7 +193,11 @@ export async function startAgentService(opts: AgentServiceOptions): Promise<Agen
   const started = agent;
   let health: HealthServer | undefined;
   if (opts.serveHealth ?? true) {
-    health = await startHealthServer({ port: config.metricsPort, ready: () => started.ready() });
+    health = await startHealthServer({
+      component: 'agent',
+      port: config.metricsPort,
+      ready: () => started.ready(),
+    });
   }
   started.start();
 

@@ -19,6 +19,7 @@
 //   everything of ours.
 import type { Heartbeat, NodeApplyStatus } from '../contracts/node-reports.ts';
 import type { NodeRules } from '../contracts/node-rules.ts';
+import { createBackoff, sleepFor } from '../lib/backoff.ts';
 import { every, type Clock, type TimerHandle } from '../lib/clock.ts';
 import type { Logger } from '../lib/log.ts';
 import { createApplyLoop, type AgentDataplane, type ApplyLoop, type ApplyOutcome } from './apply-loop.ts';
@@ -74,15 +75,6 @@ export interface Agent {
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-/** Resolves after ms on the given clock, or at once when the signal aborts. */
-function pause(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = clock.setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (timer.cancel(), resolve()), { once: true });
-  });
 }
 
 /** `promise`, or a rejection as soon as `signal` aborts (the promise itself keeps running). */
@@ -189,7 +181,8 @@ export function createAgent(opts: AgentOptions): Agent {
     const controller = new AbortController();
     recovery = controller;
     const { signal } = controller;
-    for (let backoff = 100; !signal.aborted; backoff = Math.min(backoff * 2, 2_000)) {
+    const backoff = createBackoff({ initialMs: 100, maxMs: 2_000 });
+    while (!signal.aborted) {
       try {
         await abortable(caughtUp, signal);
         await feed.syncToEnd(signal);
@@ -199,8 +192,9 @@ export function createAgent(opts: AgentOptions): Agent {
         return;
       } catch (err) {
         if (signal.aborted) return;
-        log.warn({ node, err, backoff }, 'recovery from fence failed; retrying');
-        await pause(clock, backoff, signal);
+        const retryInMs = backoff.next();
+        log.warn({ node, err, retryInMs }, 'recovery from fence failed; retrying');
+        await sleepFor(clock, retryInMs, signal);
       }
     }
   }

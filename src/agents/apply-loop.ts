@@ -11,7 +11,7 @@
 //   gets a FULL state, so skipping intermediate ones loses nothing.
 // - Failure: one policy for every call. The dataplane makes ONE attempt per call (it does not
 //   retry); after a failed one it no longer trusts the kernel, so the loop's retry, after a
-//   backoff (doubling, capped), is a full resync. A newer desired state does not wait for the
+//   backoff (src/lib/backoff.ts: doubling, capped, jittered), is a full resync. A newer desired state does not wait for the
 //   backoff: it may be the fix. An error marked `retriable: false` (the state cannot be
 //   rendered) is not retried; the loop waits for the next desired state.
 // - Fencing: while fenced every apply carries the desired state WITHOUT its egress IPs, and the
@@ -20,6 +20,7 @@
 //   same backoff up to `removeAttempts` times, then the loop gives up and says why.
 import type { NodeRules } from '../contracts/node-rules.ts';
 import type { Clock, TimerHandle } from '../lib/clock.ts';
+import { createBackoff } from '../lib/backoff.ts';
 import type { Logger } from '../lib/log.ts';
 import type { Dataplane } from './dataplane.ts';
 
@@ -51,6 +52,8 @@ export interface ApplyLoopOptions {
   onWithdraw?: (ok: boolean, error?: unknown) => void;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
+  /** The backoff's jitter source (tests pin it); default Math.random. */
+  random?: () => number;
   /** Attempts at removeAll() before giving up (the first included); default 4. */
   removeAttempts?: number;
 }
@@ -91,8 +94,11 @@ const isNonRetriable = (err: unknown): boolean =>
 
 export function createApplyLoop(opts: ApplyLoopOptions): ApplyLoop {
   const { dataplane, clock, log } = opts;
-  const initialBackoffMs = opts.initialBackoffMs ?? 100;
-  const maxBackoffMs = opts.maxBackoffMs ?? 10_000;
+  const backoff = createBackoff({
+    initialMs: opts.initialBackoffMs ?? 100,
+    maxMs: opts.maxBackoffMs ?? 10_000,
+    ...(opts.random === undefined ? {} : { random: opts.random }),
+  });
 
   const removeAttempts = opts.removeAttempts ?? 4;
 
@@ -104,7 +110,6 @@ export function createApplyLoop(opts: ApplyLoopOptions): ApplyLoop {
   let driftRequested = false;
   let running = false;
   let stopped = false;
-  let backoffMs = initialBackoffMs;
   let retryTimer: TimerHandle | undefined;
   let lastOk: boolean | undefined;
   let appliedGeneration: number | undefined;
@@ -121,8 +126,7 @@ export function createApplyLoop(opts: ApplyLoopOptions): ApplyLoop {
 
   function scheduleRetry(): void {
     retryTimer?.cancel();
-    const wait = backoffMs;
-    backoffMs = Math.min(backoffMs * 2, maxBackoffMs);
+    const wait = backoff.next();
     retryTimer = clock.setTimeout(() => {
       retryTimer = undefined;
       kick();
@@ -155,7 +159,7 @@ export function createApplyLoop(opts: ApplyLoopOptions): ApplyLoop {
       const result = await dataplane.reconcile(rules);
       lastOk = true;
       appliedGeneration = rules.generation;
-      backoffMs = initialBackoffMs;
+      backoff.reset();
       opts.onOutcome?.({
         applied: rules,
         reason: target.reason,
@@ -293,7 +297,7 @@ export function createApplyLoop(opts: ApplyLoopOptions): ApplyLoop {
       stopped = true;
       clearRetry();
       await inFlight;
-      backoffMs = initialBackoffMs;
+      backoff.reset();
       const done = new Promise<void>((resolve, reject) => {
         removal = { attempts: 0, done: resolve, fail: reject };
       });

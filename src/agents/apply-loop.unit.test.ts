@@ -35,6 +35,8 @@ function setup() {
     onDrift: () => drifts++,
     initialBackoffMs: 100,
     maxBackoffMs: 400,
+    // The top of the jitter range: the delays are the exact ceilings (100, 200, 400 ms).
+    random: () => 1,
   });
   return { dataplane, clock, loop, outcomes, drifts: () => drifts };
 }

@@ -6,6 +6,9 @@ import { createLogger } from '../lib/log.ts';
 import * as lifecycle from '../lib/lifecycle.ts';
 import { agentConfigSpec, agentUsage, checkAgentConfig } from './config.ts';
 import { createDataplane } from './dataplane.ts';
+import { createKernelRunner } from './kernel-exec.ts';
+import { checkMarkClashes } from './mark-clash.ts';
+import { NFT_TABLE } from '../dataplane/kernel-state.ts';
 import { startAgentService } from './agent-service.ts';
 import { parseOwnerRef, watchOwnerDaemonSet } from './owner-watch.ts';
 
@@ -46,6 +49,16 @@ const service = await startAgentService({
   ...(ownerWatch ? { ownerDeleted: () => ownerWatch.deleted() } : {}),
 });
 log.info({ healthPort: service.healthPort }, 'agent running');
+
+// Advice, not a gate (./mark-clash.ts says why): an error per clashing rule and a gauge to alert on.
+service.metrics.markClashes.set(
+  await checkMarkClashes(
+    createKernelRunner(config.netns),
+    config.markMask,
+    { family: 'ip', table: NFT_TABLE },
+    log.child({ part: 'mark-check' }),
+  ),
+);
 
 lifecycle.exitOnStopSignals(log, async () => {
   await service.stop();

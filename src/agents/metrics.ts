@@ -14,13 +14,14 @@ export interface AgentMetrics {
   readonly heartbeatsSent: Counter;
   readonly heartbeatFailures: Counter;
   readonly deadLetters: Counter;
+  readonly markClashes: Gauge;
 }
 
 /** `generationLag` is read at scrape time: newest generation seen for this node minus applied. */
 export function createAgentMetrics(registry: Registry, generationLag: () => number): AgentMetrics {
   const registers = [registry];
   new Gauge({
-    name: 'kseip_agent_generation_lag',
+    name: 'kseip_agent_lag_generations',
     help: 'Newest node-rules generation seen for this node minus the generation last applied successfully',
     registers,
     collect() {
@@ -72,8 +73,13 @@ export function createAgentMetrics(registry: Registry, generationLag: () => numb
       registers,
     }),
     heartbeatFailures: new Counter({
-      name: 'kseip_agent_heartbeat_failures_total',
+      name: 'kseip_agent_heartbeat_errors_total',
       help: 'Heartbeats Kafka did not acknowledge',
+      registers,
+    }),
+    markClashes: new Gauge({
+      name: 'kseip_agent_mark_clashes',
+      help: 'Rules of other nftables tables that use packet-mark bits inside --mark-mask, found at start (./mark-clash.ts)',
       registers,
     }),
     deadLetters: new Counter({

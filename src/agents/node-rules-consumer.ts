@@ -15,7 +15,6 @@
 // Records of other nodes' keys are skipped without decoding. Records of this node that do not
 // decode go to the dead-letter topic and are otherwise ignored; the consumer never stops on them.
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AssignerProtocol,
   Partitioners,
@@ -28,6 +27,8 @@ import {
 } from 'kafkajs';
 import { decodeNodeRules, type NodeRules } from '../contracts/node-rules.ts';
 import { TOPICS } from '../contracts/topics.ts';
+import { createBackoff, sleepFor } from '../lib/backoff.ts';
+import { systemClock } from '../lib/clock.ts';
 import { decodeNodeKeyed, type DeadLetterSink } from '../lib/dead-letter.ts';
 import { OWN_GROUP_CONSUMER } from '../lib/kafka.ts';
 import type { Logger } from '../lib/log.ts';
@@ -235,14 +236,15 @@ export function createNodeRulesConsumer(opts: NodeRulesConsumerOptions): NodeRul
     restarting = true;
     try {
       await consumer?.disconnect().catch(() => undefined);
-      for (let backoff = 200; !lifetime.signal.aborted; backoff = Math.min(backoff * 2, 5_000)) {
-        await sleep(backoff, undefined, { signal: lifetime.signal }).catch(() => undefined);
+      const backoff = createBackoff({ initialMs: 200, maxMs: 5_000 });
+      while (!lifetime.signal.aborted) {
+        await sleepFor(systemClock, backoff.next(), lifetime.signal);
         if (lifetime.signal.aborted) return;
         try {
           await runConsumer(p);
           return;
         } catch (err) {
-          log.warn({ err, backoff }, 'node-rules consumer restart failed; retrying');
+          log.warn({ err, attempt: backoff.attempts }, 'node-rules consumer restart failed; retrying');
           await consumer?.disconnect().catch(() => undefined);
         }
       }
@@ -275,7 +277,8 @@ export function createNodeRulesConsumer(opts: NodeRulesConsumerOptions): NodeRul
     current: () => delivered,
 
     async start() {
-      for (let backoff = 100; ; backoff = Math.min(backoff * 2, 5_000)) {
+      const backoff = createBackoff({ initialMs: 100, maxMs: 5_000 });
+      for (;;) {
         lifetime.signal.throwIfAborted();
         try {
           admin ??= kafka.admin({ retry: { retries: 3, initialRetryTime: 100 } });
@@ -284,10 +287,11 @@ export function createNodeRulesConsumer(opts: NodeRulesConsumerOptions): NodeRul
           return;
         } catch (err) {
           if (lifetime.signal.aborted) throw err;
-          log.warn({ err, backoff }, 'node-rules consumer could not start; retrying');
+          const retryInMs = backoff.next();
+          log.warn({ err, retryInMs }, 'node-rules consumer could not start; retrying');
           await consumer?.disconnect().catch(() => undefined);
           consumer = undefined;
-          await sleep(backoff, undefined, { signal: lifetime.signal }).catch(() => undefined);
+          await sleepFor(systemClock, retryInMs, lifetime.signal);
         }
       }
     },

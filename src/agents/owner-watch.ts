@@ -9,6 +9,7 @@
 // deletion. If the watch is broken at that moment and cannot be re-established, the answer is
 // "not deleted": leaving rules in place is the failure that never cuts traffic.
 import { Watch, type KubeConfig } from '@kubernetes/client-node';
+import { backoffDelay } from '../lib/backoff.ts';
 import type { Logger } from '../lib/log.ts';
 
 export interface OwnerWatch {
@@ -28,8 +29,7 @@ export function parseOwnerRef(ref: string): { namespace: string; name: string } 
 }
 
 /** Bounded backoff with jitter, so a DaemonSet of agents does not reconnect in lockstep. */
-const retryDelayMs = (attempt: number): number =>
-  Math.min(30_000, 500 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random() / 2);
+const retryDelayMs = (attempt: number): number => backoffDelay({ initialMs: 500, maxMs: 30_000 }, attempt);
 
 export function watchOwnerDaemonSet(
   kubeConfig: KubeConfig,

@@ -1,8 +1,11 @@
 // /healthz, /readyz and /metrics for every long-running component, on one small HTTP server.
 // Effectful. Readiness is a callback so each component says what "ready" means for it
-// (caches synced, caught up to the log, ...). Metrics come from the prom-client default registry.
+// (caches synced, caught up to the log, ...). Metrics come from the prom-client default registry,
+// which also gets the component's kseip_build_info (./build-info.ts) here, so no component can
+// serve metrics without it.
 import { createServer, type Server } from 'node:http';
 import { register, collectDefaultMetrics } from 'prom-client';
+import { registerBuildInfo } from './build-info.ts';
 
 let defaultMetricsStarted = false;
 
@@ -12,6 +15,8 @@ export interface HealthServer {
 }
 
 export async function startHealthServer(opts: {
+  /** agent, liveness, projector, status, watcher: the component label of kseip_build_info. */
+  component: string;
   port: number;
   host?: string;
   ready: () => boolean;
@@ -21,6 +26,7 @@ export async function startHealthServer(opts: {
     collectDefaultMetrics();
     defaultMetricsStarted = true;
   }
+  registerBuildInfo(register, opts.component);
   const server: Server = createServer((req, res) => {
     const answer = (ok: boolean) => {
       res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' });

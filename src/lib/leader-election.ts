@@ -220,6 +220,8 @@ export function createLeaderElector(opts: LeaderElectionOptions): LeaderElector 
           lastHolder = attempt.holder;
           log.info({ holder: attempt.holder }, 'standing by: lease held by another candidate');
         }
+        // A fixed poll, not a failure backoff (src/lib/backoff.ts): the lease's timing contract
+        // (leaseDuration > renewDeadline > retryPeriod) is what bounds a takeover.
         await sleep(retryPeriodMs, undefined, signal ? { signal } : {});
       }
     },

@@ -13,12 +13,12 @@
 //   are given lostAfterMs to heartbeat before they are declared lost (see the detector).
 // - Records that do not decode go to the dead-letter topic; the consumer never stops on them.
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Admin, Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { ClusterEvent, Producer as EventProducer } from '../contracts/cluster-events.ts';
 import { decodeHeartbeat } from '../contracts/node-reports.ts';
 import { TOPICS } from '../contracts/topics.ts';
+import { createBackoff, sleepFor } from '../lib/backoff.ts';
 import { every, systemClock, type Clock, type TimerHandle } from '../lib/clock.ts';
 import { decodeNodeKeyed, type DeadLetterSink } from '../lib/dead-letter.ts';
 import { OWN_GROUP_CONSUMER } from '../lib/kafka.ts';
@@ -74,7 +74,8 @@ interface Metrics {
   blind: Gauge;
 }
 
-function createMetrics(registry: Registry, nodes: () => Record<string, number>): Metrics {
+/** Exported for the naming rules test (test/metric-names.unit.test.ts). */
+export function createLivenessMetrics(registry: Registry, nodes: () => Record<string, number>): Metrics {
   const registers = [registry];
   new Gauge({
     name: 'kseip_liveness_nodes',
@@ -99,7 +100,7 @@ function createMetrics(registry: Registry, nodes: () => Record<string, number>):
       registers,
     }),
     publishFailures: new Counter({
-      name: 'kseip_liveness_publish_failures_total',
+      name: 'kseip_liveness_publish_errors_total',
       help: 'Failed attempts to publish liveness events (retried)',
       registers,
     }),
@@ -121,7 +122,7 @@ export function createLiveness(opts: LivenessOptions): Liveness {
   const clusterEventsTopic = opts.clusterEventsTopic ?? TOPICS.clusterEvents;
   const groupId = `kseip-liveness-${randomUUID().slice(0, 8)}`;
   const detector = initialDetectorState();
-  const metrics = createMetrics(opts.registry, () => {
+  const metrics = createLivenessMetrics(opts.registry, () => {
     const counts: Record<string, number> = { alive: 0, lost: 0, seeded: 0 };
     for (const track of detector.nodes.values()) counts[track.status] = (counts[track.status] ?? 0) + 1;
     return counts;
@@ -180,7 +181,7 @@ export function createLiveness(opts: LivenessOptions): Liveness {
   }
 
   async function sendLoop(): Promise<void> {
-    let backoff = 50;
+    const backoff = createBackoff({ initialMs: 50, maxMs: 2_000 });
     while (!lifetime.signal.aborted) {
       if (queue.length === 0 || leadership === undefined) {
         await new Promise<void>((resolve) => (wake = resolve));
@@ -200,7 +201,7 @@ export function createLiveness(opts: LivenessOptions): Liveness {
           topic: clusterEventsTopic,
           messages: batch.map((e) => ({ key: eventKey(e.object), value: JSON.stringify(e) })),
         });
-        backoff = 50;
+        backoff.reset();
         if (leadership?.epoch === epoch) queue = queue.slice(batch.length);
         for (const e of batch) {
           if (e.type === 'NodeLost' || e.type === 'NodeBack') metrics.verdicts.inc({ type: e.type });
@@ -209,9 +210,9 @@ export function createLiveness(opts: LivenessOptions): Liveness {
       } catch (err) {
         if (lifetime.signal.aborted) return;
         metrics.publishFailures.inc();
-        log.warn({ err, pending: queue.length, backoff }, 'publishing liveness events failed; retrying');
-        await sleep(backoff, undefined, { signal: lifetime.signal }).catch(() => undefined);
-        backoff = Math.min(backoff * 2, 2_000);
+        const retryInMs = backoff.next();
+        log.warn({ err, pending: queue.length, retryInMs }, 'publishing liveness events failed; retrying');
+        await sleepFor(clock, retryInMs, lifetime.signal);
       }
     }
   }
@@ -244,14 +245,17 @@ export function createLiveness(opts: LivenessOptions): Liveness {
   }
 
   async function campaign(elector: LeaderElector): Promise<void> {
+    const backoff = createBackoff({ initialMs: 1_000, maxMs: 1_000 });
     while (!lifetime.signal.aborted) {
       let won: Leadership;
       try {
         won = await elector.acquire(lifetime.signal);
+        backoff.reset();
       } catch (err) {
         if (lifetime.signal.aborted) return;
-        log.warn({ err }, 'leader election failed; retrying');
-        await sleep(1_000, undefined, { signal: lifetime.signal }).catch(() => undefined);
+        const retryInMs = backoff.next();
+        log.warn({ err, retryInMs }, 'leader election failed; retrying');
+        await sleepFor(clock, retryInMs, lifetime.signal);
         continue;
       }
       lead(won.term, opts.lease);
@@ -353,15 +357,16 @@ export function createLiveness(opts: LivenessOptions): Liveness {
   async function restartConsumer(): Promise<void> {
     running = false;
     await consumer?.disconnect().catch(() => undefined);
-    for (let backoff = 200; !lifetime.signal.aborted; backoff = Math.min(backoff * 2, 5_000)) {
-      await sleep(backoff, undefined, { signal: lifetime.signal }).catch(() => undefined);
+    const backoff = createBackoff({ initialMs: 200, maxMs: 5_000 });
+    while (!lifetime.signal.aborted) {
+      await sleepFor(clock, backoff.next(), lifetime.signal);
       if (lifetime.signal.aborted) return;
       try {
         finishSeeding('consumer restarted');
         await startConsumer();
         return;
       } catch (err) {
-        log.warn({ err, backoff }, 'heartbeat consumer restart failed; retrying');
+        log.warn({ err, attempt: backoff.attempts }, 'heartbeat consumer restart failed; retrying');
         await consumer?.disconnect().catch(() => undefined);
       }
     }
@@ -375,16 +380,18 @@ export function createLiveness(opts: LivenessOptions): Liveness {
       timers.push(
         clock.setTimeout(() => finishSeeding('seed deadline'), Math.max(5_000, thresholds.lostAfterMs * 10)),
       );
-      for (let backoff = 200; ; backoff = Math.min(backoff * 2, 5_000)) {
+      const backoff = createBackoff({ initialMs: 200, maxMs: 5_000 });
+      for (;;) {
         lifetime.signal.throwIfAborted();
         try {
           await startConsumer();
           break;
         } catch (err) {
           if (lifetime.signal.aborted) throw err;
-          log.warn({ err, backoff }, 'heartbeat consumer could not start; retrying');
+          const retryInMs = backoff.next();
+          log.warn({ err, retryInMs }, 'heartbeat consumer could not start; retrying');
           await consumer?.disconnect().catch(() => undefined);
-          await sleep(backoff, undefined, { signal: lifetime.signal }).catch(() => undefined);
+          await sleepFor(clock, retryInMs, lifetime.signal);
         }
       }
       if (opts.elector !== undefined) void campaign(opts.elector);

@@ -44,7 +44,11 @@ const liveness = createLiveness({
   registry: register,
   log,
 });
-const health = await startHealthServer({ port: config.metricsPort, ready: () => liveness.ready() });
+const health = await startHealthServer({
+  component: 'liveness',
+  port: config.metricsPort,
+  ready: () => liveness.ready(),
+});
 await liveness.start();
 log.info({ healthPort: health.port, leaderElection: lease !== undefined }, 'liveness running');
 

@@ -135,7 +135,11 @@ const projector = createProjector({
       }),
 });
 
-const health = await startHealthServer({ port: config.healthPort, ready: () => projector.ready() });
+const health = await startHealthServer({
+  component: 'projector',
+  port: config.healthPort,
+  ready: () => projector.ready(),
+});
 log.info({ healthPort: health.port, brokers: config.brokers }, 'projector starting');
 
 lifecycle.exitOnStopSignals(log, async () => {

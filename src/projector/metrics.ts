@@ -20,7 +20,7 @@ export const deadLetters = new Counter({
 });
 
 export const lag = new Gauge({
-  name: 'kseip_projector_lag_events',
+  name: 'kseip_projector_lag_records',
   help: 'Cluster events written but not yet folded and committed (high watermark minus next offset)',
 });
 
@@ -31,7 +31,7 @@ export const batchDuration = new Histogram({
 });
 
 export const transactionFailures = new Counter({
-  name: 'kseip_projector_transaction_failures_total',
+  name: 'kseip_projector_transaction_errors_total',
   help: 'Transactions aborted (retried with the same outputs; the process exits after too many)',
 });
 

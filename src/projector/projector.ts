@@ -36,6 +36,7 @@ import {
 import { decodeClusterEvent } from '../contracts/cluster-events.ts';
 import { decisionKey } from '../contracts/decisions.ts';
 import { TOPICS, topicSpecs } from '../contracts/topics.ts';
+import { backoffDelay } from '../lib/backoff.ts';
 import { renderDeadLetterMessage } from '../lib/dead-letter.ts';
 import type { Logger } from '../lib/log.ts';
 import * as metrics from './metrics.ts';
@@ -89,6 +90,9 @@ const emptyPending = (): Pending => ({ decisions: [], nodeRules: [], deadLetters
 
 /** kafkajs puts a topic's records of one send in one record batch; keep it under message.max.bytes. */
 const MAX_SEND_BYTES = 512 * 1024;
+
+/** Between attempts at one transaction: 200 ms doubling to 5 s (jittered, src/lib/backoff.ts). */
+const TRANSACTION_BACKOFF = { initialMs: 200, maxMs: 5_000 };
 
 function* chunksBySize(messages: Message[]): Generator<Message[]> {
   let chunk: Message[] = [];
@@ -213,8 +217,9 @@ export function createProjector(opts: ProjectorOptions): Projector {
           log.error({ err, attempt, next }, 'transaction failed for good');
           throw err;
         }
-        log.warn({ err, attempt, next }, 'transaction failed; retrying with the same outputs');
-        await sleep(Math.min(5_000, 100 * 2 ** attempt));
+        const retryInMs = backoffDelay(TRANSACTION_BACKOFF, attempt - 1);
+        log.warn({ err, attempt, next, retryInMs }, 'transaction failed; retrying with the same outputs');
+        await sleep(retryInMs);
       }
     }
   }

@@ -88,6 +88,7 @@ const elector =
 
 let leadership: Leadership | undefined;
 const health = await startHealthServer({
+  component: 'status',
   port: config.healthPort,
   // A standby is ready (standing by is its job); a leader once it has caught up with the log.
   ready: () => (elector !== undefined && leadership === undefined) || writer.ready(),

@@ -35,6 +35,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import type { ObjectKind } from '../contracts/primitives.ts';
+import { createBackoff } from '../lib/backoff.ts';
 import type { Logger } from '../lib/log.ts';
 import { informerRestarts, watchPauses } from './metrics.ts';
 
@@ -68,7 +69,7 @@ export interface InformerOptions {
   /** True while the event buffer is full: no watch is read then. */
   full: () => boolean;
   log: Logger;
-  /** Restart backoff after errors: doubles from initialBackoffMs up to maxBackoffMs. */
+  /** Restart backoff after errors (src/lib/backoff.ts): from initialBackoffMs up to maxBackoffMs. */
   initialBackoffMs?: number;
   maxBackoffMs?: number;
   /** No list, connect or event for this long restarts the informer. Default 90 s. */
@@ -113,8 +114,10 @@ class WatchError extends Error {}
 export function superviseInformer(opts: InformerOptions): SupervisedInformer {
   const { kubeConfig, kind, path, sink } = opts;
   const log = opts.log.child({ kind });
-  const initialBackoffMs = opts.initialBackoffMs ?? 500;
-  const maxBackoffMs = opts.maxBackoffMs ?? 30_000;
+  const backoff = createBackoff({
+    initialMs: opts.initialBackoffMs ?? 500,
+    maxMs: opts.maxBackoffMs ?? 30_000,
+  });
   const stallMs = opts.stallMs ?? 90_000;
   const probeIntervalMs = opts.probeIntervalMs ?? 60_000;
   const pageSize = opts.pageSize ?? 500;
@@ -127,7 +130,6 @@ export function superviseInformer(opts: InformerOptions): SupervisedInformer {
   let resourceVersion = '';
   /** key (namespace/name or name) → resourceVersion of every object the informer knows. */
   let cache = new Map<string, string>();
-  let backoffMs = initialBackoffMs;
   let backoffTimer: NodeJS.Timeout | undefined;
   let lastActivity = performance.now();
   let lastEventAt = 0;
@@ -155,9 +157,8 @@ export function superviseInformer(opts: InformerOptions): SupervisedInformer {
       if (session !== s || state !== 'running') return;
       endSession();
       state = 'backoff';
-      log.warn({ err, retryInMs: backoffMs }, 'informer failed; relisting after backoff');
-      const delay = backoffMs;
-      backoffMs = Math.min(backoffMs * 2, maxBackoffMs);
+      const delay = backoff.next();
+      log.warn({ err, retryInMs: delay }, 'informer failed; relisting after backoff');
       backoffTimer = setTimeout(() => {
         if (state === 'backoff') launch(true, 'error');
       }, delay);
@@ -188,7 +189,7 @@ export function superviseInformer(opts: InformerOptions): SupervisedInformer {
         s.listing = false;
         synced = true;
         // A list that went out proves the API server and the sink work: errors are history.
-        backoffMs = initialBackoffMs;
+        backoff.reset();
         lastActivity = performance.now();
       }
       if (opts.full()) {

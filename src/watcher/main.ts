@@ -88,6 +88,7 @@ const watcher = createWatcher({
 });
 
 const health = await startHealthServer({
+  component: 'watcher',
   port: config.healthPort,
   // A standby is ready (it is doing its job: standing by); a leader once its first lists are out.
   ready: () => watcher.term() === undefined || watcher.ready(),

@@ -30,7 +30,7 @@ export const backpressureActive = new Gauge({
 });
 
 export const publishFailures = new Counter({
-  name: 'kseip_watcher_publish_failures_total',
+  name: 'kseip_watcher_publish_errors_total',
   help: 'Kafka send attempts that failed (the batch stays buffered and is retried)',
 });
 
@@ -58,7 +58,7 @@ export const changesSkipped = new Counter({
 });
 
 export const parseFailures = new Counter({
-  name: 'kseip_watcher_parse_failures_total',
+  name: 'kseip_watcher_parse_errors_total',
   help: 'Kubernetes objects that could not be parsed into an event payload, by kind',
   labelNames: ['kind'] as const,
 });

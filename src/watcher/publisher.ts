@@ -9,10 +9,12 @@
 //   if a caller ignores `full`; the only events ever thrown away are those still buffered when
 //   leadership ends (discard()), which is logged and counted, and the next leader relists them.
 // - A failed send (broker down, leader moving) is logged with the buffer depth, counted, and
-//   retried with capped exponential backoff, forever, until it succeeds or the publisher stops.
+//   retried with capped, jittered exponential backoff (src/lib/backoff.ts), forever, until it
+//   succeeds or the publisher stops.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Partitioners, type ITopicConfig, type Kafka, type Producer } from 'kafkajs';
 import type { ClusterEvent } from '../contracts/cluster-events.ts';
+import { createBackoff } from '../lib/backoff.ts';
 import type { Logger } from '../lib/log.ts';
 import {
   backpressureActive,
@@ -158,7 +160,7 @@ export function createPublisher(opts: PublisherOptions): Publisher {
   }
 
   async function sendLoop(): Promise<void> {
-    let backoff = initialBackoffMs;
+    const backoff = createBackoff({ initialMs: initialBackoffMs, maxMs: maxBackoffMs });
     let failures = 0;
     while (!stopping) {
       if (depth() === 0) {
@@ -199,14 +201,15 @@ export function createPublisher(opts: PublisherOptions): Publisher {
         opts.onAck?.(batch, ackedAt);
         if (failures > 0) log.info({ failures, depth: depth() }, 'Kafka accepts events again');
         failures = 0;
-        backoff = initialBackoffMs;
+        backoff.reset();
         updateDepth();
       } catch (err) {
         failures++;
         publishFailures.inc();
         const type = errorType(err);
+        const retryInMs = backoff.next();
         log.warn(
-          { err, errorType: type, depth: depth(), capacity, failures, retryInMs: backoff },
+          { err, errorType: type, depth: depth(), capacity, failures, retryInMs },
           'publish failed; retrying',
         );
         if (type !== undefined && fatalProducerErrors.has(type)) {
@@ -217,8 +220,7 @@ export function createPublisher(opts: PublisherOptions): Publisher {
           producer = undefined;
           connected = false;
         }
-        await sleep(backoff, undefined, { signal: stopped.signal }).catch(() => undefined);
-        backoff = Math.min(backoff * 2, maxBackoffMs);
+        await sleep(retryInMs, undefined, { signal: stopped.signal }).catch(() => undefined);
       }
     }
   }
