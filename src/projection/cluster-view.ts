@@ -294,11 +294,11 @@ export function evolveClusterView(
       return deletePool(state, ref.name);
 
     case 'StaticEgressIPObserved':
-      return observePolicy(state, 'StaticEgressIP', ref.namespace ?? '', ref.name, event.payload, offset);
+      return observePolicy(state, 'StaticEgressIP', ref, event.payload, offset);
     case 'StaticEgressIPDeleted':
       return deletePolicy(state, policyKey('StaticEgressIP', ref.namespace ?? '', ref.name));
     case 'ClusterStaticEgressIPObserved':
-      return observePolicy(state, 'ClusterStaticEgressIP', undefined, ref.name, event.payload, offset);
+      return observePolicy(state, 'ClusterStaticEgressIP', ref, event.payload, offset);
     case 'ClusterStaticEgressIPDeleted':
       return deletePolicy(state, policyKey('ClusterStaticEgressIP', undefined, ref.name));
 
@@ -367,15 +367,21 @@ function unchanged(
 function observePolicy(
   state: State,
   kind: PolicyKind,
-  namespace: string | undefined,
-  name: string,
+  object: ObjectRef,
   payload: PolicyPayload,
   offset: number,
 ): readonly ViewChange[] {
+  const namespace = kind === 'ClusterStaticEgressIP' ? undefined : (object.namespace ?? '');
+  const { name, uid } = object;
   const key = policyKey(kind, namespace, name);
   const rec = state.policies.get(key);
-  if (rec !== undefined && jsonEqual(rec.p, payload)) return unchanged(state, rec, offset);
+  // Another uid under the same name: the object was re-created and its delete is not in the log
+  // (the watcher was down meanwhile); its statuses must name the new object. An event without a
+  // uid (a what-if edit, a test) says nothing about identity: the same object.
+  const recreated = rec !== undefined && uid !== undefined && rec.ref.uid !== uid;
+  if (rec !== undefined && !recreated && jsonEqual(rec.p, payload)) return unchanged(state, rec, offset);
   if (rec !== undefined) {
+    if (recreated) rec.ref = policyRef(kind, namespace, name, uid);
     const before = rec.p;
     rec.p = payload;
     rec.lastSeen = offset;
@@ -386,7 +392,7 @@ function observePolicy(
     kind,
     namespace,
     name,
-    ref: namespace === undefined ? { kind, name } : { kind, namespace, name },
+    ref: policyRef(kind, namespace, name, uid),
     firstSeen: offset,
     p: payload,
     lastSeen: offset,
@@ -395,6 +401,20 @@ function observePolicy(
   };
   state.policies.set(key, created);
   return [{ kind: 'Policy', rec: created, before: undefined }];
+}
+
+function policyRef(
+  kind: PolicyKind,
+  namespace: string | undefined,
+  name: string,
+  uid: string | undefined,
+): PolicyRec['ref'] {
+  return {
+    kind,
+    ...(namespace === undefined ? {} : { namespace }),
+    name,
+    ...(uid === undefined ? {} : { uid }),
+  };
 }
 
 function deletePod(state: State, key: string): readonly ViewChange[] {

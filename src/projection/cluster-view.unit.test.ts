@@ -1,6 +1,7 @@
 // The envelope rules of the cluster view: idempotence, term fencing, list markers, liveness.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import type { ClusterEvent } from '../contracts/cluster-events.ts';
 import { Scenario, events, healthyNode, rule, decisionsOfType } from '../../test/support/fixtures.ts';
 
 const podA = { labels: { app: 'a' }, ip: '10.0.1.1', node: 'node-1' };
@@ -143,6 +144,25 @@ void describe('terms that cannot be forged into a freeze', () => {
       return s.all;
     };
     assert.deepEqual(run(), run());
+  });
+});
+
+void describe('a policy re-created under the same name', () => {
+  void it('given a policy with uid u1, when the same name and spec is observed with uid u2 (its delete missed), then its status is emitted again naming u2', () => {
+    const { ev, s } = cluster();
+    const withUid = <E extends ClusterEvent>(e: E, uid: string): E => ({
+      ...e,
+      object: { ...e.object, uid },
+    });
+    const spec = [rule({ podSelector: { matchLabels: { app: 'a' } } })];
+    s.given(withUid(ev.policy('default', 'other', spec), 'u1'));
+    assert.equal(s.status('default/other')?.policy.uid, 'u1');
+    const out = s.when(withUid(ev.policy('default', 'other', spec), 'u2'));
+    assert.deepEqual(
+      decisionsOfType(out, 'PolicyStatusComputed').map((d) => d.policy),
+      [{ kind: 'StaticEgressIP', namespace: 'default', name: 'other', uid: 'u2' }],
+    );
+    assert.deepEqual(s.when(withUid(ev.policy('default', 'other', spec), 'u2')).decisions, []);
   });
 });
 

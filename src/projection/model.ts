@@ -112,7 +112,8 @@ export interface PolicyRec {
   readonly kind: PolicyKind;
   readonly namespace: string | undefined;
   readonly name: string;
-  readonly ref: PolicyRef;
+  /** Replaced (never mutated) when the same name is observed with another uid. */
+  ref: PolicyRef;
   /** Offset of the Observed event that made this policy exist: the conflict precedence. */
   readonly firstSeen: number;
   p: PolicyPayload;
