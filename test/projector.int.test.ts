@@ -199,6 +199,21 @@ async function endOffset(topic: string): Promise<number> {
   }
 }
 
+/** Waits (generously) until the projector's committed offset reaches `end`. */
+async function caughtUp(
+  id: string,
+  topics: Topics,
+  end: number,
+  proc: ReturnType<typeof projector>,
+): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  while ((await committedOffset(`projector-${id}`, topics.clusterEvents)) < end) {
+    if (Date.now() > deadline) throw new Error(`the projector did not catch up to ${end}:\n${proc.output()}`);
+    if (proc.child.exitCode !== null) throw new Error(`the projector exited:\n${proc.output()}`);
+    await sleep(200);
+  }
+}
+
 /** What a pure replay of the log emits, record for record, with the offset that caused each. */
 function pureReplay(log: readonly string[]) {
   const state = initialState();
@@ -267,12 +282,7 @@ async function crashAndRecover(point: CrashPoint): Promise<void> {
   await write([garbage[1] as { key: string; value: string }]);
   const end = await endOffset(topics.clusterEvents);
   assert.equal(end, log.length);
-  const deadline = Date.now() + 120_000;
-  while ((await committedOffset(`projector-${id}`, topics.clusterEvents)) < end) {
-    if (Date.now() > deadline) throw new Error(`the restarted projector did not catch up:\n${b.output()}`);
-    if (b.child.exitCode !== null) throw new Error(`the restarted projector exited:\n${b.output()}`);
-    await sleep(200);
-  }
+  await caughtUp(id, topics, end, b);
   await producer.disconnect();
 
   // 3. What a pure replay of the same log emits, record for record.
@@ -320,6 +330,91 @@ async function crashAndRecover(point: CrashPoint): Promise<void> {
   const exitB = await b.exited;
   assert.equal(exitB.code, 0, `the projector stops cleanly on SIGTERM:\n${b.output()}`);
 }
+
+/**
+ * Issue 12, finding 2: a well-formed LeadershipAcquired with a forged huge term is dead-lettered
+ * with the reason, and the real watcher's later changes still reach the decisions and the node
+ * rules, also after a projector restart (whose replay refuses the record again, silently).
+ */
+async function forgedTermIsDeadLettered(): Promise<void> {
+  const id = `forged-${randomUUID().slice(0, 8)}`;
+  const topics: Topics = {
+    clusterEvents: `cluster-events-${id}`,
+    decisions: `decisions-${id}`,
+    nodeRules: `node-rules-${id}`,
+    deadLetter: `dead-letter-${id}`,
+  };
+  await createTopics(broker.brokers, [{ topic: topics.clusterEvents }]);
+  const ev = events();
+  const policy = (generation: number, to: string) =>
+    ev.policy('shop', 'eip', [rule({ podSelector: { matchLabels: { app: 'fe' } }, to: [to] })], generation);
+  const forged = ev.forgedLeadership('watcher', 2 ** 53 - 1);
+  const producer = kafka.producer({ idempotent: true, createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  let end = 0;
+  const write = async (evs: ClusterEvent[]) => {
+    const messages = evs.map((e) => ({ key: `forge-test/${e.type}`, value: JSON.stringify(e) }));
+    await producer.send({ topic: topics.clusterEvents, acks: -1, messages });
+    end += messages.length;
+  };
+  try {
+    await write([
+      ev.leadership('watcher', 1),
+      ev.pool('pool'),
+      ev.namespace('shop'),
+      ...healthyNode(ev, 'node-1'),
+      ...healthyNode(ev, 'node-2'),
+      ev.pod('shop', 'fe-1', { labels: { app: 'fe' }, ip: '10.0.1.10', node: 'node-1' }),
+      policy(1, '203.0.113.0/24'),
+      forged,
+    ]);
+    const a = projector(topics, id);
+    // The real watcher's next change, after the forged record.
+    await write([policy(2, '203.0.113.0/25')]);
+    await caughtUp(id, topics, end, a);
+
+    const hasGeneration = (records: { value: string }[], g: number) =>
+      records.some((r) => {
+        const d = JSON.parse(r.value) as { type: string; observedGeneration?: number };
+        return d.type === 'PolicyStatusComputed' && d.observedGeneration === g;
+      });
+    const steersTo = (records: { key: string; value: string }[], dest: string) =>
+      records.some((r) => r.key === 'node-1' && r.value.includes(JSON.stringify(dest)));
+
+    const letters = await readAll(topics.deadLetter, (n) => n >= 1);
+    assert.equal(letters.length, 1, 'exactly the forged record is dead-lettered');
+    assert.equal(letters[0]?.value, JSON.stringify(forged));
+    assert.equal(
+      letters[0]?.headers[DEAD_LETTER_HEADERS.reason],
+      'LeadershipAcquired of watcher refused: term 9007199254740991 is not a Lease transition count (an integer from 0 to 2147483647)',
+    );
+    assert.equal(letters[0]?.headers[DEAD_LETTER_HEADERS.sourceOffset], String(end - 2));
+    const decisions = await readAll(topics.decisions, (n) => n >= 2);
+    assert.ok(hasGeneration(decisions, 2), 'the status of generation 2 is decided after the forgery');
+    const nodeRules = await readAll(topics.nodeRules, (n) => n >= 1);
+    assert.ok(steersTo(nodeRules, '203.0.113.0/25'), "node-1's rules steer to generation 2's destination");
+
+    // A restart replays the forged record (refusing it again, without a second dead letter) and
+    // goes on folding the real watcher's changes.
+    a.child.kill('SIGTERM');
+    assert.equal((await a.exited).code, 0, `the projector stops cleanly on SIGTERM:\n${a.output()}`);
+    const b = projector(topics, id);
+    await write([policy(3, '203.0.113.0/26')]);
+    await caughtUp(id, topics, end, b);
+    assert.ok(hasGeneration(await readAll(topics.decisions, (n) => n > decisions.length), 3));
+    assert.ok(steersTo(await readAll(topics.nodeRules, (n) => n > nodeRules.length), '203.0.113.0/26'));
+    assert.equal((await readAll(topics.deadLetter, (n) => n >= 1)).length, 1, 'no dead letter twice');
+    b.child.kill('SIGTERM');
+    assert.equal((await b.exited).code, 0, `the projector stops cleanly on SIGTERM:\n${b.output()}`);
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+void describe('projector refuses a forged term (real Kafka)', { timeout: 300_000 }, () => {
+  void test('a LeadershipAcquired with a huge term is dead-lettered; later changes still reach decisions and node rules', () =>
+    forgedTermIsDeadLettered());
+});
 
 void describe('projector crash safety (real Kafka)', { timeout: 600_000 }, () => {
   void test('SIGKILL after producing, before the offset: committed outputs equal a pure replay', () =>

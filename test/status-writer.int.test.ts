@@ -5,7 +5,9 @@
 // the seed manifest (documentation IPs), then `kubectl get seip` shows the egress IP, the gateway
 // and Ready=True, and `kubectl describe` shows the conditions and a GatewayAssigned Event. A
 // second policy claiming the same egress IP gets Conflict=True and a ConflictDetected Event,
-// while the first stays Ready.
+// while the first stays Ready. A policy deleted and re-created with the same name and spec while
+// the watcher is down gets its status again (issue 12, finding 4: decisions name the uid, and the
+// writer's memory is per uid).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -48,6 +50,7 @@ interface Cond {
   lastTransitionTime: string;
 }
 interface PolicyJson {
+  metadata?: { uid?: string };
   status?: {
     egressIPs?: string;
     activeGateways?: string;
@@ -338,5 +341,53 @@ spec:
       60_000,
       diagnostics,
     );
+  });
+
+  void test('a policy deleted and re-created with the same name and spec while the watcher is down gets its status again', async () => {
+    const renewIP = '198.51.100.20';
+    const manifest = `apiVersion: staticegressips.nirmata.io/v1alpha1
+kind: StaticEgressIP
+metadata: {name: eip-renew, namespace: default}
+spec:
+  rules:
+  - egressip: ${renewIP}
+    service-name: frontend
+    cidr: 203.0.113.20/32
+`;
+    await kubectl(
+      ['apply', '-f', '-'],
+      `apiVersion: staticegressips.nirmata.io/v1alpha1
+kind: StaticEgressIPPool
+metadata: {name: renew}
+spec:
+  addresses: [${renewIP}/32]
+`,
+    );
+    const readyFor = (uid?: string) =>
+      waitFor(
+        `eip-renew${uid === undefined ? '' : ` (uid ${uid})`} to be Ready`,
+        async () => {
+          const p = await getPolicy('eip-renew');
+          const fits = uid === undefined || p.metadata?.uid === uid;
+          return fits && conditionOf(p, 'Ready')?.status === 'True' ? p : undefined;
+        },
+        90_000,
+        diagnostics,
+      );
+    await kubectl(['apply', '-f', '-'], manifest);
+    const first = await readyFor();
+    // While the watcher is down (a rollout), so that the log never sees the delete: the next
+    // watcher's relist shows the same name and spec under another uid. Only the uid tells the
+    // projector and the status writer that this object has no status yet.
+    await plane!.component('watcher').stop();
+    await kubectl(['delete', 'seip', 'eip-renew', '-n', 'default', '--wait=true']);
+    await kubectl(['apply', '-f', '-'], manifest);
+    const again = await getPolicy('eip-renew');
+    const uid = again.metadata?.uid ?? '';
+    assert.notEqual(uid, first.metadata?.uid, 'the re-created policy is another object');
+    await plane!.restartComponent('watcher');
+    const renewed = await readyFor(uid);
+    assert.equal(renewed.status?.egressIPs, renewIP);
+    assert.equal(renewed.status?.observedGeneration, 1);
   });
 });

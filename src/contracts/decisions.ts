@@ -27,10 +27,14 @@ function decision<T extends string, P extends t.Props>(type: T, props: P) {
   );
 }
 
-/** A policy, as decisions name it. `namespace` is absent for a ClusterStaticEgressIP. */
+/**
+ * A policy, as decisions name it. `namespace` is absent for a ClusterStaticEgressIP. `uid` is the
+ * object's metadata.uid when the log has it: a policy deleted and re-created under the same name
+ * is another object, and the status writer keeps what it wrote per uid.
+ */
 export const PolicyRef = t.intersection([
   t.type({ kind: t.keyof({ StaticEgressIP: null, ClusterStaticEgressIP: null }), name: t.string }),
-  t.partial({ namespace: t.string }),
+  t.partial({ namespace: t.string, uid: t.string }),
 ]);
 export type PolicyRef = t.TypeOf<typeof PolicyRef>;
 

@@ -4,9 +4,14 @@
 // read models (selection, gateways, ...) react to:
 // - Idempotence: an event id seen before is ignored (redelivery, a producer's retry). An
 //   Observed whose payload equals the stored one changes nothing but the object's lastSeen.
-// - Term fencing: a component's events from a term older than the newest LeadershipAcquired of
-//   that component are ignored, so a deposed watcher that still writes cannot undo its
-//   successor's facts.
+// - Term fencing: a component's events from a term older than its fence are ignored, so a
+//   deposed watcher that still writes cannot undo its successor's facts. A term must be
+//   consistent with the log before it fences anything (docs/projector.md, "Term fencing"):
+//   a LeadershipAcquired only *announces* its term, and is refused (dead-lettered by the
+//   projector, the view unchanged) unless the term is a Lease transition count (an integer in
+//   [0, 2^31-1]) no more than TERM_STEP past the newest term the log holds for the component.
+//   The announced term becomes the fence at the first other event written in it: the new
+//   leader's own work confirms it. So no single record can fence the component's real writer.
 // - List markers: ListCompleted drops every object of its kind not (re-)observed since the
 //   ListStarted with the same listId: how deletions missed while no watcher ran reach the view.
 //   The drops come out in key order, so the outputs do not depend on map order.
@@ -16,6 +21,7 @@ import type { ObjectKind, ObjectRef } from '../contracts/primitives.ts';
 import { isCanonicalIPv4, parseAddress } from './addresses.ts';
 import type {
   NamespaceRec,
+  TermRec,
   NodeRec,
   PodPayload,
   PodRec,
@@ -45,7 +51,22 @@ export type ViewChange =
   | { readonly kind: 'Pool'; readonly name: string }
   | { readonly kind: 'Policy'; readonly rec: PolicyRec; readonly before: PolicyPayload | undefined };
 
+/** The fold refused the event: it changed nothing, and the projector dead-letters it. */
+export interface Refusal {
+  readonly refused: string;
+}
+
 const NONE: readonly ViewChange[] = [];
+
+/**
+ * How far past the newest term the log holds a LeadershipAcquired may jump. Terms are the
+ * Lease's spec.leaseTransitions, which grows by one per change of holder; the log misses a term
+ * only when a leader lost the Lease before its LeadershipAcquired reached Kafka, so a real jump
+ * is a few terms. A forged term far ahead is refused instead of fencing everything after it.
+ */
+export const TERM_STEP = 16;
+/** spec.leaseTransitions is an int32 in the Kubernetes API. */
+export const MAX_TERM = 2 ** 31 - 1;
 
 /** Structural equality of decoded JSON values (key order does not matter). */
 export function jsonEqual(a: unknown, b: unknown): boolean {
@@ -110,17 +131,30 @@ function slicePodNames(p: SliceRec['p']): string[] {
  * Apply one event to the view. Returns the object changes it made (empty when the event does not
  * count). Derived models must treat the returned records as the current truth.
  */
-export function evolveClusterView(state: State, event: ClusterEvent, offset: number): readonly ViewChange[] {
+export function evolveClusterView(
+  state: State,
+  event: ClusterEvent,
+  offset: number,
+): readonly ViewChange[] | Refusal {
   if (state.seenIds.has(event.id)) {
     state.ignored.duplicate++;
     return NONE;
   }
-  const term = state.terms.get(event.producer.component);
-  if (term !== undefined && event.producer.term < term) {
+  const { component, term } = event.producer;
+  let terms = state.terms.get(component);
+  if (terms?.fence !== undefined && term < terms.fence) {
     state.ignored.fenced++;
     return NONE;
   }
   state.seenIds.add(event.id);
+  if (event.type === 'LeadershipAcquired') return announceTerm(state, component, term, terms);
+  if (terms === undefined)
+    state.terms.set(component, (terms = { fence: undefined, announced: undefined, highest: term }));
+  else if (terms.highest === undefined || term > terms.highest) terms.highest = term;
+  if (terms.announced === term) {
+    terms.fence = term;
+    terms.announced = undefined;
+  }
   const ref = event.object;
 
   switch (event.type) {
@@ -260,17 +294,14 @@ export function evolveClusterView(state: State, event: ClusterEvent, offset: num
       return deletePool(state, ref.name);
 
     case 'StaticEgressIPObserved':
-      return observePolicy(state, 'StaticEgressIP', ref.namespace ?? '', ref.name, event.payload, offset);
+      return observePolicy(state, 'StaticEgressIP', ref, event.payload, offset);
     case 'StaticEgressIPDeleted':
       return deletePolicy(state, policyKey('StaticEgressIP', ref.namespace ?? '', ref.name));
     case 'ClusterStaticEgressIPObserved':
-      return observePolicy(state, 'ClusterStaticEgressIP', undefined, ref.name, event.payload, offset);
+      return observePolicy(state, 'ClusterStaticEgressIP', ref, event.payload, offset);
     case 'ClusterStaticEgressIPDeleted':
       return deletePolicy(state, policyKey('ClusterStaticEgressIP', undefined, ref.name));
 
-    case 'LeadershipAcquired':
-      state.terms.set(event.producer.component, event.producer.term);
-      return NONE;
     case 'ListStarted': {
       let lists = state.lists.get(event.payload.kind);
       if (lists === undefined) state.lists.set(event.payload.kind, (lists = new Map<string, number>()));
@@ -292,6 +323,37 @@ export function evolveClusterView(state: State, event: ClusterEvent, offset: num
   }
 }
 
+/**
+ * A LeadershipAcquired that is not fenced: refused when its term is not consistent with the log,
+ * else it becomes the component's announced term (the newest announcement wins; only the term's
+ * own events make it the fence).
+ */
+function announceTerm(
+  state: State,
+  component: string,
+  term: number,
+  terms: TermRec | undefined,
+): readonly ViewChange[] | Refusal {
+  const refuse = (why: string): Refusal => {
+    state.ignored.refused++;
+    return { refused: `LeadershipAcquired of ${component} refused: term ${term} ${why}` };
+  };
+  if (!Number.isInteger(term) || term < 0 || term > MAX_TERM)
+    return refuse(`is not a Lease transition count (an integer from 0 to ${MAX_TERM})`);
+  const newest = Math.max(terms?.fence ?? -1, terms?.highest ?? -1);
+  if (newest >= 0 && term > newest + TERM_STEP)
+    return refuse(
+      `jumps more than ${TERM_STEP} past term ${newest}, the newest the log holds for ${component}`,
+    );
+  if (terms === undefined) {
+    state.terms.set(component, { fence: undefined, announced: term, highest: undefined });
+    return NONE;
+  }
+  if (term === terms.fence) return unchanged(state, undefined, 0);
+  terms.announced = term;
+  return NONE;
+}
+
 function unchanged(
   state: State,
   rec: { lastSeen: number } | undefined,
@@ -305,15 +367,21 @@ function unchanged(
 function observePolicy(
   state: State,
   kind: PolicyKind,
-  namespace: string | undefined,
-  name: string,
+  object: ObjectRef,
   payload: PolicyPayload,
   offset: number,
 ): readonly ViewChange[] {
+  const namespace = kind === 'ClusterStaticEgressIP' ? undefined : (object.namespace ?? '');
+  const { name, uid } = object;
   const key = policyKey(kind, namespace, name);
   const rec = state.policies.get(key);
-  if (rec !== undefined && jsonEqual(rec.p, payload)) return unchanged(state, rec, offset);
+  // Another uid under the same name: the object was re-created and its delete is not in the log
+  // (the watcher was down meanwhile); its statuses must name the new object. An event without a
+  // uid (a what-if edit, a test) says nothing about identity: the same object.
+  const recreated = rec !== undefined && uid !== undefined && rec.ref.uid !== uid;
+  if (rec !== undefined && !recreated && jsonEqual(rec.p, payload)) return unchanged(state, rec, offset);
   if (rec !== undefined) {
+    if (recreated) rec.ref = policyRef(kind, namespace, name, uid);
     const before = rec.p;
     rec.p = payload;
     rec.lastSeen = offset;
@@ -324,7 +392,7 @@ function observePolicy(
     kind,
     namespace,
     name,
-    ref: namespace === undefined ? { kind, name } : { kind, namespace, name },
+    ref: policyRef(kind, namespace, name, uid),
     firstSeen: offset,
     p: payload,
     lastSeen: offset,
@@ -333,6 +401,20 @@ function observePolicy(
   };
   state.policies.set(key, created);
   return [{ kind: 'Policy', rec: created, before: undefined }];
+}
+
+function policyRef(
+  kind: PolicyKind,
+  namespace: string | undefined,
+  name: string,
+  uid: string | undefined,
+): PolicyRec['ref'] {
+  return {
+    kind,
+    ...(namespace === undefined ? {} : { namespace }),
+    name,
+    ...(uid === undefined ? {} : { uid }),
+  };
 }
 
 function deletePod(state: State, key: string): readonly ViewChange[] {

@@ -112,7 +112,8 @@ export interface PolicyRec {
   readonly kind: PolicyKind;
   readonly namespace: string | undefined;
   readonly name: string;
-  readonly ref: PolicyRef;
+  /** Replaced (never mutated) when the same name is observed with another uid. */
+  ref: PolicyRef;
   /** Offset of the Observed event that made this policy exist: the conflict precedence. */
   readonly firstSeen: number;
   p: PolicyPayload;
@@ -258,12 +259,29 @@ export interface StepOutputs {
   readonly offset: number;
   readonly decisions: readonly Decision[];
   readonly nodeRules: readonly NodeRules[];
+  /**
+   * Present only when the fold refused the event (cluster-view.ts says which are refused): why.
+   * The event changed nothing; the projector dead-letters it with this reason.
+   */
+  readonly refused?: string;
+}
+
+/**
+ * What the log says about one producer component's terms (cluster-view.ts, "Term fencing").
+ * fence: the newest confirmed term; events of older terms are ignored. announced: a term a
+ * LeadershipAcquired announced and no other event has confirmed yet. highest: the newest term of
+ * any counted event of the component other than a LeadershipAcquired.
+ */
+export interface TermRec {
+  fence: number | undefined;
+  announced: number | undefined;
+  highest: number | undefined;
 }
 
 export interface State {
   // ---- cluster view (cluster-view.ts) ----
   readonly seenIds: Set<string>;
-  readonly terms: Map<string, number>;
+  readonly terms: Map<string, TermRec>;
   /** In-progress lists per kind: listId → offset of its ListStarted. */
   readonly lists: Map<string, Map<string, number>>;
   readonly pods: Map<string, PodRec>;
@@ -275,8 +293,8 @@ export interface State {
   readonly namespaces: Map<string, NamespaceRec>;
   readonly pools: Map<string, PoolRec>;
   readonly policies: Map<string, PolicyRec>;
-  /** Events ignored as duplicates, fenced or no-ops (for metrics and tests). */
-  ignored: { duplicate: number; fenced: number; unchanged: number };
+  /** Events ignored as duplicates, fenced, no-ops or refused (for metrics and tests). */
+  ignored: { duplicate: number; fenced: number; unchanged: number; refused: number };
   // ---- selection indexes (selection.ts) ----
   readonly podsByNamespace: Map<string, Set<PodRec>>;
   /** Valid rules whose scope includes the namespace (namespaced: their own; cluster: selected). */
@@ -337,7 +355,7 @@ export function initialState(): State {
     namespaces: new Map(),
     pools: new Map(),
     policies: new Map(),
-    ignored: { duplicate: 0, fenced: 0, unchanged: 0 },
+    ignored: { duplicate: 0, fenced: 0, unchanged: 0, refused: 0 },
     podsByNamespace: new Map(),
     rulesByNamespace: new Map(),
     namespacedRulesByNamespace: new Map(),

@@ -6,7 +6,8 @@
 // One step is a straight line of stages. Each owns its part of the state (model.ts) and returns
 // typed changes that the next stages take as arguments; none runs twice, and none calls into
 // another:
-//   1. cluster-view  event → ViewChange[] (or nothing: duplicate, fenced, unchanged)
+//   1. cluster-view  event → ViewChange[] (or nothing: duplicate, fenced, unchanged; or a
+//                    refusal, which ends the step: the projector dead-letters the event)
 //   2. selection     object changes → SelectionChanges: rules attached/detached/re-accepted,
 //                    pods whose selecting rules changed, policies
 //   3. claims        SelectionChanges → ClaimChanges: egress IPs whose owner was decided again,
@@ -71,6 +72,7 @@ function objectChangesOf(
  */
 export function evolve(state: State, event: ClusterEvent, offset: number): Outputs {
   const changes = evolveClusterView(state, event, offset);
+  if ('refused' in changes) return { offset, decisions: EMPTY, nodeRules: EMPTY, refused: changes.refused };
   if (changes.length === 0) return { offset, decisions: EMPTY, nodeRules: EMPTY };
   const nodeChanges = nodeChangesOf(changes);
   const objectChanges = objectChangesOf(changes, nodeChanges);

@@ -16,7 +16,7 @@ export const outputsProduced = new Counter({
 
 export const deadLetters = new Counter({
   name: 'kseip_projector_dead_letters_total',
-  help: 'Cluster-events records that did not decode and went to the dead-letter topic',
+  help: 'Cluster-events records that did not decode or that the projection refused (an inconsistent term), sent to the dead-letter topic',
 });
 
 export const lag = new Gauge({

@@ -1,6 +1,7 @@
 // The projector service: folds kseip.cluster-events.v1 through the pure projection
 // (./projection.ts) and writes what it decides (kseip.decisions.v1), the node rules that changed
-// (kseip.node-rules.v1, key = node) and undecodable records (kseip.dead-letter.v1) in ONE Kafka
+// (kseip.node-rules.v1, key = node) and the records it could not decode or refused
+// (kseip.dead-letter.v1, e.g. a forged term, see cluster-view.ts) in ONE Kafka
 // transaction together with the consumed offset. Effectful: owns one transactional producer, one
 // consumer in the projector's group, and short-lived admin/replay clients at start.
 //
@@ -143,28 +144,38 @@ export function createProjector(opts: ProjectorOptions): Projector {
   // Callers that never await `failed` must not see an unhandled rejection.
   failed.catch(() => undefined);
 
-  /** Fold one record at `offset`; with `live`, collect what it emits. */
+  /** Set the record aside on the dead-letter topic, in the same transaction as the outputs. */
+  function deadLetter(message: KafkaMessage, partition: number, reason: string, what: string): void {
+    metrics.deadLetters.inc();
+    log.warn({ offset: Number(message.offset), reason }, what);
+    pending.deadLetters.push(
+      renderDeadLetterMessage('projector', {
+        sourceTopic: topics.clusterEvents,
+        partition,
+        offset: message.offset,
+        key: message.key,
+        value: message.value,
+        reason,
+      }),
+    );
+  }
+
+  /**
+   * Fold one record at `offset`; with `live`, collect what it emits. A record that does not
+   * decode, or that the fold refuses, is dead-lettered (only live: the replay below the
+   * committed offset re-folds records whose dead letters went out with their transaction).
+   */
   function fold(message: KafkaMessage, partition: number, live: boolean): void {
     const offset = Number(message.offset);
     const decoded = decodeClusterEvent(message.value);
     if (decoded._tag === 'Left') {
-      if (live) {
-        metrics.deadLetters.inc();
-        log.warn({ offset, reason: decoded.left.reason }, 'cluster event does not decode; dead-lettered');
-        pending.deadLetters.push(
-          renderDeadLetterMessage('projector', {
-            sourceTopic: topics.clusterEvents,
-            partition,
-            offset: message.offset,
-            key: message.key,
-            value: message.value,
-            reason: decoded.left.reason,
-          }),
-        );
-      }
+      if (live)
+        deadLetter(message, partition, decoded.left.reason, 'cluster event does not decode; dead-lettered');
     } else {
       const out = evolve(state, decoded.right, offset);
-      if (live) {
+      if (live && out.refused !== undefined)
+        deadLetter(message, partition, out.refused, 'cluster event refused by the projection; dead-lettered');
+      else if (live) {
         const headers: IHeaders = { 'kseip-source-offset': message.offset };
         for (const d of out.decisions)
           pending.decisions.push({ key: decisionKey(d), value: JSON.stringify(d), headers });

@@ -79,7 +79,7 @@ interface Contribution {
 }
 
 interface PolicyEntry {
-  readonly ref: PolicyRef;
+  /** The latest decision; its policy ref names the object (with its uid) the status is for. */
   computed: PolicyStatusComputed;
   status: PolicyStatusView | undefined;
 }
@@ -315,8 +315,12 @@ export function evolveStatus(
       if (d.type !== 'PolicyStatusComputed') return { state, touched: [] };
       const key = policyKey(d.policy);
       const entry = state.policies.get(key);
-      if (entry === undefined) state.policies.set(key, { ref: d.policy, computed: d, status: undefined });
-      else entry.computed = d;
+      if (entry === undefined) state.policies.set(key, { computed: d, status: undefined });
+      else {
+        // A re-created policy (another uid) is another object: its conditions start afresh.
+        if (entry.computed.policy.uid !== d.policy.uid) entry.status = undefined;
+        entry.computed = d;
+      }
       refresh(state, [key], input.at);
       return { state, touched: [key] };
     }
@@ -361,7 +365,7 @@ export function selectPolicyStatus(
   key: string,
 ): { ref: PolicyRef; status: PolicyStatusView } | undefined {
   const p = state.policies.get(key);
-  return p?.status === undefined ? undefined : { ref: p.ref, status: p.status };
+  return p?.status === undefined ? undefined : { ref: p.computed.policy, status: p.status };
 }
 
 /** A Kubernetes Event to record against a policy, named deterministically from its decision so

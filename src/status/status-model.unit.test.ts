@@ -1,7 +1,7 @@
 // Given decisions, node rules and acks, then this status and these Events (src/status/status-model.ts).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Condition, Decision, RuleStatus } from '../contracts/decisions.ts';
+import type { Condition, Decision, PolicyRef, RuleStatus } from '../contracts/decisions.ts';
 import type { NodeApplyStatus } from '../contracts/node-reports.ts';
 import type { NodeRules, Steer } from '../contracts/node-rules.ts';
 import {
@@ -41,7 +41,7 @@ function rule(over: Partial<RuleStatus> = {}): RuleStatus {
   };
 }
 
-function computed(offset: number, rules: RuleStatus[], conflict = false, p = policy): Decision {
+function computed(offset: number, rules: RuleStatus[], conflict = false, p: PolicyRef = policy): Decision {
   return {
     schema: 1,
     id: `${offset}.0`,
@@ -122,6 +122,19 @@ void describe('status model', () => {
     assert.equal(condOf(s, 'Ready').lastTransitionTime, T(3));
     assert.equal(condOf(s, 'Accepted').lastTransitionTime, T(1));
     assert.equal(status(s).rules[0]!.programmedNodes, 2);
+  });
+
+  void test('given a Ready policy, when the same status is decided for a re-created object (another uid), then its ref names the new uid and its conditions start afresh', () => {
+    const s = fold([
+      ...seeded(),
+      { kind: 'ack', ack: ack('node-a', 5), at: T(2) },
+      { kind: 'ack', ack: ack('node-b', 7), at: T(3) },
+    ]);
+    const again = computed(9, [rule({ active: 'node-a' })], false, { ...policy, uid: 'u2' });
+    fold([{ kind: 'decision', decision: again, at: T(9) }], s);
+    assert.equal(selectPolicyStatus(s, 'default/eip')?.ref.uid, 'u2');
+    assert.equal(condOf(s, 'Ready').status, 'True');
+    assert.equal(condOf(s, 'Ready').lastTransitionTime, T(9));
   });
 
   void test('an ack of an older generation than the one that carries the rule does not count', () => {

@@ -11,8 +11,10 @@
 //   status once instead of replaying history into the API server.
 // - Bursts coalesce: inputs only mark policies dirty; every --min-interval the latest status of
 //   each dirty policy is written once (JSON merge patch on /status), skipped when equal to what
-//   this process last wrote. 404 means the policy is gone (deleted after the decision): ignored.
-//   Other errors keep the policy dirty for the next round.
+//   this process last wrote to the same object: the memory is per uid (decisions name it), so a
+//   policy deleted and re-created under the same name and spec gets its status at once. 404
+//   means the policy is gone (deleted after the decision): ignored. Other errors keep the policy
+//   dirty for the next round.
 // - Events get a deterministic name (<policy>.kseip-<decision id>), so writing one twice after a
 //   restart is a 409 AlreadyExists, not a duplicate. Decisions older than --event-max-age (the API
 //   server's event TTL) are not turned into Events on replay: they would have expired already.
@@ -125,7 +127,8 @@ export function createStatusWriter(opts: StatusWriterOptions): StatusWriter {
   const { log, topics } = opts;
   const state = initialStatusState();
   const dirty = new Set<string>();
-  const lastWritten = new Map<string, string>();
+  /** Per policy key: the object (uid) last written to and the status body it got. */
+  const lastWritten = new Map<string, { readonly uid: string | undefined; readonly body: string }>();
   const pendingEvents: { event: PolicyEvent; attempts: number }[] = [];
   const custom = opts.kubeConfig.makeApiClient(CustomObjectsApi);
   const core = opts.kubeConfig.makeApiClient(CoreV1Api);
@@ -220,7 +223,9 @@ export function createStatusWriter(opts: StatusWriterOptions): StatusWriter {
     const selected = selectPolicyStatus(state, key);
     if (selected === undefined) return;
     const body = JSON.stringify(selected.status);
-    if (lastWritten.get(key) === body) {
+    const uid = selected.ref.uid;
+    const last = lastWritten.get(key);
+    if (last !== undefined && last.uid === uid && last.body === body) {
       writes.inc({ result: 'unchanged' });
       return;
     }
@@ -234,14 +239,14 @@ export function createStatusWriter(opts: StatusWriterOptions): StatusWriter {
           { ...r, namespace: r.namespace, body: patch },
           mergePatch,
         );
-      lastWritten.set(key, body);
+      lastWritten.set(key, { uid, body });
       writes.inc({ result: 'written' });
       lagSeconds.set(Math.max(0, (Date.now() - newestRecordMs) / 1000));
       log.debug({ policy: key }, 'status written');
     } catch (err) {
       if (isApi(err, 404)) {
-        // Deleted after the decision; a re-created policy gets a new decision (new generation).
-        lastWritten.set(key, body);
+        // Deleted after the decision; a re-created policy gets a new decision with its new uid.
+        lastWritten.set(key, { uid, body });
         writes.inc({ result: 'gone' });
         return;
       }

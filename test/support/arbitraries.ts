@@ -302,6 +302,12 @@ export const metaStep: fc.Arbitrary<Step> = fc.oneof(
       (ev) =>
         ev.leadership('watcher', term),
   ),
+  // Forged terms: refused (too far ahead), or announced and never confirmed by their writer.
+  fc.constantFrom(2, 4, 1_000, 2 ** 53 - 1).map(
+    (term): Step =>
+      (ev) =>
+        ev.forgedLeadership('watcher', term),
+  ),
   fc.tuple(objectStep, fc.integer({ min: 0, max: 2 })).map(
     ([s, term]): Step =>
       (ev, earlier) =>

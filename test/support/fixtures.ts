@@ -171,6 +171,11 @@ export function events() {
       terms[component] = Math.max(terms[component], term);
       return { ...e, producer: { component, term } };
     },
+    /** A LeadershipAcquired nobody won (a forged record): the builder's own term does not move. */
+    forgedLeadership: (component: Component, term: number, holder = 'forged') => {
+      const e = make('LeadershipAcquired', { kind: 'Node', name: component }, { holder });
+      return { ...e, producer: { component, term } };
+    },
     listStarted: (kind: ObjectKind, listId: string) =>
       make('ListStarted', { kind, name: listId }, { kind, listId }),
     listCompleted: (kind: ObjectKind, listId: string, count = 0) =>
@@ -209,13 +214,17 @@ export class Scenario {
     const decisions: Decision[] = [];
     const nodeRules: NodeRules[] = [];
     let offset = this.offset;
+    let refused: string | undefined;
     for (const e of evs.flat()) {
       const o = this.apply(e);
       offset = o.offset;
       decisions.push(...o.decisions);
       nodeRules.push(...o.nodeRules);
+      refused ??= o.refused;
     }
-    return { offset, decisions, nodeRules };
+    return refused === undefined
+      ? { offset, decisions, nodeRules }
+      : { offset, decisions, nodeRules, refused };
   }
 
   private apply(e: ClusterEvent): Outputs {

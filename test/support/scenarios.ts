@@ -10,17 +10,22 @@
 // is about), then sections `-- name --`. Input sections, run in order:
 //   -- apply[: note] --      Kubernetes objects (YAML documents): each one Observed
 //   -- delete[: note] --     one object a line: `Kind namespace/name` or `Kind name`
-//   -- events[: note] --     liveness facts, one a line: `NodeBack node1 node2`, `NodeLost node2`
+//   -- events[: note] --     log facts, one a line: `NodeBack node1 node2`, `NodeLost node2`
+//                            (liveness); `LeadershipAcquired <component> <term> <holder>` (a
+//                            term announced, maybe forged: later inputs keep their term);
+//                            `Term <component> <term>`: later inputs of that component are
+//                            written in that term (a new leader, or a deposed one still writing)
 //   -- snapshot: <label> --  empty; the outputs are taken here too, under that label
 // Output sections (`-- out: ... --`) are written by the runner: every decision (grouped by the
 // input section that caused it), then, at every snapshot and at the end, the node rules, the
-// policy statuses and the kernel dump of every node. Update them after an intended change with
+// policy statuses and the kernel dump of every node; an event the fold refused or fenced is a
+// `# refused: <reason>` or `# fenced: ...` line among the decisions. Update them after an intended change with
 // `UPDATE_GOLDEN=1 npm run test:unit` (or the one file: test/scenarios.unit.test.ts) and review
 // the diff.
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments, stringify } from 'yaml';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { ClusterEvent } from '../../src/contracts/cluster-events.ts';
+import type { ClusterEvent, Producer } from '../../src/contracts/cluster-events.ts';
 import type { Decision } from '../../src/contracts/decisions.ts';
 import type { NodeRules } from '../../src/contracts/node-rules.ts';
 import type { ObjectKind, ObjectRef } from '../../src/contracts/primitives.ts';
@@ -97,8 +102,15 @@ export function runScenario(file: string, scenario: Txtar): Txtar {
   let n = 0;
 
   const at = (): string => new Date(Date.UTC(2026, 0, 1, 0, 0, 0, 0) + offset * 1000).toISOString();
+  const terms: Record<Producer['component'], number> = { watcher: 1, liveness: 1 };
   const fold = (event: ClusterEvent): void => {
-    const { decisions, nodeRules } = evolve(state, event, offset);
+    const fenced = state.ignored.fenced;
+    const { decisions, nodeRules, refused } = evolve(state, event, offset);
+    if (refused !== undefined) decisionLines.push(`# refused: ${refused}`);
+    if (state.ignored.fenced > fenced)
+      decisionLines.push(
+        `# fenced: ${event.type} ${refOf(event.object)} (${event.producer.component} term ${event.producer.term})`,
+      );
     const time = at();
     for (const d of decisions) {
       evolveStatus(status, { kind: 'decision', decision: d, at: time });
@@ -123,10 +135,10 @@ export function runScenario(file: string, scenario: Txtar): Txtar {
     if (decisions.length > 0) decisionLines.push(renderDecisions(decisions));
     offset++;
   };
-  const envelope = (component: 'watcher' | 'liveness') => ({
+  const envelope = (component: Producer['component'], term = terms[component]) => ({
     id: `${file}#${++n}`,
     observedAt: at(),
-    producer: { component, term: 1 },
+    producer: { component, term },
   });
   const snapshot = (label: string): void => {
     out.push({ name: `out: ${label}: node-rules`, body: renderNodeRules(latest) });
@@ -174,6 +186,23 @@ export function runScenario(file: string, scenario: Txtar): Txtar {
       case 'events':
         for (const line of lines(section.body)) {
           const [type, ...nodes] = line.split(/\s+/);
+          if (type === 'LeadershipAcquired' || type === 'Term') {
+            const [component = '', termText = '', holder = ''] = nodes;
+            const term = Number(termText);
+            if (!isComponent(component) || termText === '' || Number.isNaN(term))
+              throw new Error(`${file}: ${section.name}: bad ${type} line ${JSON.stringify(line)}`);
+            if (type === 'Term') terms[component] = term;
+            else
+              fold(
+                buildEvent(
+                  'LeadershipAcquired',
+                  { kind: 'StaticEgressIP', namespace: 'kube-static-egress-ip', name: component },
+                  { holder },
+                  envelope(component, term),
+                ),
+              );
+            continue;
+          }
           for (const node of nodes) {
             const object: ObjectRef = { kind: 'Node', name: node };
             if (type === 'NodeBack')
@@ -205,6 +234,14 @@ export function runScenario(file: string, scenario: Txtar): Txtar {
     comment: scenario.comment,
     sections: [...inputs, { name: 'out: decisions', body: decisionLines.join('\n') + '\n' }, ...out],
   };
+}
+
+function isComponent(c: string): c is Producer['component'] {
+  return c === 'watcher' || c === 'liveness';
+}
+
+function refOf(ref: ObjectRef): string {
+  return ref.namespace === undefined ? ref.name : `${ref.namespace}/${ref.name}`;
 }
 
 function lines(body: string): string[] {
