@@ -27,7 +27,8 @@ import { parseArgs } from 'node:util';
 import type { ClusterEvent } from '../src/contracts/cluster-events.ts';
 import { TOPICS } from '../src/contracts/topics.ts';
 import { rule } from '../test/support/fixtures.ts';
-import { buildSyntheticCluster, egressIPOf, mulberry32 } from './synthetic-cluster.ts';
+import { buildSyntheticCluster, egressIPOf } from './synthetic-cluster.ts';
+import { mulberry32 } from '../test/support/seeded-random.ts';
 
 const { values } = parseArgs({
   options: {

@@ -13,21 +13,11 @@
 //   leave this process. Destinations stay in 203.0.113.0/24, pod IPs in 10.0.0.0/8.
 import type { ClusterEvent } from '../src/contracts/cluster-events.ts';
 import { events, rule } from '../test/support/fixtures.ts';
+import { mulberry32 } from '../test/support/seeded-random.ts';
 
 export const PODS_PER_NODE = 30;
 export const PODS_PER_NAMESPACE = 300;
 const APPS = 6;
-
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ipv4 = (v: number) => [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.');
 export const egressIPOf = (i: number) => ipv4(0xc6120000 + 1 + i); // 198.18.0.1 + i

@@ -102,6 +102,24 @@ async function tail(topic: string): Promise<{ key: string; value: string; at: nu
   return records;
 }
 
+/** A node-rules consumer of MULTI for `node` that records what it delivers and dead-letters. */
+async function startRecordingConsumer(node: string) {
+  const delivered: NodeRules[] = [];
+  const letters: DeadLetter[] = [];
+  const consumer = createNodeRulesConsumer({
+    kafka,
+    node,
+    partitions: 3,
+    topic: MULTI,
+    onDesired: (r) => delivered.push(r),
+    deadLetter: { send: (l) => letters.push(l) },
+    log,
+  });
+  cleanups.push(() => consumer.stop());
+  await consumer.start();
+  return { consumer, delivered, letters };
+}
+
 void describe('node-rules consumer', () => {
   void test('reads only its own key, from the partition the producer chose, and applies only the latest after catch-up', async () => {
     const me = `node-${randomUUID().slice(0, 6)}`;
@@ -118,19 +136,7 @@ void describe('node-rules consumer', () => {
     const sharing = others.filter((o) => computeNodePartition(o, 3) === myPartition);
     assert.ok(sharing.length > 0, 'some other node shares my partition, so key filtering is exercised');
 
-    const delivered: NodeRules[] = [];
-    const letters: DeadLetter[] = [];
-    const consumer = createNodeRulesConsumer({
-      kafka,
-      node: me,
-      partitions: 3,
-      topic: MULTI,
-      onDesired: (r) => delivered.push(r),
-      deadLetter: { send: (l) => letters.push(l) },
-      log,
-    });
-    cleanups.push(() => consumer.stop());
-    await consumer.start();
+    const { consumer, delivered, letters } = await startRecordingConsumer(me);
     assert.equal(consumer.partition(), myPartition);
     await waitFor('catch-up', () => consumer.caughtUp());
     assert.deepEqual(
@@ -348,19 +354,7 @@ void describe('node-rules consumer across a broker restart', () => {
     await publish(MULTI, me, rules(me, 1, ['198.51.100.1']));
     await publish(MULTI, me, '{"schema":1,"node":"oops"');
     await publish(MULTI, me, rules(me, 2, ['198.51.100.2']));
-    const delivered: NodeRules[] = [];
-    const letters: DeadLetter[] = [];
-    const consumer = createNodeRulesConsumer({
-      kafka,
-      node: me,
-      partitions: 3,
-      topic: MULTI,
-      onDesired: (r) => delivered.push(r),
-      deadLetter: { send: (l) => letters.push(l) },
-      log,
-    });
-    cleanups.push(() => consumer.stop());
-    await consumer.start();
+    const { consumer, delivered, letters } = await startRecordingConsumer(me);
     await waitFor('catch-up', () => consumer.caughtUp());
     assert.equal(letters.length, 1);
 

@@ -229,8 +229,8 @@ function pureReplay(log: readonly string[]) {
   return { decisions, nodeRules };
 }
 
-async function crashAndRecover(point: CrashPoint): Promise<void> {
-  const id = `${point}-${randomUUID().slice(0, 8)}`;
+/** A fresh set of topic names for one run; the cluster-events topic is created. */
+async function createRunTopics(id: string): Promise<Topics> {
   const topics: Topics = {
     clusterEvents: `cluster-events-${id}`,
     decisions: `decisions-${id}`,
@@ -238,6 +238,12 @@ async function crashAndRecover(point: CrashPoint): Promise<void> {
     deadLetter: `dead-letter-${id}`,
   };
   await createTopics(broker.brokers, [{ topic: topics.clusterEvents }]);
+  return topics;
+}
+
+async function crashAndRecover(point: CrashPoint): Promise<void> {
+  const id = `${point}-${randomUUID().slice(0, 8)}`;
+  const topics = await createRunTopics(id);
   const { first, later } = scenario();
   const garbage = [
     { key: 'garbage-1', value: 'this is not JSON' },
@@ -338,13 +344,7 @@ async function crashAndRecover(point: CrashPoint): Promise<void> {
  */
 async function forgedTermIsDeadLettered(): Promise<void> {
   const id = `forged-${randomUUID().slice(0, 8)}`;
-  const topics: Topics = {
-    clusterEvents: `cluster-events-${id}`,
-    decisions: `decisions-${id}`,
-    nodeRules: `node-rules-${id}`,
-    deadLetter: `dead-letter-${id}`,
-  };
-  await createTopics(broker.brokers, [{ topic: topics.clusterEvents }]);
+  const topics = await createRunTopics(id);
   const ev = events();
   const policy = (generation: number, to: string) =>
     ev.policy('shop', 'eip', [rule({ podSelector: { matchLabels: { app: 'fe' } }, to: [to] })], generation);

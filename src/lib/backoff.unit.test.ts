@@ -4,18 +4,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { backoffDelay, createBackoff, sleepFor } from './backoff.ts';
 import { createManualClock } from './clock.ts';
-
-/** A seeded PRNG (mulberry32), so the spread test is deterministic. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as seeded } from '../../test/support/seeded-random.ts';
 
 void describe('backoff', () => {
   void test('given the top of the random range, the delays are the plain capped doubling', () => {
