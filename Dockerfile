@@ -36,6 +36,14 @@ ENV NODE_ENV=production \
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json package-lock.json ./
 COPY src ./src
+# The CLI on PATH, so `kubectl exec deploy/kseip-projector -- kseip …` works: it reads the same
+# environment and mounted Secret as the component it runs next to (docs/cli.md).
+COPY bin/kseip ./bin/kseip
+RUN ln -s /app/bin/kseip /usr/local/bin/kseip
+# `kseip --version` shows the commit the image was built from, when the build passes it:
+#   docker build --build-arg GIT_COMMIT=$(git rev-parse HEAD) .
+ARG GIT_COMMIT=""
+RUN if [ -n "$GIT_COMMIT" ]; then printf '{"commit":"%s"}\n' "$GIT_COMMIT" > build-info.json; fi
 USER node
 # Each component's health port (watcher/projector/status writer 8080, liveness 9465, agent 9464).
 EXPOSE 8080 9464 9465

@@ -124,7 +124,7 @@ void test('every command has --help; a usage error exits 2', async () => {
     assert.equal(r.code, 0, cmd.join(' '));
     assert.match(r.stdout, /Usage: kseip/);
   }
-  assert.equal((await kseipRun(['audit', 'pod', 'no-slash', '--from', file])).code, 2);
+  assert.equal((await kseipRun(['audit', 'pod', 'a/b/c', '--from', file])).code, 2);
   assert.equal((await kseipRun(['replay', '--until', 'yesterday', '--from', file])).code, 2);
 });
 

@@ -8,6 +8,7 @@
 // that makes the next run take seconds), runs throwaway containers with --rm and --network=none.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from '../src/devenv/artifacts.ts';
 import { execTool, tailLines as tail, type ToolResult } from '../src/devenv/tool-exec.ts';
@@ -22,6 +23,8 @@ const inImage = (args: readonly string[], runArgs: readonly string[] = []): Prom
   exec('docker', ['run', '--rm', '--network=none', ...runArgs, IMAGE, ...args]);
 
 let buildMs = 0;
+/** Passed as GIT_COMMIT, so `kseip --version` in the image must show it (a fixed value keeps the layer cached). */
+const COMMIT = '0123456789abcdef0123456789abcdef01234567';
 
 before(async () => {
   const info = await exec('docker', ['info', '--format', '{{.ServerVersion}}']);
@@ -32,10 +35,14 @@ before(async () => {
   const started = performance.now();
   // The legacy builder (no buildx here); --network=host so that apt-get and npm ci reach the
   // package mirrors the way this machine does.
-  const build = await exec('docker', ['build', '--network=host', '-t', IMAGE, '.'], {
-    ...process.env,
-    DOCKER_BUILDKIT: '0',
-  });
+  const build = await exec(
+    'docker',
+    ['build', '--network=host', '--build-arg', `GIT_COMMIT=${COMMIT}`, '-t', IMAGE, '.'],
+    {
+      ...process.env,
+      DOCKER_BUILDKIT: '0',
+    },
+  );
   buildMs = performance.now() - started;
   assert.equal(build.code, 0, `docker build failed:\n${tail(build.stdout + build.stderr)}`);
   console.log(`docker build: ${Math.round(buildMs)} ms (layers cached from earlier runs are reused)`);
@@ -71,6 +78,23 @@ void test('every entry point the manifests name starts in the image (--help exit
   const bad = await inImage(['node', 'src/agents/main.ts', '--brokers', 'kafka'], ['-e', 'NODE_NAME=n1']);
   assert.equal(bad.code, 2, bad.stderr);
   assert.match(bad.stderr, /--brokers \(env KSEIP_BROKERS\): expected a comma-separated list of host:port/);
+});
+
+void test('the kseip CLI is on PATH (kubectl exec … -- kseip): --version, the build commit, an offline command', async () => {
+  const version = (
+    JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string }
+  ).version;
+  const r = await inImage(['sh', '-c', 'command -v kseip && kseip --version']);
+  assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+  assert.equal(r.stdout, `/usr/local/bin/kseip\n${version} (commit ${COMMIT.slice(0, 12)})\n`);
+  // A real command end to end in the image (no Kafka: a missing export file is a usage error, 2),
+  // and the completion script renders (every command module loads in production mode).
+  const bad = await inImage(['kseip', 'replay', '--from', '/nonexistent.jsonl']);
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /no such file; --from takes an export file/);
+  const completion = await inImage(['kseip', 'completion', 'bash']);
+  assert.equal(completion.code, 0, completion.stderr);
+  assert.match(completion.stdout, /complete -o default -F _kseip kseip/);
 });
 
 void test('production dependencies only, no tests, no dev environment, and the agent tools are installed', async () => {

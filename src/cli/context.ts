@@ -1,8 +1,6 @@
-// What every CLI command shares: where output goes, the clock, Kafka clients and how to fail.
-// Effectful edges in one place so commands stay testable (a test passes its own context).
-import '../lib/kafkajs-idle-timer-fix.ts';
-import { logLevel, type Kafka } from 'kafkajs';
-import { createKafka } from '../lib/kafka.ts';
+// What every CLI command shares: where output goes, the clock and how to fail (Kafka clients:
+// kafka-connection.ts). Effectful edges in one place so commands stay testable (a test passes its
+// own context).
 
 export interface CliContext {
   write(text: string): void;
@@ -21,13 +19,4 @@ export class CliUsageError extends Error {}
 
 export function fail(message: string): never {
   throw new CliUsageError(message);
-}
-
-/** A kafkajs client for one-shot commands: silent (stdout is the command's output), quick to give up. */
-export function cliKafka(brokers: string): Kafka {
-  return createKafka(
-    brokers.split(',').map((b) => b.trim()),
-    'kseip-cli',
-    { logLevel: logLevel.NOTHING, connectionTimeout: 3_000, retry: { initialRetryTime: 100, retries: 3 } },
-  );
 }

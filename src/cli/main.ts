@@ -1,6 +1,7 @@
-// The `kseip` command line. Effectful entry point: builds the commander program from the command
-// modules under ./commands/ (one file per command group: events, replay, audit, explain, verify,
-// what-if, export), runs it, and maps failures to exit codes: 2 for usage errors (commander's
+// The `kseip` command line (also `kubectl kseip`, bin/kubectl-kseip). Effectful entry point:
+// builds the commander program from the global options (Kafka and cluster: kafka-connection.ts,
+// --version) and the command modules under ./commands/ (one file per command group: events,
+// replay, audit, explain, verify, what-if, export, completion), runs it, and maps failures to exit codes: 2 for usage errors (commander's
 // own included: unknown option, missing argument, no command), 3 for a verify divergence, 4 for
 // explain of an unknown pod, 5 for events grep without a match, 1 for anything else, with the
 // reason on stderr (docs/cli.md).
@@ -12,16 +13,19 @@ import { registerExportCommand } from './commands/export.ts';
 import { registerReplayCommand } from './commands/replay.ts';
 import { registerVerifyCommand } from './commands/verify.ts';
 import { registerWhatIfCommand } from './commands/what-if.ts';
+import { registerCompletionCommand } from './commands/completion.ts';
 import { CliUsageError, processContext } from './context.ts';
 import { CliExit, EXIT } from './commands/exit.ts';
+import { addConnectionOptions, invokedAsKubectlPlugin } from './kafka-connection.ts';
+import { readVersion } from './version.ts';
 
-const program = new Command('kseip')
-  .description('kube-static-egress-ip: read and check the event log')
-  .option(
-    '--brokers <list>',
-    'Kafka bootstrap brokers (env KSEIP_BROKERS)',
-    process.env.KSEIP_BROKERS ?? '127.0.0.1:9092',
-  )
+// As a kubectl plugin, usage lines say `kubectl kseip …`, which is what the user typed.
+const program = addConnectionOptions(
+  new Command(invokedAsKubectlPlugin() ? 'kubectl kseip' : 'kseip').description(
+    'kube-static-egress-ip: read and check the event log',
+  ),
+)
+  .version(readVersion(), '--version', 'print the version (and the build commit, if recorded)')
   .showHelpAfterError()
   .exitOverride();
 
@@ -32,6 +36,7 @@ registerExplainCommand(program, processContext);
 registerVerifyCommand(program, processContext);
 registerWhatIfCommand(program, processContext);
 registerExportCommand(program, processContext);
+registerCompletionCommand(program, processContext);
 
 // A reader piped into `head` closes stdout early; that ends the command, it is no error.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {

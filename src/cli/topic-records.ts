@@ -292,26 +292,31 @@ function objectColumn(d: Decoded): string {
 
 const pad = (s: string, n: number): string => (s.length >= n ? `${s} ` : s.padEnd(n + 1));
 
-/** The table heading. */
-export function renderTableHeader(): string {
-  return `${pad('OFFSET', 8)}${pad('TIME', 24)}${pad('TERM', 4)}${pad('TYPE', 29)}${pad('OBJECT', 40)}DETAILS`;
+/**
+ * The table heading. `wide` (-o wide) adds the record key and the time the broker logged the
+ * record (TIME is the fact's own observedAt), and always writes offsets as "partition:offset".
+ */
+export function renderTableHeader(wide = false): string {
+  const extra = wide ? `${pad('KEY', 40)}${pad('LOGGED', 24)}` : '';
+  return `${pad('OFFSET', 8)}${pad('TIME', 24)}${pad('TERM', 4)}${pad('TYPE', 29)}${pad('OBJECT', 40)}${extra}DETAILS`;
 }
 
 /** One row; `partitioned` writes the offset as "partition:offset". */
-export function renderTableRow(view: RecordView, partitioned: boolean): string {
-  const offset = partitioned ? `${view.record.partition}:${view.record.offset}` : view.record.offset;
+export function renderTableRow(view: RecordView, partitioned: boolean, wide = false): string {
+  const offset = partitioned || wide ? `${view.record.partition}:${view.record.offset}` : view.record.offset;
+  const extra = wide ? `${pad(view.record.key ?? '-', 40)}${pad(isoOf(view.record.timestamp), 24)}` : '';
   if (!view.ok) {
     const where = `${pad(offset, 8)}${pad(isoOf(view.record.timestamp), 24)}${pad('-', 4)}`;
-    return `${where}${pad('UNDECODABLE', 29)}${pad(view.record.key ?? '-', 40)}${view.reason}`;
+    return `${where}${pad('UNDECODABLE', 29)}${pad(view.record.key ?? '-', 40)}${extra}${view.reason}`;
   }
   const d = view.decoded;
   const time = d.time ?? isoOf(view.record.timestamp);
   const term = d.term === undefined ? '-' : String(d.term);
-  return `${pad(offset, 8)}${pad(time, 24)}${pad(term, 4)}${pad(d.type, 29)}${pad(objectColumn(d), 40)}${d.summary}`.trimEnd();
+  return `${pad(offset, 8)}${pad(time, 24)}${pad(term, 4)}${pad(d.type, 29)}${pad(objectColumn(d), 40)}${extra}${d.summary}`.trimEnd();
 }
 
-/** One JSON object per line: where the record is, and the decoded value or why it did not decode. */
-export function renderJsonLine(view: RecordView): string {
+/** The record as a document (-o json: one line each; -o yaml: one YAML document each). */
+export function selectRecordDocument(view: RecordView): Record<string, unknown> {
   const where = {
     topic: view.record.topic,
     partition: view.record.partition,
@@ -319,11 +324,14 @@ export function renderJsonLine(view: RecordView): string {
     timestamp: isoOf(view.record.timestamp),
     key: view.record.key,
   };
-  return JSON.stringify(
-    view.ok
-      ? { ...where, value: view.decoded.value }
-      : { ...where, undecodable: view.reason, raw: view.record.value?.toString('utf8') ?? null },
-  );
+  return view.ok
+    ? { ...where, value: view.decoded.value }
+    : { ...where, undecodable: view.reason, raw: view.record.value?.toString('utf8') ?? null };
+}
+
+/** One JSON object per line: where the record is, and the decoded value or why it did not decode. */
+export function renderJsonLine(view: RecordView): string {
+  return JSON.stringify(selectRecordDocument(view));
 }
 
 export type TimeArgError = { readonly _tag: 'TimeArgError'; readonly reason: string };

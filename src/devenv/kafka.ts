@@ -8,6 +8,7 @@
 // the broker must advertise an address the test process can reach. With host networking the
 // broker binds and advertises 127.0.0.1:<port>, and that address stays valid across a
 // container stop/start, which broker-restart tests rely on.
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
 import type { Admin, ITopicConfig, Kafka } from 'kafkajs';
@@ -41,6 +42,23 @@ export interface StartKafkaOptions {
    * which a relay in those namespaces forwards to that port.
    */
   nodesListener?: { advertised: string };
+  /**
+   * A third client listener on 127.0.0.1 that requires TLS and SASL/SCRAM (SASL_SSL), beside the
+   * plaintext one the harness keeps using: its serving certificate and key (PEM, PKCS#8, e.g.
+   * from the API server's CA: ApiServer.issueCertificate) and the SCRAM users to create. Its
+   * address is KafkaBroker.secureBrokers. Not combinable with nodesListener.
+   */
+  secureListener?: SecureListenerOptions;
+}
+
+export interface SecureListenerOptions {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly users: readonly {
+    username: string;
+    password: string;
+    mechanism: 'scram-sha-256' | 'scram-sha-512';
+  }[];
 }
 
 export interface RestartOptions {
@@ -52,6 +70,8 @@ export interface RestartOptions {
 
 export interface KafkaBroker {
   readonly brokers: string[];
+  /** The SASL_SSL listener (StartKafkaOptions.secureListener), if any: ['127.0.0.1:<port>']. */
+  readonly secureBrokers: string[] | undefined;
   /** The port of the nodes listener on 127.0.0.1 (StartKafkaOptions.nodesListener), if any. */
   readonly nodesListenerPort: number | undefined;
   readonly containerId: string;
@@ -98,10 +118,16 @@ class KafkaStartError extends Error {
 }
 
 async function startOnce(image: string, timeoutMs: number, opts: StartKafkaOptions): Promise<KafkaBroker> {
-  const [port, controllerPort, nodesPort] = await freePorts(3);
+  const [port, controllerPort, nodesPort, securePort] = await freePorts(4);
   const brokers = [`127.0.0.1:${port}`];
+  const secure = opts.secureListener;
+  if (secure !== undefined && opts.nodesListener !== undefined)
+    throw new Error('startKafka: secureListener and nodesListener cannot be combined');
   const logs = new LogRing(LOG_LINES_KEPT, opts.onLogLine);
-  const extra = Object.entries(opts.brokerProperties ?? {})
+  const extra = Object.entries({
+    ...(secure === undefined ? {} : secureListenerProperties(port!, controllerPort!, securePort!)),
+    ...opts.brokerProperties,
+  })
     .map(([k, v]) => `${k}=${v}`)
     .join('\n');
   const deadline = Date.now() + timeoutMs;
@@ -123,6 +149,16 @@ async function startOnce(image: string, timeoutMs: number, opts: StartKafkaOptio
         'io.kseip.kafka.brokers': brokers[0]!,
         [OWNER_LABEL]: SELF_OWNER,
       })
+      .withCopyContentToContainer(
+        secure === undefined
+          ? []
+          : [
+              {
+                content: `${readFileSync(secure.keyFile, 'utf8')}${readFileSync(secure.certFile, 'utf8')}`,
+                target: SECURE_KEYSTORE,
+              },
+            ],
+      )
       .withLogConsumer((stream) => logs.follow(stream))
       .withWaitStrategy(Wait.forLogMessage(STARTED_LINE))
       .withStartupTimeout(timeoutMs)
@@ -143,8 +179,18 @@ async function startOnce(image: string, timeoutMs: number, opts: StartKafkaOptio
     throw startError(`Kafka broker (${image}) logged '${STARTED_LINE}' but is not serving`, err, logs);
   }
 
+  if (secure !== undefined) {
+    try {
+      await addScramUsers(started, brokers[0]!, secure.users);
+    } catch (err) {
+      await started.stop({ remove: true, timeout: 0 }).catch(() => undefined);
+      throw startError(`Kafka broker (${image}): SCRAM users could not be created`, err, logs);
+    }
+  }
+
   return {
     brokers,
+    secureBrokers: secure === undefined ? undefined : [`127.0.0.1:${securePort}`],
     nodesListenerPort: opts.nodesListener ? nodesPort : undefined,
     containerId,
     image,
@@ -187,6 +233,63 @@ async function startOnce(image: string, timeoutMs: number, opts: StartKafkaOptio
       return logs.tail(lines);
     },
   };
+}
+
+const SECURE_KEYSTORE = '/opt/kafka/config/secure-listener.pem';
+
+/**
+ * The listeners of tools/kafka/entrypoint.sh plus SECURE (SASL_SSL, SCRAM-SHA-256/512), as
+ * server.properties lines that come after the entrypoint's and so replace them. The keystore is
+ * a PEM file (key, then certificate), which Kafka reads without a keystore password.
+ */
+function secureListenerProperties(
+  port: number,
+  controllerPort: number,
+  securePort: number,
+): Record<string, string> {
+  const jaas = 'org.apache.kafka.common.security.scram.ScramLoginModule required;';
+  return {
+    listeners: `PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort},SECURE://127.0.0.1:${securePort}`,
+    'advertised.listeners': `PLAINTEXT://127.0.0.1:${port},SECURE://127.0.0.1:${securePort}`,
+    'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SECURE:SASL_SSL',
+    'listener.name.secure.sasl.enabled.mechanisms': 'SCRAM-SHA-256,SCRAM-SHA-512',
+    'listener.name.secure.scram-sha-256.sasl.jaas.config': jaas,
+    'listener.name.secure.scram-sha-512.sasl.jaas.config': jaas,
+    'listener.name.secure.ssl.keystore.type': 'PEM',
+    'listener.name.secure.ssl.keystore.location': SECURE_KEYSTORE,
+  };
+}
+
+/**
+ * SCRAM credentials live in the KRaft metadata log; kafkajs cannot write them (no
+ * AlterUserScramCredentials), so Kafka's own ConfigCommand does, over the plaintext listener.
+ */
+async function addScramUsers(
+  container: StartedTestContainer,
+  bootstrap: string,
+  users: SecureListenerOptions['users'],
+): Promise<void> {
+  for (const u of users) {
+    const mechanism = u.mechanism.toUpperCase();
+    const r = await container.exec([
+      'java',
+      '-cp',
+      '/opt/kafka/libs/*',
+      '-Dlog4j2.configurationFile=/opt/kafka/config/log4j2.properties',
+      'kafka.admin.ConfigCommand',
+      '--bootstrap-server',
+      bootstrap,
+      '--alter',
+      '--entity-type',
+      'users',
+      '--entity-name',
+      u.username,
+      '--add-config',
+      `${mechanism}=[iterations=4096,password=${u.password}]`,
+    ]);
+    if (r.exitCode !== 0)
+      throw new Error(`ConfigCommand for ${u.username} exited ${r.exitCode}: ${r.output}`);
+  }
 }
 
 /** An admin round trip, retried until the deadline: the log line alone can precede readiness. */

@@ -55,6 +55,19 @@ export const kafkaSecuritySpec = {
 
 export type KafkaSecurityConfig = ConfigOf<typeof kafkaSecuritySpec>;
 
+/**
+ * The Secret the manifests mount at --kafka-secret-dir (k8s/base/*.yaml) and which of its keys
+ * each Deployment also passes as an environment variable (secretKeyRef): the non-secret settings.
+ * The other keys (ca.crt, tls.crt, tls.key, sasl-password) are only ever read as files. The CLI
+ * reads the same Secret through the API (src/cli/kafka-connection.ts) and maps it the same way.
+ */
+export const KAFKA_SECRET_NAME = 'kseip-kafka';
+export const KAFKA_SECRET_ENV_KEYS: Readonly<Record<string, string>> = {
+  tls: kafkaSecuritySpec.kafkaTls.env!,
+  'sasl-mechanism': kafkaSecuritySpec.kafkaSaslMechanism.env!,
+  'sasl-username': kafkaSecuritySpec.kafkaSaslUsername.env!,
+};
+
 /** The part of a kafkajs client config that TLS and SASL set; empty for plaintext. */
 export type KafkaSecurity = Pick<KafkaConfig, 'ssl' | 'sasl'>;
 

@@ -15,9 +15,17 @@ import {
 import { selectIndexedHistory } from '../core/audit-index.ts';
 import { readAuditIndex } from '../audit-index-file.ts';
 import { renderTable } from '../core/render.ts';
+import { isDocument, renderDocument, type OutputFormat } from '../core/output.ts';
 import { parseTimeArg } from '../topic-records.ts';
 import { replayLog } from '../replay-log.ts';
-import { selectSource, splitFrom, withReadOptions, type ReadOptions } from './options.ts';
+import {
+  selectPodRef,
+  selectSource,
+  splitFrom,
+  withNamespace,
+  withReadOptions,
+  type ReadOptions,
+} from './options.ts';
 
 interface WindowOptions extends Omit<ReadOptions, 'from'> {
   from?: string[];
@@ -60,15 +68,16 @@ async function history(
     if (index !== undefined) return selectIndexedHistory(index.right, filter);
   }
   const h = initialHistory(filter);
-  await replayLog(selectSource(program, opts), ctx, {
+  await replayLog(await selectSource(program, opts), ctx, {
     onStep: (step, f) => evolveHistory(h, f, step),
   });
   return h;
 }
 
-export function renderIntervals(intervals: readonly EgressInterval[]): string {
+/** `wide` adds how long each closed interval lasted (in the log's own times). */
+export function renderIntervals(intervals: readonly EgressInterval[], wide = false): string {
   return renderTable(
-    ['FROM', 'TO', 'POD', 'POD-IP', 'NODE', 'EGRESS-IP', 'GATEWAY', 'OFFSETS'],
+    ['FROM', 'TO', 'POD', 'POD-IP', 'NODE', 'EGRESS-IP', 'GATEWAY', 'OFFSETS', ...(wide ? ['DURATION'] : [])],
     intervals.map((iv) => [
       iv.from.time,
       iv.to?.time ?? '(now)',
@@ -78,11 +87,25 @@ export function renderIntervals(intervals: readonly EgressInterval[]): string {
       iv.egressIP,
       iv.gateway || '(none: dropped)',
       `${iv.from.offset}-${iv.to?.offset ?? ''}`,
+      ...(wide
+        ? [iv.to === undefined ? '-' : renderDuration(Date.parse(iv.to.time) - Date.parse(iv.from.time))]
+        : []),
     ]),
   );
 }
 
-const json = (value: unknown): string => `${JSON.stringify(value)}\n`;
+/** 8.791s, 31m2.5s, 26h0m3s: exact to the millisecond the log records. */
+export function renderDuration(ms: number): string {
+  const h = Math.floor(ms / 3_600_000);
+  const m = Math.floor((ms % 3_600_000) / 60_000);
+  const s = (ms % 60_000) / 1000;
+  return h > 0 ? `${h}h${m}m${s}s` : m > 0 ? `${m}m${s}s` : `${s}s`;
+}
+
+/** An answer of the audit commands: a document (json, yaml) or the table (table, wide). */
+function print(ctx: CliContext, output: OutputFormat, doc: unknown, table: (wide: boolean) => string): void {
+  ctx.write(isDocument(output) ? renderDocument(output, doc) : table(output === 'wide'));
+}
 
 const withReplay = (cmd: Command): Command =>
   cmd.option('--replay', "with --from <file>: replay the file's log instead of reading its audit index");
@@ -119,19 +142,21 @@ export function registerAuditCommand(program: Command, ctx: CliContext): void {
       };
       const h = await history(program, ctx, read, { egressIP: ip });
       const rows = selectIntervals(h, from, to);
-      ctx.write(opts.output === 'json' ? json({ egressIP: ip, intervals: rows }) : renderIntervals(rows));
+      print(ctx, opts.output, { egressIP: ip, intervals: rows }, (wide) => renderIntervals(rows, wide));
     });
   withReplay(
     withReadOptions(
-      audit
-        .command('pod')
-        .description("a pod's egress history: intervals, egress IPs, gateways")
-        .argument('<ns/name>', 'the pod'),
+      withNamespace(
+        audit
+          .command('pod')
+          .description("a pod's egress history: intervals, egress IPs, gateways")
+          .argument('<pod>', 'the pod: namespace/name, or name with -n'),
+      ),
     ),
-  ).action(async (pod: string, opts: ReadOptions & { replay?: boolean }) => {
-    if (!/^[^/]+\/[^/]+$/.test(pod)) fail(`pod ${JSON.stringify(pod)}: expected namespace/name`);
+  ).action(async (arg: string, opts: ReadOptions & { replay?: boolean; namespace?: string }) => {
+    const pod = selectPodRef(arg, opts.namespace);
     const h = await history(program, ctx, opts, { pod });
-    ctx.write(opts.output === 'json' ? json({ pod, intervals: h.intervals }) : renderIntervals(h.intervals));
+    print(ctx, opts.output, { pod, intervals: h.intervals }, (wide) => renderIntervals(h.intervals, wide));
   });
   withReplay(
     withReadOptions(
@@ -146,10 +171,19 @@ export function registerAuditCommand(program: Command, ctx: CliContext): void {
       intervals: false,
     });
     const rows = h.gatewayDecisions;
-    if (opts.output === 'json') return ctx.write(json({ decisions: rows }));
-    ctx.write(
+    print(ctx, opts.output, { decisions: rows }, (wide) =>
       renderTable(
-        ['TIME', 'OFFSET', 'EGRESS-IP', 'TYPE', 'FROM', 'TO', 'REASON', 'STANDBYS'],
+        [
+          'TIME',
+          'OFFSET',
+          'EGRESS-IP',
+          'TYPE',
+          'FROM',
+          'TO',
+          'REASON',
+          'STANDBYS',
+          ...(wide ? ['SLOT', 'OWNER', 'ID'] : []),
+        ],
         rows.map((d) => [
           d.time,
           String(d.offset),
@@ -159,6 +193,7 @@ export function registerAuditCommand(program: Command, ctx: CliContext): void {
           d.type === 'GatewayAssigned' ? d.active : d.type === 'GatewayFailedOver' ? d.to : '-',
           d.type === 'GatewayAssigned' ? '-' : d.reason,
           d.standbys.join(',') || '-',
+          ...(wide ? [String(d.slot), d.owner, d.id] : []),
         ]),
       ),
     );

@@ -2,7 +2,7 @@
 //
 //   kseip events tail [ns/name] [--topic cluster-events] [--kind Pod] [--type PodObserved]
 //        [--namespace ns] [--name n] [--since 10m] [--until <time>] [--from-beginning | --last 20]
-//        [--follow] [--from <file>] [--output table|json]
+//        [--follow] [--from <file>] [--output table|wide|json|yaml]
 //   kseip events grep <regex> [ns/name] [-i] [same filters] [--follow] [--from <file>] [--output …]
 //
 // Every record is printed with its offset ("partition:offset" on multi-partition topics); a record
@@ -10,7 +10,7 @@
 // near the end (the last N records, or --since); `grep` reads the whole topic (or from --since)
 // and prints the records whose table row or JSON line matches the regular expression; it exits
 // 5 when nothing matched, like grep's "no lines selected" (docs/cli.md).
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import {
   decodeRecord,
   parseTimeArg,
@@ -19,15 +19,19 @@ import {
   renderTableRow,
   resolveTopicName,
   selectMatching,
+  selectRecordDocument,
   topicHasObjects,
   type Filters,
   type RecordView,
   type TopicRecord,
 } from '../topic-records.ts';
 import { readTopic, type StartAt } from '../read-topic.ts';
-import { cliKafka, fail, type CliContext } from '../context.ts';
+import { fail, type CliContext } from '../context.ts';
+import { cliKafka } from '../kafka-connection.ts';
 import type { LogRecord } from '../core/log-file.ts';
 import { fileSource } from '../log-source.ts';
+import { isDocument, outputOption, renderDocument, type OutputFormat } from '../core/output.ts';
+import { fromOption } from './options.ts';
 import { PROGRESS_EVERY } from '../replay-log.ts';
 import { CliExit, EXIT } from './exit.ts';
 
@@ -41,7 +45,7 @@ interface EventsOptions {
   until?: string;
   follow?: boolean;
   from?: string;
-  output: 'table' | 'json';
+  output: OutputFormat;
 }
 
 interface TailOptions extends EventsOptions {
@@ -72,15 +76,13 @@ function withEventOptions(cmd: Command): Command {
     )
     .option('--kind <kinds>', 'only these object kinds (comma-separated or repeated), e.g. Pod,Node', list)
     .option('--type <types>', 'only these event types (comma-separated or repeated), e.g. PodObserved', list)
-    .option('--namespace <namespace>', 'only objects of this namespace')
+    .option('-n, --namespace <namespace>', 'only objects of this namespace')
     .option('--name <name>', 'only objects with this name (on keyed topics: this key)')
     .option('--since <time>', 'start at this record time: RFC 3339, or an age like 10m, 2h, 7d')
     .option('--until <time>', 'stop after this record time: RFC 3339, or an age')
     .option('-f, --follow', 'keep printing new records until interrupted (Kafka only)')
-    .option('--from <file>', 'read an export file (kseip export --to) instead of Kafka')
-    .addOption(
-      new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'),
-    );
+    .addOption(fromOption())
+    .addOption(outputOption());
 }
 
 export function registerEventsCommand(program: Command, ctx: CliContext): void {
@@ -113,7 +115,7 @@ export function registerEventsCommand(program: Command, ctx: CliContext): void {
       const shape = await read(program, q, opts, start, printer, (view) => {
         if (selectMatching(view, q.filters)) printer.print(view);
       });
-      if (opts.output === 'table' && printer.printed === 0)
+      if (!isDocument(opts.output) && printer.printed === 0)
         ctx.writeErr(
           `no matching records in ${q.topic} (${shape.partitions} partition${shape.partitions === 1 ? '' : 's'})\n`,
         );
@@ -203,7 +205,7 @@ interface Printer {
   print(view: RecordView): void;
 }
 
-function createPrinter(ctx: CliContext, output: 'table' | 'json'): Printer {
+function createPrinter(ctx: CliContext, output: OutputFormat): Printer {
   let printed = 0;
   return {
     get printed() {
@@ -212,9 +214,11 @@ function createPrinter(ctx: CliContext, output: 'table' | 'json'): Printer {
     partitioned: false,
     print(view) {
       if (output === 'json') ctx.write(`${renderJsonLine(view)}\n`);
+      else if (output === 'yaml') ctx.write(renderDocument('yaml', selectRecordDocument(view)));
       else {
-        if (printed === 0) ctx.write(`${renderTableHeader()}\n`);
-        ctx.write(`${renderTableRow(view, this.partitioned)}\n`);
+        const wide = output === 'wide';
+        if (printed === 0) ctx.write(`${renderTableHeader(wide)}\n`);
+        ctx.write(`${renderTableRow(view, this.partitioned, wide)}\n`);
       }
       printed++;
     },
@@ -244,7 +248,7 @@ async function read(
   process.once('SIGTERM', onSignal);
   try {
     return await readTopic({
-      kafka: cliKafka(program.opts<{ brokers: string }>().brokers),
+      kafka: await cliKafka(program),
       topic,
       start,
       follow: opts.follow === true,

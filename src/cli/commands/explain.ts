@@ -5,27 +5,30 @@ import type { Command } from 'commander';
 import { decodeWith } from '../../contracts/decode.ts';
 import { NodeApplyStatus } from '../../contracts/node-reports.ts';
 import { TOPICS } from '../../contracts/topics.ts';
-import { fail, type CliContext } from '../context.ts';
+import type { CliContext } from '../context.ts';
+import { isDocument, renderDocument } from '../core/output.ts';
 import { computeExplanation } from '../core/explain.ts';
 import { evolveHistory, initialHistory } from '../core/history.ts';
 import { replayLog } from '../replay-log.ts';
 import { CliExit, EXIT } from './exit.ts';
-import { selectSource, withReadOptions, type ReadOptions } from './options.ts';
+import { selectPodRef, selectSource, withNamespace, withReadOptions, type ReadOptions } from './options.ts';
 import { parseUntil } from './replay.ts';
 
 export function registerExplainCommand(program: Command, ctx: CliContext): void {
   const explain = program.command('explain').description('why something is (or is not) the way it is');
   withReadOptions(
-    explain
-      .command('pod')
-      .description('why the pod does or does not leave as an egress IP')
-      .argument('<ns/name>', 'the pod')
-      .option('--dest <ip>', 'for traffic to this destination')
-      .option('--until <time|offset>', 'explain at this point of the log instead of its end'),
-  ).action(async (pod: string, opts: ReadOptions & { dest?: string; until?: string }) => {
-    if (!/^[^/]+\/[^/]+$/.test(pod)) fail(`pod ${JSON.stringify(pod)}: expected namespace/name`);
+    withNamespace(
+      explain
+        .command('pod')
+        .description('why the pod does or does not leave as an egress IP')
+        .argument('<pod>', 'the pod: namespace/name, or name with -n')
+        .option('--dest <ip>', 'for traffic to this destination')
+        .option('--until <time|offset>', 'explain at this point of the log instead of its end'),
+    ),
+  ).action(async (arg: string, opts: ReadOptions & { dest?: string; until?: string; namespace?: string }) => {
+    const pod = selectPodRef(arg, opts.namespace);
     const until = parseUntil(opts.until, ctx.now());
-    const source = selectSource(program, opts);
+    const source = await selectSource(program, opts);
     const h = initialHistory({ pod });
     const fold = await replayLog(source, ctx, {
       ...(until === undefined ? {} : { until }),
@@ -40,7 +43,7 @@ export function registerExplainCommand(program: Command, ctx: CliContext): void 
       }
     });
     const e = computeExplanation(fold.state, pod, opts.dest, acks, h);
-    if (opts.output === 'json') ctx.write(`${JSON.stringify({ offset: fold.offset, ...e })}\n`);
+    if (isDocument(opts.output)) ctx.write(renderDocument(opts.output, { offset: fold.offset, ...e }));
     else {
       ctx.write(
         `pod ${e.pod}${e.node ? ` on ${e.node}` : ''}${e.podIPs.length > 0 ? ` (${e.podIPs.join(',')})` : ''} at offset ${fold.offset}\n`,

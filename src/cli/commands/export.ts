@@ -6,9 +6,10 @@
 // stderr, a summary on stdout.
 import { closeSync, openSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { TOPICS } from '../../contracts/topics.ts';
-import { cliKafka, fail, type CliContext } from '../context.ts';
+import { fail, type CliContext } from '../context.ts';
+import { cliKafka } from '../kafka-connection.ts';
 import {
   AUDIT_INDEX_SCHEMA,
   renderIndexBody,
@@ -18,6 +19,8 @@ import {
 import { evolveHistory, initialHistory } from '../core/history.ts';
 import { renderLine } from '../core/log-file.ts';
 import { renderTable } from '../core/render.ts';
+import { isDocument, outputOption, renderDocument, type OutputFormat } from '../core/output.ts';
+import { fromOption } from './options.ts';
 import { fileSource, kafkaSource } from '../log-source.ts';
 import { createReplay, PROGRESS_EVERY } from '../replay-log.ts';
 
@@ -32,7 +35,7 @@ interface ExportOptions {
   to: string;
   from?: string;
   index: boolean;
-  output: 'table' | 'json';
+  output: OutputFormat;
 }
 
 export function registerExportCommand(program: Command, ctx: CliContext): void {
@@ -42,20 +45,13 @@ export function registerExportCommand(program: Command, ctx: CliContext): void {
       `copy ${EXPORTED_TOPICS.join(', ')} into a JSON-lines file for offline use (--from), with an audit index`,
     )
     .requiredOption('--to <file>', 'the file to write (replaced)')
-    .option('--from <file>', 'copy an export file instead of Kafka (adds or rebuilds its audit index)')
+    .addOption(fromOption(false, 'copy an export file instead of Kafka (adds or rebuilds its audit index)'))
     .option('--no-index', 'leave out the audit index (audits of the file then replay it)')
-    .addOption(
-      new Option('-o, --output <format>', 'output format of the summary')
-        .choices(['table', 'json'])
-        .default('table'),
-    )
+    .addOption(outputOption('output format of the summary'))
     .action(async (opts: ExportOptions) => {
       if (opts.from !== undefined && path.resolve(opts.from) === path.resolve(opts.to))
         fail('--from and --to name the same file');
-      const source =
-        opts.from !== undefined
-          ? fileSource(opts.from)
-          : kafkaSource(cliKafka(program.opts<{ brokers: string }>().brokers));
+      const source = opts.from !== undefined ? fileSource(opts.from) : kafkaSource(await cliKafka(program));
       const history = initialHistory();
       const replay = opts.index
         ? createReplay(ctx, { onStep: (step, f) => evolveHistory(history, f, step) })
@@ -111,7 +107,7 @@ export function registerExportCommand(program: Command, ctx: CliContext): void {
         records: counts,
         index: index === undefined ? null : { intervals: index.intervals, decisions: index.decisions },
       };
-      if (opts.output === 'json') return ctx.write(`${JSON.stringify(summary)}\n`);
+      if (isDocument(opts.output)) return ctx.write(renderDocument(opts.output, summary));
       ctx.write(
         renderTable(
           ['TOPIC', 'RECORDS'],

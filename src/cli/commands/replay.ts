@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { fail, type CliContext } from '../context.ts';
 import type { Fold, Until } from '../core/fold.ts';
 import { renderTable } from '../core/render.ts';
+import { isDocument, renderDocument } from '../core/output.ts';
 import { selectAssignments } from '../../projection/projection.ts';
 import { parseTimeArg } from '../topic-records.ts';
 import { replayLog } from '../replay-log.ts';
@@ -47,7 +48,8 @@ export function selectAssignmentViews(f: Fold): AssignmentView[] {
   }));
 }
 
-export function renderAssignments(f: Fold, views: readonly AssignmentView[]): string {
+/** `wide` adds each egress IP's slot (its mark and table index on the nodes, see node-rules.ts). */
+export function renderAssignments(f: Fold, views: readonly AssignmentView[], wide = false): string {
   const head = `at offset ${f.offset} (${f.time || '-'}), ${f.events} events${f.skipped > 0 ? `, ${f.skipped} undecodable skipped` : ''}\n`;
   const rows = views.flatMap((v) =>
     (v.pods.length === 0 ? [undefined] : v.pods).map((p, i) => [
@@ -57,9 +59,13 @@ export function renderAssignments(f: Fold, views: readonly AssignmentView[]): st
       p?.pod ?? '-',
       p?.podIP ?? '-',
       p?.node ?? '-',
+      ...(wide ? [i === 0 ? String(v.slot) : ''] : []),
     ]),
   );
-  return head + renderTable(['EGRESS-IP', 'ACTIVE', 'STANDBYS', 'POD', 'POD-IP', 'NODE'], rows);
+  return (
+    head +
+    renderTable(['EGRESS-IP', 'ACTIVE', 'STANDBYS', 'POD', 'POD-IP', 'NODE', ...(wide ? ['SLOT'] : [])], rows)
+  );
 }
 
 export function registerReplayCommand(program: Command, ctx: CliContext): void {
@@ -73,12 +79,21 @@ export function registerReplayCommand(program: Command, ctx: CliContext): void {
       ),
   ).action(async (opts: ReadOptions & { until?: string }) => {
     const until = parseUntil(opts.until, ctx.now());
-    const fold = await replayLog(selectSource(program, opts), ctx, until === undefined ? {} : { until });
+    const fold = await replayLog(
+      await selectSource(program, opts),
+      ctx,
+      until === undefined ? {} : { until },
+    );
     const views = selectAssignmentViews(fold);
     ctx.write(
-      opts.output === 'json'
-        ? `${JSON.stringify({ offset: fold.offset, time: fold.time, events: fold.events, assignments: views })}\n`
-        : renderAssignments(fold, views),
+      isDocument(opts.output)
+        ? renderDocument(opts.output, {
+            offset: fold.offset,
+            time: fold.time,
+            events: fold.events,
+            assignments: views,
+          })
+        : renderAssignments(fold, views, opts.output === 'wide'),
     );
   });
 }

@@ -11,6 +11,7 @@ import { selectIndexDivergence } from '../core/audit-index.ts';
 import { evolveHistory, initialHistory } from '../core/history.ts';
 import { readAuditIndex } from '../audit-index-file.ts';
 import { replayLog } from '../replay-log.ts';
+import { isDocument, renderDocument } from '../core/output.ts';
 import { CliExit, EXIT } from './exit.ts';
 import { selectSource, withReadOptions, type ReadOptions } from './options.ts';
 
@@ -20,7 +21,7 @@ export function registerVerifyCommand(program: Command, ctx: CliContext): void {
       .command('verify')
       .description('replay cluster-events and compare with the recorded decisions and node rules'),
   ).action(async (opts: ReadOptions) => {
-    const source = selectSource(program, opts);
+    const source = await selectSource(program, opts);
     const decisions: LogRecord[] = [];
     const nodeRules: LogRecord[] = [];
     await source.read(TOPICS.decisions, (r) => void decisions.push(r));
@@ -66,7 +67,7 @@ export function registerVerifyCommand(program: Command, ctx: CliContext): void {
         : { auditIndex: { intervals: h.intervals.length, decisions: h.gatewayDecisions.length } }),
       ...(d === undefined ? {} : { divergence: d }),
     };
-    if (opts.output === 'json') ctx.write(`${JSON.stringify(summary)}\n`);
+    if (isDocument(opts.output)) ctx.write(renderDocument(opts.output, summary));
     else if (d === undefined)
       ctx.write(
         `ok: ${fold.events} events replayed; ${decisions.length} decisions and ${nodeRules.length} node-rules records match${index === undefined ? '' : `, and so does the audit index (${h.intervals.length} intervals)`}${summary.behind > 0 ? ` (the projector is ${summary.behind} decisions behind)` : ''}\n`,

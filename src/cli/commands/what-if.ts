@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { parseAllDocuments } from 'yaml';
 import { fail, type CliContext } from '../context.ts';
 import { renderTable } from '../core/render.ts';
+import { isDocument, renderDocument } from '../core/output.ts';
 import { computeWhatIf, parseChange } from '../core/what-if.ts';
 import { replayLog } from '../replay-log.ts';
 import { selectSource, withReadOptions, type ReadOptions } from './options.ts';
@@ -27,9 +28,9 @@ export function registerWhatIfCommand(program: Command, ctx: CliContext): void {
     }
     const change = parseChange(docs);
     if (change._tag === 'Left') fail(`${opts.file}: ${change.left.reason}`);
-    const fold = await replayLog(selectSource(program, opts), ctx);
+    const fold = await replayLog(await selectSource(program, opts), ctx);
     const result = computeWhatIf(fold, change.right);
-    if (opts.output === 'json') return ctx.write(`${JSON.stringify(result)}\n`);
+    if (isDocument(opts.output)) return ctx.write(renderDocument(opts.output, result));
     ctx.write(
       `what-if after offset ${result.events[0] === undefined ? '-' : fold.offset - result.events.length}: ${result.events.map((e) => `${e.type} ${e.object.namespace ? `${e.object.namespace}/` : ''}${e.object.name}`).join(', ')}\n\nassignments:\n`,
     );
