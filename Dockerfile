@@ -27,7 +27,8 @@ RUN apt-get update \
   && apt-get install -y --no-install-recommends nftables iproute2 arping conntrack \
   && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-# The commit the image was built from, for kseip_build_info (src/lib/build-info.ts):
+# The commit the image was built from, for kseip_build_info and `kseip --version`
+# (src/lib/build-info.ts):
 # docker build --build-arg KSEIP_COMMIT=$(git rev-parse --short HEAD) ...
 ARG KSEIP_COMMIT=unknown
 ENV NODE_ENV=production \
@@ -40,10 +41,6 @@ COPY src ./src
 # environment and mounted Secret as the component it runs next to (docs/cli.md).
 COPY bin/kseip ./bin/kseip
 RUN ln -s /app/bin/kseip /usr/local/bin/kseip
-# `kseip --version` shows the commit the image was built from, when the build passes it:
-#   docker build --build-arg GIT_COMMIT=$(git rev-parse HEAD) .
-ARG GIT_COMMIT=""
-RUN if [ -n "$GIT_COMMIT" ]; then printf '{"commit":"%s"}\n' "$GIT_COMMIT" > build-info.json; fi
 USER node
 # Each component's health port (watcher/projector/status writer 8080, liveness 9465, agent 9464).
 EXPOSE 8080 9464 9465

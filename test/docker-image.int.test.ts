@@ -23,7 +23,7 @@ const inImage = (args: readonly string[], runArgs: readonly string[] = []): Prom
   exec('docker', ['run', '--rm', '--network=none', ...runArgs, IMAGE, ...args]);
 
 let buildMs = 0;
-/** Passed as GIT_COMMIT, so `kseip --version` in the image must show it (a fixed value keeps the layer cached). */
+/** Passed as KSEIP_COMMIT, so `kseip --version` in the image must show it (a fixed value keeps the layer cached). */
 const COMMIT = '0123456789abcdef0123456789abcdef01234567';
 
 before(async () => {
@@ -37,7 +37,7 @@ before(async () => {
   // package mirrors the way this machine does.
   const build = await exec(
     'docker',
-    ['build', '--network=host', '--build-arg', `GIT_COMMIT=${COMMIT}`, '-t', IMAGE, '.'],
+    ['build', '--network=host', '--build-arg', `KSEIP_COMMIT=${COMMIT}`, '-t', IMAGE, '.'],
     {
       ...process.env,
       DOCKER_BUILDKIT: '0',
