@@ -38,15 +38,16 @@ void describe('scenarios: YAML in, decisions, node rules, statuses and kernel st
   }
 });
 
-/** Egress IPs from 198.51.100.0/24 and destinations from 203.0.113.0/24 only (as every fixture). */
+/** Egress IPs from 198.51.100.0/24 and destinations from 203.0.113.0/24 only (as every fixture);
+ *  IPv6 ones from the documentation prefix 2001:db8::/32. */
 function assertDocumentationRanges(file: string, text: string): void {
   for (const line of text.split('\n')) {
     if (line.startsWith('-- out:')) break;
     const egress = /^\s*- egressip: (\S+)/.exec(line);
-    if (egress !== null) assert.match(egress[1]!, /^198\.51\.100\./, `${file}: ${line.trim()}`);
+    if (egress !== null) assert.match(egress[1]!, /^(198\.51\.100\.|2001:db8:)/, `${file}: ${line.trim()}`);
     const dest = /^\s*(cidr|destinations|exceptions): (.+)$/.exec(line);
     if (dest !== null)
-      for (const cidr of dest[2]!.match(/[\d.]+\/\d+/g) ?? [])
-        assert.match(cidr, /^203\.0\.113\./, `${file}: ${line.trim()}`);
+      for (const cidr of dest[2]!.match(/[\da-f.:]+\/\d+/g) ?? [])
+        assert.match(cidr, /^(203\.0\.113\.|2001:db8:)/, `${file}: ${line.trim()}`);
   }
 }

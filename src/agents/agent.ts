@@ -140,6 +140,9 @@ export function createAgent(opts: AgentOptions): Agent {
       unchanged: outcome.ok && !outcome.changed,
       reason: outcome.reason,
       ...(outcome.ok ? {} : { error: errorText(outcome.error) }),
+      // Only when there is something to say: acks of a node whose every rule applied stay as
+      // they were, and older status writers ignore the field.
+      ...(outcome.unprogrammable.length > 0 ? { unprogrammable: [...outcome.unprogrammable] } : {}),
     };
     opts.status.send(status);
   }

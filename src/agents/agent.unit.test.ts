@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import type { Heartbeat, NodeApplyStatus } from '../contracts/node-reports.ts';
+import type { Heartbeat, NodeApplyStatus, UnprogrammableRule } from '../contracts/node-reports.ts';
 import { NODE_RULES_SCHEMA, type NodeRules } from '../contracts/node-rules.ts';
 import { createManualClock } from '../lib/clock.ts';
 import { createAgent } from './agent.ts';
@@ -86,6 +86,31 @@ void describe('agent runtime', () => {
     assert.deepEqual(
       kafka.statuses.map((s) => [s.node, s.generation, s.ok, s.unchanged, s.reason]),
       [['node-a', 7, true, false, 'startup']],
+    );
+    await agent.stop({ uninstall: false });
+  });
+
+  void test('an ack carries the rules the dataplane left out, and only then has the field', async () => {
+    const { dataplane, feed, kafka, agent } = setup();
+    agent.start();
+    feed.deliver(rules(7));
+    await agent.idle();
+    const left: UnprogrammableRule = {
+      role: 'steer',
+      slot: 2,
+      egressIP: '2001:db8::10',
+      sources: ['t/v6#0'],
+      reason: 'egress IP is not IPv4',
+    };
+    dataplane.unprogrammable = [left];
+    feed.deliver(rules(8));
+    await agent.idle();
+    assert.deepEqual(
+      kafka.statuses.map((s) => [s.generation, s.ok, s.unprogrammable]),
+      [
+        [7, true, undefined],
+        [8, true, [left]],
+      ],
     );
     await agent.stop({ uninstall: false });
   });

@@ -19,6 +19,7 @@
 // - Removal (uninstall) is the last call: it supersedes any desired state and is retried on the
 //   same backoff up to `removeAttempts` times, then the loop gives up and says why.
 import type { NodeRules } from '../contracts/node-rules.ts';
+import type { UnprogrammableRule } from '../contracts/node-reports.ts';
 import type { Clock, TimerHandle } from '../lib/clock.ts';
 import { createBackoff } from '../lib/backoff.ts';
 import type { Logger } from '../lib/log.ts';
@@ -38,6 +39,8 @@ export interface ApplyOutcome {
   readonly ok: boolean;
   readonly changed: boolean;
   readonly durationMs: number;
+  /** On success: the rules the dataplane left out (see ApplyResult). */
+  readonly unprogrammable: readonly UnprogrammableRule[];
   readonly error?: unknown;
   readonly fenced: boolean;
 }
@@ -166,6 +169,7 @@ export function createApplyLoop(opts: ApplyLoopOptions): ApplyLoop {
         ok: true,
         changed: result.changed,
         durationMs: clock.now() - started,
+        unprogrammable: result.unprogrammable,
         fenced: fencedAtStart,
       });
       if (!fencedAtStart && !fenced) {
@@ -183,6 +187,7 @@ export function createApplyLoop(opts: ApplyLoopOptions): ApplyLoop {
         ok: false,
         changed: false,
         durationMs: clock.now() - started,
+        unprogrammable: [],
         error: err,
         fenced: fencedAtStart,
       });

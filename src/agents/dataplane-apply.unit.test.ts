@@ -164,11 +164,47 @@ void describe('dataplane apply engine', () => {
 
   void it('a desired state that cannot be computed fails at once, as not retriable, without writes', async () => {
     const kernel = fakeKernel();
-    const dp = createDataplane(cfg, silent, { runner: kernel });
-    await assert.rejects(
-      dp.reconcile({ ...rules, egressIPs: [{ slot: 0, egressIP: '198.51.100.1' }] }),
-      /InvalidSlot/,
-    );
+    // Only a node-wide problem (the agent's own configuration) fails a whole apply.
+    const dp = createDataplane({ ...cfg, neverSteer: ['nope'] }, silent, { runner: kernel });
+    await assert.rejects(dp.reconcile(rules), /InvalidConfig/);
     assert.equal(kernel.writes, 0);
+  });
+
+  void it('a rule it cannot program is left out and reported; the rest is written, also when unchanged', async () => {
+    const kernel = fakeKernel();
+    const dp = createDataplane(cfg, silent, { runner: kernel });
+    const v6 = {
+      ...rules.steers[0]!,
+      slot: 2,
+      egressIP: '2001:db8::10',
+      podIPs: ['2001:db8:1::66'],
+      destinations: ['2001:db8:2::/64'],
+      sources: ['tenant/v6#0'],
+    };
+    const mixed = {
+      ...rules,
+      steers: [...rules.steers, v6],
+      egressIPs: [{ slot: 2, egressIP: '2001:db8::10' }],
+    };
+    const first = await dp.reconcile(mixed);
+    const expected = [
+      { role: 'gateway', slot: 2, egressIP: '2001:db8::10', sources: [], reason: 'egress IP is not IPv4' },
+      {
+        role: 'steer',
+        slot: 2,
+        egressIP: '2001:db8::10',
+        sources: ['tenant/v6#0'],
+        reason: 'egress IP is not IPv4',
+      },
+    ];
+    assert.equal(first.changed, true);
+    assert.deepEqual(first.unprogrammable, expected);
+    const nft = kernel.calls.find((c) => c.tool === 'nft' && c.args[0] === '-f');
+    assert.ok(nft?.input.includes('192.0.2.66'), 'the IPv4 rule is written');
+    assert.ok(!kernel.calls.some((c) => c.input.includes('2001:db8')), 'nothing of the IPv6 rule is written');
+    // The cheap path (same input again) still says what is left out: every ack carries it.
+    const again = await dp.reconcile({ ...mixed, generation: 4 });
+    assert.equal(again.changed, false);
+    assert.deepEqual(again.unprogrammable, expected);
   });
 });

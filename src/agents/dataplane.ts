@@ -18,6 +18,7 @@
 import { writeFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { NodeRules } from '../contracts/node-rules.ts';
+import type { UnprogrammableRule } from '../contracts/node-reports.ts';
 import {
   addressLabel,
   computeKernelState,
@@ -46,6 +47,9 @@ export { DEFAULT_DATAPLANE_CONFIG } from '../dataplane/kernel-state.ts';
 export interface ApplyResult {
   changed: boolean;
   durationMs: number;
+  /** Rules of the desired state left out because this node cannot program them (the rest was
+   *  applied); reported in the ack so the owning policy's status can say why. */
+  unprogrammable: readonly UnprogrammableRule[];
 }
 
 export interface Dataplane {
@@ -134,6 +138,8 @@ export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: Datapla
   let resyncFully = false;
   /** The NodeRules (generation aside) that `applied` was computed from. */
   let appliedInput: string | undefined;
+  /** What computing `applied` left out: the cheap path reports it again without recomputing. */
+  let appliedUnprogrammable: readonly UnprogrammableRule[] = [];
   const announcements = new Set<Promise<void>>();
   /** The apply loop never overlaps calls; this only turns a wiring mistake into a clear error. */
   let busy = false;
@@ -270,8 +276,13 @@ export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: Datapla
     return new Set(state.addresses.filter((a) => a.kind === 'egress').map((a) => a.ip));
   }
 
-  function desiredFrom(rules: NodeRules): (uplinkMtu: number) => KernelState {
-    return (uplinkMtu) => {
+  /** The target of converge, and what its last computation left out (the MTU never changes that). */
+  function desiredFrom(rules: NodeRules): {
+    target: (uplinkMtu: number) => KernelState;
+    unprogrammable: () => readonly UnprogrammableRule[];
+  } {
+    let unprogrammable: readonly UnprogrammableRule[] = [];
+    const target = (uplinkMtu: number): KernelState => {
       const computed = computeKernelState(cfg, rules, uplinkMtu);
       if (computed._tag === 'Left') throw new DataplaneModelFailure(computed.left);
       if (computed.right.skipped.length > 0) {
@@ -280,8 +291,10 @@ export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: Datapla
           'skipped values the dataplane cannot apply',
         );
       }
+      unprogrammable = computed.right.unprogrammable;
       return computed.right.state;
     };
+    return { target, unprogrammable: () => unprogrammable };
   }
 
   return {
@@ -292,15 +305,30 @@ export function createDataplane(cfg: DataplaneConfig, log: Logger, deps: Datapla
         // computation, no writes. (The generation alone changing changes nothing in the kernel.)
         const inputKey = JSON.stringify({ ...desired, generation: 0 });
         if (trusted && applied !== undefined && inputKey === appliedInput) {
-          return { changed: false, durationMs: performance.now() - started };
+          return {
+            changed: false,
+            durationMs: performance.now() - started,
+            unprogrammable: appliedUnprogrammable,
+          };
         }
         appliedInput = undefined;
-        const changed = await converge(desiredFrom(desired));
+        const computing = desiredFrom(desired);
+        const changed = await converge(computing.target);
+        const unprogrammable = computing.unprogrammable();
         appliedInput = inputKey;
+        appliedUnprogrammable = unprogrammable;
         const durationMs = performance.now() - started;
         if (changed)
           log.info({ node: desired.node, generation: desired.generation, durationMs }, 'dataplane applied');
-        return { changed, durationMs };
+        if (unprogrammable.length > 0)
+          // One line per rule, with the fields an operator filters on; the rest of the node's
+          // rules were applied all the same.
+          for (const u of unprogrammable)
+            log.warn(
+              { node: desired.node, generation: desired.generation, ...u },
+              'rule left out: it cannot be programmed on this node',
+            );
+        return { changed, durationMs, unprogrammable };
       }),
 
     checkDrift: () =>

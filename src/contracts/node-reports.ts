@@ -15,6 +15,21 @@ export const Heartbeat = t.type({
 });
 export type Heartbeat = t.TypeOf<typeof Heartbeat>;
 
+/**
+ * A rule the agent left out of an otherwise applied state, because it cannot be programmed on this
+ * node (an IPv6 egress IP, a slot out of range, steers of one slot that disagree). `role: steer`
+ * names the policy rules it comes from in `sources`; `role: gateway` is a held egress IP, known by
+ * its IP (a gateway entry names no rule). Everything else of the record was applied.
+ */
+export const UnprogrammableRule = t.type({
+  role: t.keyof({ steer: null, gateway: null }),
+  slot: t.number,
+  egressIP: t.string,
+  sources: t.array(t.string),
+  reason: t.string,
+});
+export type UnprogrammableRule = t.TypeOf<typeof UnprogrammableRule>;
+
 export const NodeApplyStatus = t.intersection([
   t.type({
     node: t.string,
@@ -26,7 +41,13 @@ export const NodeApplyStatus = t.intersection([
     /** True when the apply found the kernel already matching (nothing written). */
     unchanged: t.boolean,
   }),
-  t.partial({ error: t.string, reason: t.keyof({ update: null, drift: null, startup: null, fence: null }) }),
+  t.partial({
+    error: t.string,
+    reason: t.keyof({ update: null, drift: null, startup: null, fence: null }),
+    /** On an ok apply: the rules left out (absent or empty: every rule applied). Optional, so
+     *  acks of older agents still decode. */
+    unprogrammable: t.array(UnprogrammableRule),
+  }),
 ]);
 export type NodeApplyStatus = t.TypeOf<typeof NodeApplyStatus>;
 

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { left, right, type Either } from 'fp-ts/lib/Either.js';
 import type { NodeRules, Steer } from '../contracts/node-rules.ts';
+import type { UnprogrammableRule } from '../contracts/node-reports.ts';
 import { compare } from '../lib/compare.ts';
 
 export interface DataplaneConfig {
@@ -200,16 +201,20 @@ export const EMPTY_KERNEL_STATE: KernelState = {
   sysctls: [],
 };
 
-export type DataplaneModelError =
-  | { readonly _tag: 'InvalidConfig'; readonly reason: string }
-  | { readonly _tag: 'InvalidSlot'; readonly slot: number; readonly reason: string }
-  | { readonly _tag: 'ConflictingSlot'; readonly slot: number; readonly reason: string }
-  | { readonly _tag: 'InvalidAddress'; readonly value: string; readonly reason: string };
+/**
+ * Only what concerns the whole node fails it: the agent's own configuration. A problem of one rule
+ * (its slot, its egress IP, its gateway) leaves that rule out and is reported in
+ * ComputedState.unprogrammable, so one tenant's rule never stops the others on the node.
+ */
+export type DataplaneModelError = { readonly _tag: 'InvalidConfig'; readonly reason: string };
 
 export interface ComputedState {
   readonly state: KernelState;
   /** Values that were skipped rather than failing the whole node (e.g. IPv6 pod IPs). */
   readonly skipped: readonly string[];
+  /** Whole rules (steers, held egress IPs) left out, with the reason; sorted by slot, then role,
+   *  egress IP and sources. Everything else is in `state`. */
+  readonly unprogrammable: readonly UnprogrammableRule[];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -411,33 +416,42 @@ interface SteerPlan {
   readonly except: string[];
 }
 
-/** Steers of one slot must agree on egress IP and gateway: the slot's mark, table and tunnel are
- *  shared. Their pods, destinations and exceptions stay apart. */
-function checkSharedSlots(steers: readonly Steer[]): Either<DataplaneModelError, readonly Steer[]> {
-  const bySlot = new Map<number, Steer>();
+/**
+ * Steers of one slot must agree on egress IP and gateway: the slot's mark, table and tunnel are
+ * shared. Their pods, destinations and exceptions stay apart. Slots whose steers disagree → the
+ * reason; every steer of such a slot is left out, since picking one would depend on their order.
+ */
+function selectDisagreeingSlots(steers: readonly Steer[]): Map<number, string> {
+  const routes = new Map<number, Set<string>>();
   for (const steer of steers) {
-    const seen = bySlot.get(steer.slot);
-    if (seen === undefined) {
-      bySlot.set(steer.slot, steer);
-      continue;
-    }
-    if (seen.egressIP !== steer.egressIP || seen.gatewayIP !== steer.gatewayIP) {
-      return left({
-        _tag: 'ConflictingSlot',
-        slot: steer.slot,
-        reason: `slot ${steer.slot} has two steers: ${seen.egressIP} via ${seen.gatewayIP || 'no gateway'} and ${steer.egressIP} via ${steer.gatewayIP || 'no gateway'}`,
-      });
-    }
+    const set = routes.get(steer.slot) ?? new Set<string>();
+    set.add(`${steer.egressIP} via ${steer.gatewayIP || 'no gateway'}`);
+    routes.set(steer.slot, set);
   }
-  return right(steers);
+  const out = new Map<number, string>();
+  for (const [slot, set] of routes)
+    if (set.size > 1)
+      out.set(slot, `slot ${slot} has steers that disagree: ${[...set].sort(compare).join(' and ')}`);
+  return out;
 }
 
-function checkSlot(slot: number, layout: MarkLayout): Either<DataplaneModelError, number> {
+/** Why a slot cannot be programmed, or undefined when it can. */
+function checkSlot(slot: number, layout: MarkLayout): string | undefined {
   // Slot 0 would be mark 0, which is indistinguishable from "not marked".
-  if (!Number.isInteger(slot) || slot < 1 || slot > layout.maxSlot) {
-    return left({ _tag: 'InvalidSlot', slot, reason: `slot must be an integer in 1..${layout.maxSlot}` });
-  }
-  return right(slot);
+  return !Number.isInteger(slot) || slot < 1 || slot > layout.maxSlot
+    ? `slot must be an integer in 1..${layout.maxSlot}`
+    : undefined;
+}
+
+const roleOrder = { gateway: 0, steer: 1 } as const;
+
+function compareUnprogrammable(a: UnprogrammableRule, b: UnprogrammableRule): number {
+  return (
+    a.slot - b.slot ||
+    roleOrder[a.role] - roleOrder[b.role] ||
+    compare(a.egressIP, b.egressIP) ||
+    compare(a.sources.join('\n'), b.sources.join('\n'))
+  );
 }
 
 export function slotMark(layout: MarkLayout, slot: number): number {
@@ -511,37 +525,59 @@ export function computeKernelState(
   const labelE = addressLabel(cfg.uplink);
   if (labelE._tag === 'Left') return labelE;
   const label = labelE.right;
-  const steersE = checkSharedSlots(rules.steers);
-  if (steersE._tag === 'Left') return steersE;
+  const never = normalizeCidrs(cfg.neverSteer);
+  if (never.invalid.length > 0) {
+    return left({
+      _tag: 'InvalidConfig',
+      reason: `neverSteer has invalid CIDRs: ${never.invalid.join(', ')}`,
+    });
+  }
   const skipped: string[] = [];
+  // From here on nothing fails the node: a rule that cannot be programmed is left out with its
+  // reason, and the rest of the node's state is rendered as if it were not there.
+  const unprogrammable: UnprogrammableRule[] = [];
 
   const held = new Map<number, string>();
   for (const h of rules.egressIPs) {
-    const slotE = checkSlot(h.slot, layout);
-    if (slotE._tag === 'Left') return slotE;
-    if (parseIpv4(h.egressIP) === undefined) {
-      return left({ _tag: 'InvalidAddress', value: h.egressIP, reason: 'egress IP is not IPv4' });
+    const reason =
+      checkSlot(h.slot, layout) ??
+      (parseIpv4(h.egressIP) === undefined ? 'egress IP is not IPv4' : undefined);
+    if (reason !== undefined) {
+      unprogrammable.push({ role: 'gateway', slot: h.slot, egressIP: h.egressIP, sources: [], reason });
+      continue;
     }
     held.set(h.slot, h.egressIP);
   }
 
+  const disagreeing = selectDisagreeingSlots(rules.steers);
   const plans: SteerPlan[] = [];
   const keys = new Set<string>();
-  for (const steer of steersE.right) {
-    const slotE = checkSlot(steer.slot, layout);
-    if (slotE._tag === 'Left') return slotE;
+  for (const steer of rules.steers) {
     const slot = steer.slot;
-    if (parseIpv4(steer.egressIP) === undefined) {
-      return left({ _tag: 'InvalidAddress', value: steer.egressIP, reason: 'egress IP is not IPv4' });
+    const isLocal = held.has(slot) || (rules.nodeIP !== '' && steer.gatewayIP === rules.nodeIP);
+    const reason =
+      checkSlot(slot, layout) ??
+      disagreeing.get(slot) ??
+      (parseIpv4(steer.egressIP) === undefined ? 'egress IP is not IPv4' : undefined) ??
+      (!isLocal && steer.gatewayIP !== '' && parseIpv4(steer.gatewayIP) === undefined
+        ? `gateway IP ${steer.gatewayIP} is not IPv4`
+        : undefined);
+    if (reason !== undefined) {
+      unprogrammable.push({
+        role: 'steer',
+        slot,
+        egressIP: steer.egressIP,
+        sources: [...steer.sources].sort(compare),
+        reason,
+      });
+      continue;
     }
     let route: SteerRoute;
-    if (held.has(slot) || (rules.nodeIP !== '' && steer.gatewayIP === rules.nodeIP)) {
+    if (isLocal) {
       route = { kind: 'local' };
     } else if (steer.gatewayIP === '') {
       // The contract's "no eligible gateway": drop, never let it leave with the node IP.
       route = { kind: 'drop' };
-    } else if (parseIpv4(steer.gatewayIP) === undefined) {
-      return left({ _tag: 'InvalidAddress', value: steer.gatewayIP, reason: 'gateway IP is not IPv4' });
     } else {
       route = { kind: 'tunnel', gatewayIP: steer.gatewayIP };
     }
@@ -557,14 +593,6 @@ export function computeKernelState(
   }
   // Rules in a stable order whatever order the steers came in: by slot, then by set names.
   plans.sort((a, b) => a.slot - b.slot || compare(a.key, b.key));
-
-  const never = normalizeCidrs(cfg.neverSteer);
-  if (never.invalid.length > 0) {
-    return left({
-      _tag: 'InvalidConfig',
-      reason: `neverSteer has invalid CIDRs: ${never.invalid.join(', ')}`,
-    });
-  }
 
   const remote = plans.filter((p) => p.route.kind === 'tunnel');
   // One tunnel per slot, however many steers share it (they agree on the gateway).
@@ -710,5 +738,6 @@ export function computeKernelState(
       sysctls,
     }),
     skipped,
+    unprogrammable: unprogrammable.sort(compareUnprogrammable),
   });
 }

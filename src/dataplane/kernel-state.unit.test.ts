@@ -306,7 +306,10 @@ void describe('dataplane model', () => {
         rules({ egressIPs: [{ slot, egressIP: '198.51.100.1' }] }),
         UPLINK_MTU,
       );
-      assert.equal(r._tag === 'Left' && r.left._tag, 'InvalidSlot');
+      assert.equal(
+        r._tag === 'Right' && r.right.unprogrammable[0]?.reason,
+        'slot must be an integer in 1..4095',
+      );
     }
   });
 
@@ -317,13 +320,13 @@ void describe('dataplane model', () => {
     assert.match(steerKey(12, ['a#0']), /^v12-[0-9a-f]{6}$/);
   });
 
-  void it('two steers of one slot must agree on egress IP and gateway', () => {
+  void it('two steers of one slot must agree on egress IP and gateway, or neither is programmed', () => {
     const r = computeKernelState(
       cfg,
       rules({ steers: [steer({ slot: 1 }), steer({ slot: 1, gatewayIP: '192.0.2.9' })] }),
       UPLINK_MTU,
     );
-    assert.equal(r._tag === 'Left' && r.left._tag, 'ConflictingSlot');
+    assert.equal(r._tag === 'Right' && r.right.unprogrammable.length, 2);
   });
 
   void it('IPv6 pod IPs and bad CIDRs are skipped and reported, not fatal', () => {
@@ -472,5 +475,96 @@ void describe('kernel read-back parsers', () => {
       ),
       [{ dev: 'kseip-v1', mac: '02:6b:73:00:00:01', dst: '192.0.2.2' }],
     );
+  });
+});
+
+void describe('rule isolation: a rule that cannot be programmed is left out, the others still apply', () => {
+  // Given node-a directs an IPv4 rule (slot 1), and an IPv6 rule (slot 2) of another tenant
+  // lands on the same node, both as a director and as the holder of its egress IP.
+  const ipv4 = steer({
+    slot: 1,
+    podIPs: ['192.0.2.66'],
+    destinations: ['203.0.113.0/24'],
+    sources: ['default/v4#0'],
+  });
+  const ipv6 = steer({
+    slot: 2,
+    egressIP: '2001:db8::10',
+    gatewayNode: 'node-a',
+    gatewayIP: '192.0.2.1',
+    podIPs: ['2001:db8:1::66'],
+    destinations: ['2001:db8:2::/64'],
+    sources: ['tenant/v6#0'],
+  });
+  const mixed = rules({ steers: [ipv6, ipv4], egressIPs: [{ slot: 2, egressIP: '2001:db8::10' }] });
+
+  void it('an IPv6 steer and an IPv6 held egress IP next to an IPv4 steer: the IPv4 one is rendered', () => {
+    const computed = computeKernelState(cfg, mixed, UPLINK_MTU);
+    assert.equal(computed._tag, 'Right', JSON.stringify(computed));
+    if (computed._tag !== 'Right') return;
+    // Exactly what the IPv4 rule alone renders: nothing of the IPv6 rule leaks in.
+    assert.deepEqual(computed.right.state, stateOf(rules({ steers: [ipv4] })));
+    assert.deepEqual(computed.right.unprogrammable, [
+      { role: 'gateway', slot: 2, egressIP: '2001:db8::10', sources: [], reason: 'egress IP is not IPv4' },
+      {
+        role: 'steer',
+        slot: 2,
+        egressIP: '2001:db8::10',
+        sources: ['tenant/v6#0'],
+        reason: 'egress IP is not IPv4',
+      },
+    ]);
+    golden(
+      'rule-isolation.state',
+      computed.right.unprogrammable.map((u) => `# unprogrammable: ${JSON.stringify(u)}\n`).join('') +
+        dumpNftState(computed.right.state.nft),
+    );
+  });
+
+  void it('every per-rule problem skips that rule only: slot out of range, gateway IP, disagreeing slot', () => {
+    const computed = computeKernelState(
+      cfg,
+      rules({
+        steers: [
+          ipv4,
+          steer({ slot: 0, sources: ['a/zero#0'] }),
+          steer({ slot: 4096, sources: ['a/big#0'] }),
+          steer({ slot: 3, gatewayIP: '2001:db8::2', sources: ['a/gw6#0'] }),
+          // Two steers of slot 4 that disagree on the gateway: neither can have the slot's tunnel.
+          steer({ slot: 4, sources: ['a/one#0'] }),
+          steer({ slot: 4, gatewayIP: '192.0.2.9', sources: ['a/two#0'] }),
+        ],
+        egressIPs: [{ slot: 1.5, egressIP: '198.51.100.1' }],
+      }),
+      UPLINK_MTU,
+    );
+    assert.equal(computed._tag, 'Right', JSON.stringify(computed));
+    if (computed._tag !== 'Right') return;
+    assert.deepEqual(computed.right.state, stateOf(rules({ steers: [ipv4] })));
+    const slotsOf4 =
+      'slot 4 has steers that disagree: 198.51.100.14 via 192.0.2.2 and 198.51.100.14 via 192.0.2.9';
+    assert.deepEqual(
+      computed.right.unprogrammable.map((u) => [u.role, u.slot, u.sources.join(), u.reason]),
+      [
+        ['steer', 0, 'a/zero#0', 'slot must be an integer in 1..4095'],
+        ['gateway', 1.5, '', 'slot must be an integer in 1..4095'],
+        ['steer', 3, 'a/gw6#0', 'gateway IP 2001:db8::2 is not IPv4'],
+        ['steer', 4, 'a/one#0', slotsOf4],
+        ['steer', 4, 'a/two#0', slotsOf4],
+        ['steer', 4096, 'a/big#0', 'slot must be an integer in 1..4095'],
+      ],
+    );
+  });
+
+  void it('only node-wide problems still fail the node: mark mask, uplink name, neverSteer', () => {
+    const bad: DataplaneConfig[] = [
+      { ...cfg, markMask: 0x0f0f0000 },
+      { ...cfg, uplink: 'a-very-long-uplink' },
+      { ...cfg, neverSteer: ['nope'] },
+    ];
+    for (const c of bad) {
+      const r = computeKernelState(c, mixed, UPLINK_MTU);
+      assert.equal(r._tag === 'Left' && r.left._tag, 'InvalidConfig', JSON.stringify(r));
+    }
   });
 });

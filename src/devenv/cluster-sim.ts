@@ -25,6 +25,9 @@ export interface SimPodOptions {
   readonly labels?: Readonly<Record<string, string>>;
   /** A fixed pod IP inside the node's pod CIDR; the next free one when absent. */
   readonly ip?: string;
+  /** An IPv6 address the Pod object reports besides its IPv4 one (status.podIPs), as on a
+   *  dual-stack cluster. Only the object has it: the netns pod stays IPv4-only. */
+  readonly ipv6?: string;
   /** Called just before the status patch that gives the pod its IP (what a kubelet reports):
    *  where a benchmark of "new pod → programmed" starts its clock. */
   readonly beforeReady?: () => void;
@@ -120,6 +123,7 @@ export function createClusterSim(cluster: NetCluster, kubeConfig: KubeConfig): C
     namespace: string,
     labels: Readonly<Record<string, string>>,
     beforeReady?: () => void,
+    ipv6?: string,
   ): Promise<SimPod> {
     const body: V1Pod = {
       metadata: { name: net.name, namespace, labels: { ...labels } },
@@ -143,7 +147,7 @@ export function createClusterSim(cluster: NetCluster, kubeConfig: KubeConfig): C
             hostIP: node.ip,
             hostIPs: [{ ip: node.ip }],
             podIP: net.ip,
-            podIPs: [{ ip: net.ip }],
+            podIPs: [{ ip: net.ip }, ...(ipv6 === undefined ? [] : [{ ip: ipv6 }])],
             conditions: [
               { type: 'PodScheduled', status: 'True' },
               { type: 'Ready', status: 'True' },
@@ -193,7 +197,7 @@ export function createClusterSim(cluster: NetCluster, kubeConfig: KubeConfig): C
       const namespace = options.namespace ?? 'default';
       await ensureNamespace(namespace);
       const net = await cluster.addPod(nodeName, podName, options.ip === undefined ? {} : { ip: options.ip });
-      return createPodObject(net, namespace, options.labels ?? {}, options.beforeReady);
+      return createPodObject(net, namespace, options.labels ?? {}, options.beforeReady, options.ipv6);
     },
     async setPodIp(podName, ip) {
       const pod = pods.get(podName);

@@ -23,8 +23,15 @@
 //   name as many) and, when it has an active gateway, that gateway holding its IP. A rule that is
 //   not Accepted or lost its IP to another policy programs nothing and expects nothing.
 //   programmedNodes = programmed directors + (gateway programmed ? 1 : 0).
+// - An ok ack may list rules the agent left out because that node cannot program them
+//   (`unprogrammable`: an IPv6 egress IP, a slot out of range; the rest of the record was applied).
+//   A contribution listed there, in an ack with `generation >= since`, is *not programmable* on
+//   that node: not programmed, with the agent's reason (the steer's `sources` name the rule; a
+//   held IP is matched by its IP).
 // - Programmed=True when every rule has all it expects programmed (vacuously for a policy with
-//   nothing to program). Ready = Accepted && Assigned && Programmed && !Conflict.
+//   nothing to program). Otherwise False with the first of: ApplyFailed (a node's last apply
+//   failed), NotProgrammable (every such rule, its egress IP, nodes and reason), Pending.
+//   Ready = Accepted && Assigned && Programmed && !Conflict.
 import type {
   Condition as DecisionCondition,
   Decision,
@@ -33,6 +40,7 @@ import type {
 } from '../contracts/decisions.ts';
 import type { NodeApplyStatus } from '../contracts/node-reports.ts';
 import type { NodeRules } from '../contracts/node-rules.ts';
+import { compare } from '../lib/compare.ts';
 
 type PolicyStatusComputed = Extract<Decision, { type: 'PolicyStatusComputed' }>;
 
@@ -135,10 +143,26 @@ function selectContributions(rules: NodeRules): Map<string, string> {
   return out;
 }
 
-function isProgrammed(state: StatusState, node: string, key: string): boolean {
+/**
+ * Where a node stands with one contribution: `programmed`, `notProgrammable` (its latest ok ack,
+ * covering the contribution, left it out: the reason), or undefined (pending or failed).
+ * `key` is a rule id for a steer, `ip:<egressIP>` for a held egress IP.
+ */
+function selectProgramming(
+  state: StatusState,
+  node: string,
+  key: string,
+): { readonly programmed: true } | { readonly programmed: false; readonly reason: string } | undefined {
   const c = state.contributions.get(node)?.get(key);
   const ack = state.acks.get(node);
-  return c !== undefined && ack !== undefined && ack.ok && ack.generation >= c.since;
+  if (c === undefined || ack === undefined || !ack.ok || ack.generation < c.since) return undefined;
+  const ip = key.startsWith('ip:') ? key.slice(3) : undefined;
+  const left = ack.unprogrammable?.find((u) =>
+    ip === undefined
+      ? u.role === 'steer' && u.sources.includes(key)
+      : u.role === 'gateway' && u.egressIP === ip,
+  );
+  return left === undefined ? { programmed: true } : { programmed: false, reason: left.reason };
 }
 
 function ruleCondition(r: RuleStatus, type: DecisionCondition['type']): DecisionCondition | undefined {
@@ -155,28 +179,42 @@ interface RuleProgress {
   readonly expected: number;
   readonly programmed: number;
   readonly failed: string[];
+  /** Nodes that left this rule out, with the agent's reason. */
+  readonly notProgrammable: { readonly node: string; readonly reason: string }[];
 }
 
 function selectRuleProgress(state: StatusState, ref: PolicyRef, r: RuleStatus): RuleProgress {
-  if (!programsAnything(r)) return { expected: 0, programmed: 0, failed: [] };
+  if (!programsAnything(r)) return { expected: 0, programmed: 0, failed: [], notProgrammable: [] };
   const id = ruleIdOf(ref, r.index);
   const failed: string[] = [];
-  let directors = 0;
-  for (const [node, contribs] of state.contributions) {
-    if (!contribs.has(id)) continue;
-    if (isProgrammed(state, node, id)) directors++;
+  const notProgrammable: { node: string; reason: string }[] = [];
+  const count = (node: string, key: string): number => {
+    const p = selectProgramming(state, node, key);
+    if (p?.programmed === true) return 1;
+    if (p !== undefined) notProgrammable.push({ node, reason: p.reason });
     else if (state.acks.get(node)?.ok === false) failed.push(node);
-  }
-  let gateway = 0;
-  if (r.active !== '') {
-    if (isProgrammed(state, r.active, `ip:${r.egressIP}`)) gateway = 1;
-    else if (state.acks.get(r.active)?.ok === false) failed.push(r.active);
-  }
+    return 0;
+  };
+  let directors = 0;
+  for (const [node, contribs] of state.contributions) if (contribs.has(id)) directors += count(node, id);
+  const gateway = r.active === '' ? 0 : count(r.active, `ip:${r.egressIP}`);
   return {
     expected: r.selectedNodes + (r.active !== '' ? 1 : 0),
     programmed: Math.min(directors, r.selectedNodes) + gateway,
     failed,
+    notProgrammable,
   };
+}
+
+/** "not programmable on node1, node2: egress IP is not IPv4", one part per distinct reason. */
+function describeNotProgrammable(r: RuleStatus, p: RuleProgress): string {
+  const byReason = new Map<string, Set<string>>();
+  for (const { node, reason } of p.notProgrammable)
+    byReason.set(reason, (byReason.get(reason) ?? new Set<string>()).add(node));
+  const parts = [...byReason]
+    .sort((a, b) => compare(a[0], b[0]))
+    .map(([reason, nodes]) => `not programmable on ${[...nodes].sort(compare).join(', ')}: ${reason}`);
+  return `rule ${r.index} (egress IP ${r.egressIP}): ${parts.join('; ')}`;
 }
 
 type Draft = Omit<StatusCondition, 'lastTransitionTime' | 'observedGeneration'>;
@@ -207,6 +245,16 @@ function programmedCondition(rules: readonly RuleStatus[], progress: readonly Ru
       message: `rule ${rules[failedAt]!.index}: the last apply failed on ${nodes.join(', ')}`,
     };
   }
+  const notProgrammable = progress.flatMap((p, i) =>
+    p.notProgrammable.length > 0 ? [describeNotProgrammable(rules[i]!, p)] : [],
+  );
+  if (notProgrammable.length > 0)
+    return {
+      type: 'Programmed',
+      status: 'False',
+      reason: 'NotProgrammable',
+      message: notProgrammable.join('; '),
+    };
   const pendingAt = progress.findIndex((p) => p.programmed < p.expected);
   if (pendingAt !== -1) {
     const p = progress[pendingAt]!;
@@ -347,7 +395,12 @@ export function evolveStatus(
       // Acks of one node arrive in order on its partition; an older generation after a newer one
       // can only be a restarted agent re-reporting, which is still its latest word.
       state.acks.set(a.node, a);
-      if (previous !== undefined && previous.ok === a.ok && previous.generation === a.generation)
+      if (
+        previous !== undefined &&
+        previous.ok === a.ok &&
+        previous.generation === a.generation &&
+        JSON.stringify(previous.unprogrammable ?? []) === JSON.stringify(a.unprogrammable ?? [])
+      )
         return { state, touched: [] };
       const touched = policiesTouching(state, a.node, state.contributions.get(a.node)?.keys() ?? []);
       refresh(state, touched, input.at);

@@ -206,6 +206,72 @@ void describe('status model', () => {
     assert.deepEqual(status(fold(inputs)), status(fold(inputs)));
   });
 
+  void test('a rule an agent left out is NotProgrammable with the reason; the other policy on the same nodes stays Ready', () => {
+    // Given node-b directs both policies and node-a holds both egress IPs; tenant/v6's rule
+    // has an IPv6 egress IP, which neither agent can program.
+    const v6 = { kind: 'StaticEgressIP' as const, namespace: 'tenant', name: 'v6' };
+    const v6Steer: Steer = { ...steer(['10.1.0.6'], ['tenant/v6#0']), slot: 2, egressIP: '2001:db8::10' };
+    const both = (node: string, generation: number): NodeRules => ({
+      ...nodeRules(
+        node,
+        generation,
+        node === 'node-b' ? [steer(['10.1.0.5']), v6Steer] : [],
+        node === 'node-a',
+      ),
+      ...(node === 'node-a'
+        ? {
+            egressIPs: [
+              { slot: 1, egressIP: '198.51.100.10' },
+              { slot: 2, egressIP: '2001:db8::10' },
+            ],
+          }
+        : {}),
+    });
+    const reason = 'egress IP is not IPv4';
+    const leftOut = (node: string, generation: number): NodeApplyStatus => ({
+      ...ack(node, generation),
+      unprogrammable: [
+        node === 'node-a'
+          ? { role: 'gateway', slot: 2, egressIP: '2001:db8::10', sources: [], reason }
+          : { role: 'steer', slot: 2, egressIP: '2001:db8::10', sources: ['tenant/v6#0'], reason },
+      ],
+    });
+    const s = fold([
+      { kind: 'decision', decision: computed(5, [rule()]), at: T(1) },
+      {
+        kind: 'decision',
+        decision: { ...computed(5, [rule({ egressIP: '2001:db8::10' })], false, v6), id: '5.1' },
+        at: T(1),
+      },
+      { kind: 'nodeRules', rules: both('node-a', 5), at: T(1) },
+      { kind: 'nodeRules', rules: both('node-b', 5), at: T(1) },
+      { kind: 'ack', ack: leftOut('node-a', 5), at: T(2) },
+      { kind: 'ack', ack: leftOut('node-b', 5), at: T(2) },
+    ]);
+    assert.equal(condOf(s, 'Programmed').status, 'True');
+    assert.equal(condOf(s, 'Ready').status, 'True');
+    const broken = selectPolicyStatus(s, 'tenant/v6')!.status;
+    const programmed = broken.conditions.find((c) => c.type === 'Programmed')!;
+    assert.deepEqual(
+      [programmed.status, programmed.reason, programmed.message],
+      [
+        'False',
+        'NotProgrammable',
+        'rule 0 (egress IP 2001:db8::10): not programmable on node-a, node-b: egress IP is not IPv4',
+      ],
+    );
+    assert.equal(broken.conditions.find((c) => c.type === 'Ready')!.reason, 'NotProgrammed');
+    assert.equal(broken.rules[0]!.programmedNodes, 0);
+
+    // When the agents can program it after all (same generation, re-acked), it is Programmed.
+    evolveStatus(s, { kind: 'ack', ack: ack('node-a', 5), at: T(3) });
+    evolveStatus(s, { kind: 'ack', ack: ack('node-b', 5), at: T(3) });
+    assert.equal(
+      selectPolicyStatus(s, 'tenant/v6')!.status.conditions.find((c) => c.type === 'Ready')!.status,
+      'True',
+    );
+  });
+
   void test('a status decision keeps lastTransitionTime of conditions whose status did not change', () => {
     const s = fold(seeded());
     evolveStatus(s, { kind: 'decision', decision: computed(9, [rule({ selectedPods: 3 })]), at: T(9) });

@@ -2,6 +2,7 @@
 // made to fail, and a feed the test drives by hand. Pure in-memory; used by unit tests only (int
 // tests use the real Kafka feed, and the dataplane's own tests use the real kernel).
 import type { NodeRules } from '../../src/contracts/node-rules.ts';
+import type { UnprogrammableRule } from '../../src/contracts/node-reports.ts';
 import type { ApplyResult } from '../../src/agents/dataplane.ts';
 import type { AgentDataplane } from '../../src/agents/apply-loop.ts';
 import type { NodeRulesFeed } from '../../src/agents/node-rules-consumer.ts';
@@ -26,6 +27,8 @@ export class FakeDataplane implements AgentDataplane {
   /** Errors thrown by the next removeAll calls, first first. */
   readonly removeFailures: Error[] = [];
   drift = false;
+  /** What every successful reconcile reports as left out. */
+  unprogrammable: UnprogrammableRule[] = [];
   private active = 0;
 
   private async call<T>(line: string, result: () => T): Promise<T> {
@@ -48,7 +51,7 @@ export class FakeDataplane implements AgentDataplane {
     return this.call(`reconcile g=${desired.generation} ips=${ips}`, () => {
       const failure = this.failures.shift();
       if (failure !== undefined) throw failure;
-      return { changed: true, durationMs: 1 };
+      return { changed: true, durationMs: 1, unprogrammable: this.unprogrammable };
     });
   }
 

@@ -3,8 +3,9 @@
 // and writing the files: a scenario runs the production path in one process, without Kafka:
 //
 //   YAML → parseObject (the watcher's edge) → cluster events → evolve (the projection)
-//        → decisions + node rules → evolveStatus (the status writer's model, every node acking
-//          every record as applied) → computeKernelState per node (the agent's model) → dump
+//        → decisions + node rules → computeKernelState per node (the agent's model)
+//        → evolveStatus (the status writer's model, every node acking every record as the agent
+//          would: applied, with the rules it left out) → dump
 //
 // The format is txtar, as Cilium's egress-gateway scenarios: free text first (what the scenario
 // is about), then sections `-- name --`. Input sections, run in order:
@@ -119,15 +120,19 @@ export function runScenario(file: string, scenario: Txtar): Txtar {
     for (const r of nodeRules) {
       latest.set(r.node, r);
       evolveStatus(status, { kind: 'nodeRules', rules: r, at: time });
+      const computed = computeKernelState(SCENARIO_DATAPLANE, r, UPLINK_MTU);
+      const unprogrammable = computed._tag === 'Right' ? computed.right.unprogrammable : [];
       evolveStatus(status, {
         kind: 'ack',
         ack: {
           node: r.node,
           generation: r.generation,
-          ok: true,
+          ok: computed._tag === 'Right',
           appliedAt: time,
           durationMs: 0,
           unchanged: false,
+          ...(computed._tag === 'Left' ? { error: computed.left.reason } : {}),
+          ...(unprogrammable.length > 0 ? { unprogrammable: [...unprogrammable] } : {}),
         },
         at: time,
       });
@@ -296,6 +301,11 @@ function renderKernels(latest: ReadonlyMap<string, NodeRules>): string {
       parts.push(`cannot render: ${computed.left._tag}: ${JSON.stringify(computed.left)}`);
     else {
       for (const s of computed.right.skipped) parts.push(`# skipped: ${s}`);
+      for (const u of computed.right.unprogrammable)
+        parts.push(
+          `# not programmable: ${u.role} slot ${u.slot} egress IP ${u.egressIP}` +
+            `${u.sources.length > 0 ? ` (${u.sources.join(', ')})` : ''}: ${u.reason}`,
+        );
       parts.push(dumpKernelState(computed.right.state).trimEnd());
     }
   }
