@@ -24,7 +24,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CoordinationV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import type { Kafka } from 'kafkajs';
-import { readTopic } from '../src/cli/read-topic.ts';
+import { readTopic } from '../src/lib/read-topic.ts';
 import { startApiServer, type ApiServer } from '../src/devenv/apiserver.ts';
 import { createClusterSim } from '../src/devenv/cluster-sim.ts';
 import { createTopics, startKafka, type KafkaBroker, kafkaClient } from '../src/devenv/kafka.ts';

@@ -211,6 +211,28 @@ async function assertClusterTrafficWorks(from: PodInfo, what: string): Promise<v
   assert.equal(viaPod, from.ip, `${what}: ${remote.name} on ${remote.node} saw ${viaPod}, not ${from.ip}`);
 }
 
+/** Waits for policyReady; on a timeout the error carries the policy's status and our pods' logs. */
+async function waitPolicyReady(what: string): Promise<{ gateway: string }> {
+  return waitFor(what, policyReady).catch(async (err: unknown) => {
+    const run = (args: string[]): Promise<string> =>
+      cluster.kubectl(args).catch((e: unknown) => `(${String(e)})`);
+    const status = await run([
+      'get',
+      'seip',
+      SEED.policyName,
+      '-n',
+      SEED.namespace,
+      '-o',
+      'jsonpath={.status}',
+    ]);
+    const podNames = (await run(['get', 'pods', '-n', NS, '-o', 'name'])).split('\n').filter(Boolean);
+    const logs: string[] = [];
+    for (const pod of podNames.filter((p) => !p.includes('agent')))
+      logs.push(`--- ${pod}\n${await run(['logs', '-n', NS, pod, '--tail=15'])}`);
+    throw new Error(`${String(err)}\nstatus: ${status}\n${logs.join('\n')}`);
+  });
+}
+
 async function policyReady(): Promise<{ gateway: string } | undefined> {
   const p = JSON.parse(
     await cluster.kubectl(['get', 'seip', SEED.policyName, '-n', SEED.namespace, '-o', 'json']),
@@ -281,7 +303,7 @@ void describe('real nodes: kubelet, containerd, kube-proxy and flannel, with the
   void test('the seed manifest: selected pods leave with the egress IP, an unselected pod with its node IP', async () => {
     await cluster.apply(POOL_YAML);
     await cluster.apply(seedManifest());
-    const { gateway } = await waitFor('the policy Ready with a gateway', policyReady);
+    const { gateway } = await waitPolicyReady('the policy Ready with a gateway');
     const frontend = await pods('frontend');
     const backend = await pods('backend');
     await waitSeenAs(frontend, () => SEED.egressIP, 'frontend pods seen with the egress IP');
@@ -523,7 +545,7 @@ spec:
     // kubectl delete -k took the CRDs and with them the policy; the chart brings the CRDs back.
     await cluster.apply(POOL_YAML);
     await cluster.apply(seedManifest());
-    const { gateway } = await waitFor('the policy Ready with a gateway (chart install)', policyReady);
+    const { gateway } = await waitPolicyReady('the policy Ready with a gateway (chart install)');
     const frontend = await liveFrontend();
     await waitSeenAs(frontend, () => SEED.egressIP, 'frontend pods seen with the egress IP (chart install)');
     assert.equal((await selectHolder(cluster.net, SEED.egressIP))?.name, gateway);

@@ -1,7 +1,8 @@
 // The watcher (src/watcher/) against a real kube-apiserver and a real Kafka broker: exactly the
 // expected events per object change, nothing for irrelevant changes, nothing missed across a
 // kill -9, one publisher among two replicas with takeover, nothing lost while Kafka is down
-// (with backpressure on a tiny buffer), and the watchdog relisting a watch that went stale.
+// (with backpressure on a tiny buffer), the watchdog relisting a watch that went stale, and a
+// reinstall whose new Lease continues the log's terms.
 //
 // Every test runs its own watcher(s) on its own topic and Lease, so they do not see each other's
 // events; they share one API server and one broker (the broker-restart test runs last).
@@ -677,6 +678,35 @@ void describe('watcher against a real API server and Kafka', { timeout: 900_000 
       .makeApiClient(CoordinationV1Api)
       .readNamespacedLease({ name: 'watcher-replicas', namespace: 'default' });
     assert.equal(lease.spec?.holderIdentity ?? '', '');
+  });
+
+  void test("a reinstall (the Lease deleted, the log kept): the next term is above the log's, so its events are folded, not fenced", async () => {
+    const { topic, log } = await newTopic('reinstall');
+    const args = {
+      kubeconfigPath: api.kubeconfigPath,
+      brokers: broker.brokers,
+      topic,
+      leaseName: 'watcher-reinstall',
+    };
+    // Two terms in the log (a graceful stop hands the Lease over, so the second is term + 1).
+    const first = await startWatcherProcess(args);
+    await waitForSyncedTerm(log, 0, first);
+    assert.equal(await first.kill('SIGTERM'), 'code 0');
+    const second = await startWatcherProcess(args);
+    const before = await waitForSyncedTerm(log, 1, second);
+    assert.ok(before >= 1, `the log holds term ${before}`);
+    assert.equal(await second.kill('SIGTERM'), 'code 0');
+    // The uninstall deletes the namespace and its Lease; Kafka keeps the log.
+    await api.kubeConfig
+      .makeApiClient(CoordinationV1Api)
+      .deleteNamespacedLease({ name: 'watcher-reinstall', namespace: 'default' });
+    const third = await startWatcherProcess(args);
+    const after = await waitForSyncedTerm(log, 2, third);
+    assert.equal(after, before + 1, `the new Lease continues the log's count (was ${before})`);
+    await kubectl(['label', 'namespace', 'default', `reinstall=${after}`, '--overwrite']);
+    // The projection's own view must show what the new leader saw: fenced events would not count.
+    await assertFoldMatchesApiServer(log, 'after the reinstall');
+    assert.equal(await third.kill('SIGTERM'), 'code 0');
   });
 
   void test('the watchdog relists a watch that stopped delivering', async () => {

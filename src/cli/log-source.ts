@@ -4,7 +4,7 @@
 // order per topic, handed to `onRecord` one at a time so a replay never holds the whole log.
 import { closeSync, openSync, readSync } from 'node:fs';
 import type { Kafka } from 'kafkajs';
-import { readTopic } from './read-topic.ts';
+import { readTopic } from '../lib/read-topic.ts';
 import { parseLine, recordFromBytes, type LogRecord } from './core/log-file.ts';
 
 export interface LogSource {

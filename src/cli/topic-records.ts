@@ -11,18 +11,7 @@ import { decodeHeartbeat, decodeNodeApplyStatus } from '../contracts/node-report
 import { decodeNodeRules } from '../contracts/node-rules.ts';
 import { TOPICS } from '../contracts/topics.ts';
 import { compare } from '../lib/compare.ts';
-
-/** A record as read from Kafka (kafkajs' fields, decoded to strings where they are text). */
-export interface TopicRecord {
-  readonly topic: string;
-  readonly partition: number;
-  readonly offset: string;
-  /** Milliseconds since the epoch, as Kafka stores it. */
-  readonly timestamp: string;
-  readonly key: string | null;
-  readonly value: Buffer | null;
-  readonly headers: Readonly<Record<string, string>>;
-}
+import type { TopicRecord } from '../lib/read-topic.ts';
 
 /** The parts filters and renderers need, whatever the topic. */
 export interface Decoded {

@@ -11,8 +11,8 @@ import {
   resolveTopicName,
   selectMatching,
   topicHasObjects,
-  type TopicRecord,
 } from './topic-records.ts';
+import type { TopicRecord } from '../lib/read-topic.ts';
 
 const pod: ClusterEvent = {
   schema: 1,

@@ -20,6 +20,9 @@ export const Producer = t.type({
 });
 export type Producer = t.TypeOf<typeof Producer>;
 
+/** The highest term: spec.leaseTransitions is an int32 in the Kubernetes API. */
+export const MAX_TERM = 2 ** 31 - 1;
+
 function event<T extends string, P extends t.Mixed>(type: T, payload: P) {
   return t.type(
     {

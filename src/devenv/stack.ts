@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Either } from 'fp-ts/lib/Either.js';
-import { readTopic } from '../cli/read-topic.ts';
+import { readTopic } from '../lib/read-topic.ts';
 import type { DecodeFailure } from '../contracts/decode.ts';
 import { TOPICS, topicSpecs } from '../contracts/topics.ts';
 import type { Logger } from '../lib/log.ts';

@@ -12,6 +12,10 @@
 //   shorter than leaseDuration, so it stops acting before any other replica may take over.
 // - term = spec.leaseTransitions after acquiring: it grows with every change of holder, which is
 //   what readers of our events fence on (src/contracts/cluster-events.ts Producer.term).
+// - A taker never lets the count fall: it writes one more than the highest of the Lease's count,
+//   every count it saw before, and the optional termFloor (the newest term the log holds,
+//   src/lib/term-floor.ts). A Lease deleted with its namespace, then made anew, would otherwise
+//   start at 0 under a log that readers fence at term 3.
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ApiException,
@@ -20,6 +24,7 @@ import {
   type KubeConfig,
   type V1Lease,
 } from '@kubernetes/client-node';
+import { MAX_TERM } from '../contracts/cluster-events.ts';
 import type { Logger } from './log.ts';
 import { createLogger } from './log.ts';
 
@@ -35,6 +40,11 @@ export interface LeaderElectionOptions {
   renewDeadlineMs?: number;
   /** Pause between attempts to acquire or renew. Default 2 s. */
   retryPeriodMs?: number;
+  /**
+   * The newest term already used for this Lease's component (-1: none), read once before the
+   * first take-over; retried until it answers, since a term below it would be fenced.
+   */
+  termFloor?: () => Promise<number>;
   log?: Logger;
 }
 
@@ -85,8 +95,32 @@ export function createLeaderElector(opts: LeaderElectionOptions): LeaderElector 
   let observed: { holder: string; renewTime: string; resourceVersion: string } | undefined;
   let observedAt = 0;
   let current: { lease: V1Lease; stop: (reason: string) => void } | undefined;
+  // The highest term known to be taken: every leaseTransitions seen, and the log's floor.
+  let highestTerm = -1;
+  let floorRead = opts.termFloor === undefined;
+
+  /** The term a taker writes: above everything known, within the int32 the API allows. */
+  const nextTerm = (leaseTransitions: number): number =>
+    Math.min(MAX_TERM, Math.max(leaseTransitions, highestTerm) + 1);
+
+  async function readFloor(signal: AbortSignal | undefined): Promise<void> {
+    while (!floorRead) {
+      signal?.throwIfAborted();
+      try {
+        const floor = await opts.termFloor!();
+        if (floor > highestTerm) highestTerm = floor;
+        floorRead = true;
+        log.info({ termFloor: floor }, 'term floor known');
+      } catch (err) {
+        log.warn({ err }, 'reading the term floor failed; retrying');
+        await sleep(retryPeriodMs, undefined, signal ? { signal } : {});
+      }
+    }
+  }
 
   function observe(lease: V1Lease): void {
+    const transitions = lease.spec?.leaseTransitions ?? 0;
+    if (transitions > highestTerm) highestTerm = transitions;
     const seen = {
       holder: lease.spec?.holderIdentity ?? '',
       renewTime: String(lease.spec?.renewTime ?? ''),
@@ -114,7 +148,8 @@ export function createLeaderElector(opts: LeaderElectionOptions): LeaderElector 
               leaseDurationSeconds,
               acquireTime: now,
               renewTime: now,
-              leaseTransitions: 0,
+              // A new Lease under an old log (a reinstall) continues the log's count.
+              leaseTransitions: nextTerm(-1),
             },
           },
         });
@@ -140,7 +175,7 @@ export function createLeaderElector(opts: LeaderElectionOptions): LeaderElector 
         leaseDurationSeconds,
         renewTime: now,
         acquireTime: takingOver ? now : spec.acquireTime,
-        leaseTransitions: (spec.leaseTransitions ?? 0) + (takingOver ? 1 : 0),
+        leaseTransitions: takingOver ? nextTerm(spec.leaseTransitions ?? 0) : (spec.leaseTransitions ?? 0),
       },
     };
     try {
@@ -210,6 +245,7 @@ export function createLeaderElector(opts: LeaderElectionOptions): LeaderElector 
   return {
     async acquire(signal) {
       if (current) throw new Error('already leading');
+      await readFloor(signal);
       let lastHolder = '';
       for (;;) {
         signal?.throwIfAborted();

@@ -11,6 +11,7 @@ import { createLeaderElector } from '../lib/leader-election.ts';
 import * as lifecycle from '../lib/lifecycle.ts';
 import { createLogger } from '../lib/log.ts';
 import * as shared from '../lib/options.ts';
+import { readTermFloor } from '../lib/term-floor.ts';
 import { checkLivenessConfig, livenessConfigSpec, livenessUsage } from './config.ts';
 import { createLiveness } from './liveness.ts';
 
@@ -31,7 +32,13 @@ const lease = shared.leaseSettingsOf(config);
 const elector =
   lease === undefined
     ? undefined
-    : createLeaderElector({ kubeConfig: lifecycle.loadKubeConfig(), ...lease, identity, log });
+    : createLeaderElector({
+        kubeConfig: lifecycle.loadKubeConfig(),
+        ...lease,
+        identity,
+        termFloor: () => readTermFloor({ kafka, topic: TOPICS.clusterEvents, component: 'liveness', log }),
+        log,
+      });
 
 const liveness = createLiveness({
   kafka,

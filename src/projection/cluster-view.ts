@@ -16,7 +16,7 @@
 //   ListStarted with the same listId: how deletions missed while no watcher ran reach the view.
 //   The drops come out in key order, so the outputs do not depend on map order.
 // - Liveness: NodeBack makes a node alive, NodeLost not; a node never heard of is not alive.
-import type { ClusterEvent } from '../contracts/cluster-events.ts';
+import { MAX_TERM, type ClusterEvent } from '../contracts/cluster-events.ts';
 import type { ObjectKind, ObjectRef } from '../contracts/primitives.ts';
 import { isCanonicalIPv4, parseAddress } from './addresses.ts';
 import type {
@@ -65,8 +65,6 @@ const NONE: readonly ViewChange[] = [];
  * is a few terms. A forged term far ahead is refused instead of fencing everything after it.
  */
 export const TERM_STEP = 16;
-/** spec.leaseTransitions is an int32 in the Kubernetes API. */
-export const MAX_TERM = 2 ** 31 - 1;
 
 /** Structural equality of decoded JSON values (key order does not matter). */
 export function jsonEqual(a: unknown, b: unknown): boolean {

@@ -18,6 +18,7 @@ import type { ObjectKind } from '../contracts/primitives.ts';
 import { topicSpecs, TOPICS } from '../contracts/topics.ts';
 import { createLeaderElector, type LeaderElector, type Leadership } from '../lib/leader-election.ts';
 import { createLogger, type Logger } from '../lib/log.ts';
+import { readTermFloor } from '../lib/term-floor.ts';
 import { buildEvent, eventKey, objectRefOf } from './envelope.ts';
 import { superviseInformer, type InformerSink, type SupervisedInformer } from './informer.ts';
 import { watchedKinds, type KindSpec } from './kinds.ts';
@@ -97,6 +98,7 @@ export function createWatcher(opts: WatcherOptions): Watcher {
     ...(opts.lease.leaseDurationMs === undefined ? {} : { leaseDurationMs: opts.lease.leaseDurationMs }),
     ...(opts.lease.renewDeadlineMs === undefined ? {} : { renewDeadlineMs: opts.lease.renewDeadlineMs }),
     ...(opts.lease.retryPeriodMs === undefined ? {} : { retryPeriodMs: opts.lease.retryPeriodMs }),
+    termFloor: () => readTermFloor({ kafka: opts.kafka, topic, component: 'watcher', log }),
     log,
   });
   const stopping = new AbortController();

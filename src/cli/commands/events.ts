@@ -23,9 +23,8 @@ import {
   topicHasObjects,
   type Filters,
   type RecordView,
-  type TopicRecord,
 } from '../topic-records.ts';
-import { readTopic, type StartAt } from '../read-topic.ts';
+import { readTopic, type StartAt, type TopicRecord } from '../../lib/read-topic.ts';
 import { fail, type CliContext } from '../context.ts';
 import { cliKafka } from '../kafka-connection.ts';
 import type { LogRecord } from '../core/log-file.ts';

@@ -1,5 +1,6 @@
-// Reads a range of a topic for the CLI: every partition from a start position (beginning, last
-// N records, or a timestamp) up to the end offsets seen at start, or on and on with follow.
+// Reads a range of a topic (for the CLI, and for a leader's term floor, src/lib/term-floor.ts):
+// every partition from a start position (beginning, last N records, or a timestamp) up to the end
+// offsets seen at start, or on and on with follow.
 // Effectful: owns one admin client and one consumer, both disconnected when done.
 //
 // Why a throwaway consumer group: kafkajs has no manual partition assignment. The group is unique
@@ -8,7 +9,18 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kafka } from 'kafkajs';
-import type { TopicRecord } from './topic-records.ts';
+
+/** A record as read from Kafka (kafkajs' fields, decoded to strings where they are text). */
+export interface TopicRecord {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
+  /** Milliseconds since the epoch, as Kafka stores it. */
+  readonly timestamp: string;
+  readonly key: string | null;
+  readonly value: Buffer | null;
+  readonly headers: Readonly<Record<string, string>>;
+}
 
 export type StartAt =
   | { readonly kind: 'beginning' }
