@@ -14,6 +14,18 @@ import { createLogger, type Logger } from '../src/lib/log.ts';
 const log = createLogger('mark-clash-test');
 const own = { family: 'ip', table: NFT_TABLE };
 
+/** The agent's start-up check on the test node, with the default mask, logging into a recorder. */
+async function checkNode(node: NetNode): Promise<{ n: number; rec: ReturnType<typeof recordingLogger> }> {
+  const rec = recordingLogger();
+  const n = await checkMarkClashes(
+    createKernelRunner(node.ns),
+    DEFAULT_DATAPLANE_CONFIG.markMask,
+    own,
+    rec.log,
+  );
+  return { n, rec };
+}
+
 /** A logger that keeps what was logged at error level (the clash reports). */
 function recordingLogger(): { log: Logger; errors: Record<string, unknown>[] } {
   const errors: Record<string, unknown>[] = [];
@@ -48,13 +60,7 @@ void describe('mark clash detection in a node namespace', () => {
 }
 `,
     });
-    const rec = recordingLogger();
-    const n = await checkMarkClashes(
-      createKernelRunner(node.ns),
-      DEFAULT_DATAPLANE_CONFIG.markMask,
-      own,
-      rec.log,
-    );
+    const { n, rec } = await checkNode(node);
     assert.equal(n, 0, JSON.stringify(rec.errors));
   });
 
@@ -76,13 +82,7 @@ void describe('mark clash detection in a node namespace', () => {
         check: true,
       },
     );
-    const rec = recordingLogger();
-    const n = await checkMarkClashes(
-      createKernelRunner(node.ns),
-      DEFAULT_DATAPLANE_CONFIG.markMask,
-      own,
-      rec.log,
-    );
+    const { n, rec } = await checkNode(node);
     assert.equal(n, 2);
     assert.deepEqual(
       rec.errors.map((e) => `${String(e.table)}/${String(e.chain)} ${String(e.overlap)}`).sort(),

@@ -95,6 +95,17 @@ async function newTopic(name: string): Promise<{ topic: string; log: TopicFollow
   return { topic, log };
 }
 
+/** A watcher process on this file's API server and broker, writing `topic` under its own Lease. */
+const processArgs = (
+  topic: string,
+  leaseName: string,
+): { kubeconfigPath: string; brokers: string[]; topic: string; leaseName: string } => ({
+  kubeconfigPath: api.kubeconfigPath,
+  brokers: broker.brokers,
+  topic,
+  leaseName,
+});
+
 const leaderships = (log: TopicFollower): LoggedEvent[] =>
   log.events.filter((e) => e.event.type === 'LeadershipAcquired');
 
@@ -161,12 +172,7 @@ async function assertFoldMatchesApiServer(log: TopicFollower, what: string): Pro
 void describe('watcher against a real API server and Kafka', { timeout: 900_000 }, () => {
   void test('create, update and delete of each watched kind give exactly the expected events, in order', async () => {
     const { topic, log } = await newTopic('crud');
-    const proc = await startWatcherProcess({
-      kubeconfigPath: api.kubeconfigPath,
-      brokers: broker.brokers,
-      topic,
-      leaseName: 'watcher-crud',
-    });
+    const proc = await startWatcherProcess(processArgs(topic, 'watcher-crud'));
     const term = await waitForSyncedTerm(log, 0, proc);
 
     // The first event is the leader's; every event carries the watcher's producer and term.
@@ -497,12 +503,7 @@ void describe('watcher against a real API server and Kafka', { timeout: 900_000 
 
   void test('a pod status change that projections do not read publishes nothing', async () => {
     const { topic, log } = await newTopic('irrelevant');
-    const proc = await startWatcherProcess({
-      kubeconfigPath: api.kubeconfigPath,
-      brokers: broker.brokers,
-      topic,
-      leaseName: 'watcher-irrelevant',
-    });
+    const proc = await startWatcherProcess(processArgs(topic, 'watcher-irrelevant'));
     await waitForSyncedTerm(log, 0, proc);
     const ns = 'default';
     await core.createNamespacedPod({
@@ -562,12 +563,7 @@ void describe('watcher against a real API server and Kafka', { timeout: 900_000 
 
   void test('kill -9 while objects change, then start again: the log folds to the API server state', async () => {
     const { topic, log } = await newTopic('kill9');
-    const args = {
-      kubeconfigPath: api.kubeconfigPath,
-      brokers: broker.brokers,
-      topic,
-      leaseName: 'watcher-kill9',
-    };
+    const args = processArgs(topic, 'watcher-kill9');
     const first = await startWatcherProcess(args);
     await waitForSyncedTerm(log, 0, first);
     const ns = 'wt-churn';
@@ -623,12 +619,7 @@ void describe('watcher against a real API server and Kafka', { timeout: 900_000 
 
   void test('two replicas: one publishes; the other takes over when the first is SIGKILLed', async () => {
     const { topic, log } = await newTopic('replicas');
-    const args = {
-      kubeconfigPath: api.kubeconfigPath,
-      brokers: broker.brokers,
-      topic,
-      leaseName: 'watcher-replicas',
-    };
+    const args = processArgs(topic, 'watcher-replicas');
     const replicas = [await startWatcherProcess(args), await startWatcherProcess(args)];
     const term1 = await waitForSyncedTerm(log, 0, replicas[0]);
     const holder1 = (leaderships(log)[0]!.event.payload as { holder: string }).holder;
@@ -682,12 +673,7 @@ void describe('watcher against a real API server and Kafka', { timeout: 900_000 
 
   void test("a reinstall (the Lease deleted, the log kept): the next term is above the log's, so its events are folded, not fenced", async () => {
     const { topic, log } = await newTopic('reinstall');
-    const args = {
-      kubeconfigPath: api.kubeconfigPath,
-      brokers: broker.brokers,
-      topic,
-      leaseName: 'watcher-reinstall',
-    };
+    const args = processArgs(topic, 'watcher-reinstall');
     // Two terms in the log (a graceful stop hands the Lease over, so the second is term + 1).
     const first = await startWatcherProcess(args);
     await waitForSyncedTerm(log, 0, first);
@@ -760,12 +746,7 @@ void describe('watcher against a real API server and Kafka', { timeout: 900_000 
 
   void test('an informer error (its resource went away) restarts the informer with backoff until it works', async () => {
     const { topic, log } = await newTopic('informer-error');
-    const proc = await startWatcherProcess({
-      kubeconfigPath: api.kubeconfigPath,
-      brokers: broker.brokers,
-      topic,
-      leaseName: 'watcher-informer-error',
-    });
+    const proc = await startWatcherProcess(processArgs(topic, 'watcher-informer-error'));
     const term = await waitForSyncedTerm(log, 0, proc);
     const crd = path.resolve(import.meta.dirname, '../k8s/crds/staticegressippools.yaml');
     await kubectl(['delete', '-f', crd]);
@@ -810,10 +791,7 @@ void describe('watcher against a real API server and Kafka', { timeout: 900_000 
   void test('Kafka down for 10 s while objects change: every change is on the topic after it returns', async () => {
     const { topic, log } = await newTopic('kafka-down');
     const proc = await startWatcherProcess({
-      kubeconfigPath: api.kubeconfigPath,
-      brokers: broker.brokers,
-      topic,
-      leaseName: 'watcher-kafka-down',
+      ...processArgs(topic, 'watcher-kafka-down'),
       // A tiny buffer, so the outage fills it and backpressure pauses the watches.
       args: ['--buffer-capacity', '10'],
     });

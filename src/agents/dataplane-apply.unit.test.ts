@@ -12,6 +12,7 @@ import { podsSetName, steerKey } from '../dataplane/kernel-state.ts';
 /** The pods set of the one steer below (slot 1, sources default/eip#0). */
 const PODS_SET = podsSetName(steerKey(1, ['default/eip#0']));
 import type { KernelRunner, KernelTool, RunOptions, RunResult } from './kernel-exec.ts';
+import { IPV6_SLOT2_LEFT_OUT } from '../../test/support/agent-fakes.ts';
 
 interface Call {
   readonly tool: KernelTool;
@@ -187,16 +188,7 @@ void describe('dataplane apply engine', () => {
       egressIPs: [{ slot: 2, egressIP: '2001:db8::10' }],
     };
     const first = await dp.reconcile(mixed);
-    const expected = [
-      { role: 'gateway', slot: 2, egressIP: '2001:db8::10', sources: [], reason: 'egress IP is not IPv4' },
-      {
-        role: 'steer',
-        slot: 2,
-        egressIP: '2001:db8::10',
-        sources: ['tenant/v6#0'],
-        reason: 'egress IP is not IPv4',
-      },
-    ];
+    const expected = IPV6_SLOT2_LEFT_OUT;
     assert.equal(first.changed, true);
     assert.deepEqual(first.unprogrammable, expected);
     const nft = kernel.calls.find((c) => c.tool === 'nft' && c.args[0] === '-f');

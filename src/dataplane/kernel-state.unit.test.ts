@@ -23,6 +23,7 @@ import {
 import { computeIpPlan, dumpIpPlan, isEmptyIpPlan } from './ip-transaction.ts';
 import { parseFdb, parseLinks, parseNftTable, parseRoutes, parseRules } from '../agents/kernel-read.ts';
 import { computeNftTransaction, dumpNftState, renderNftTransaction } from './nft-transaction.ts';
+import { IPV6_SLOT2_LEFT_OUT } from '../../test/support/agent-fakes.ts';
 
 const goldenDir = path.join(import.meta.dirname, 'golden');
 
@@ -504,16 +505,7 @@ void describe('rule isolation: a rule that cannot be programmed is left out, the
     if (computed._tag !== 'Right') return;
     // Exactly what the IPv4 rule alone renders: nothing of the IPv6 rule leaks in.
     assert.deepEqual(computed.right.state, stateOf(rules({ steers: [ipv4] })));
-    assert.deepEqual(computed.right.unprogrammable, [
-      { role: 'gateway', slot: 2, egressIP: '2001:db8::10', sources: [], reason: 'egress IP is not IPv4' },
-      {
-        role: 'steer',
-        slot: 2,
-        egressIP: '2001:db8::10',
-        sources: ['tenant/v6#0'],
-        reason: 'egress IP is not IPv4',
-      },
-    ]);
+    assert.deepEqual(computed.right.unprogrammable, IPV6_SLOT2_LEFT_OUT);
     golden(
       'rule-isolation.state',
       computed.right.unprogrammable.map((u) => `# unprogrammable: ${JSON.stringify(u)}\n`).join('') +

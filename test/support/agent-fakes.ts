@@ -133,3 +133,18 @@ export class FakeFeed implements NodeRulesFeed {
 export async function settle(turns = 5): Promise<void> {
   for (let i = 0; i < turns; i++) await new Promise((resolve) => setImmediate(resolve));
 }
+
+/**
+ * What a node reports for the IPv6 rule the isolation tests put in slot 2 (egress IP 2001:db8::10,
+ * source tenant/v6#0): both of its roles left out, with the reason.
+ */
+export const IPV6_SLOT2_LEFT_OUT = [
+  { role: 'gateway', slot: 2, egressIP: '2001:db8::10', sources: [], reason: 'egress IP is not IPv4' },
+  {
+    role: 'steer',
+    slot: 2,
+    egressIP: '2001:db8::10',
+    sources: ['tenant/v6#0'],
+    reason: 'egress IP is not IPv4',
+  },
+] as const;
