@@ -91,6 +91,30 @@ const IN_LIST = (fn: string): string => `${fn}_in() {
   return 1
 }`;
 
+/**
+ * Sets cur, prev and cmdpath (the subcommands typed so far) from the shell's word array; option
+ * values are skipped. bash counts words from 0, zsh from 1, so the first word after the program
+ * name differs.
+ */
+const WALK_WORDS = (
+  root: CompletionCommand,
+  fn: string,
+  shell: { words: string; current: string; first: number },
+): string => {
+  const { words, current, first } = shell;
+  return `  local cur="\${${words}[${current}]}" prev="\${${words}[${current}-1]}"
+  local cmdpath=${quote(root.name)} w i skip=0
+  for ((i = ${first}; i < ${current}; i++)); do
+    w="\${${words}[i]}"
+    if ((skip)); then skip=0; continue; fi
+    case "$w" in
+      --*=*) continue ;;
+      -*) ${fn}_in "$(${fn}_value_options "$cmdpath")" "$w" && skip=1; continue ;;
+    esac
+    if ${fn}_in "$(${fn}_commands "$cmdpath")" "$w"; then cmdpath="$cmdpath $w"; fi
+  done`;
+};
+
 export function renderBashCompletion(root: CompletionCommand): string {
   const fn = `__${root.name.replace(/[^A-Za-z0-9]/g, '_')}`;
   return `# bash completion for ${root.name}: source <(${root.name} completion bash)
@@ -100,17 +124,7 @@ ${renderData(root)}
 ${IN_LIST(fn)}
 
 _${fn.slice(2)}() {
-  local cur="\${COMP_WORDS[COMP_CWORD]}" prev="\${COMP_WORDS[COMP_CWORD-1]}"
-  local cmdpath=${quote(root.name)} w i skip=0
-  for ((i = 1; i < COMP_CWORD; i++)); do
-    w="\${COMP_WORDS[i]}"
-    if ((skip)); then skip=0; continue; fi
-    case "$w" in
-      --*=*) continue ;;
-      -*) ${fn}_in "$(${fn}_value_options "$cmdpath")" "$w" && skip=1; continue ;;
-    esac
-    if ${fn}_in "$(${fn}_commands "$cmdpath")" "$w"; then cmdpath="$cmdpath $w"; fi
-  done
+${WALK_WORDS(root, fn, { words: 'COMP_WORDS', current: 'COMP_CWORD', first: 1 })}
   COMPREPLY=()
   if ((COMP_CWORD > 1)) && ${fn}_in "$(${fn}_value_options "$cmdpath")" "$prev"; then
     local value
@@ -143,17 +157,7 @@ ${renderData(root)}
 ${IN_LIST(fn)}
 
 ${main}() {
-  local cur="\${words[CURRENT]}" prev="\${words[CURRENT-1]}"
-  local cmdpath=${quote(root.name)} w i skip=0
-  for ((i = 2; i < CURRENT; i++)); do
-    w="\${words[i]}"
-    if ((skip)); then skip=0; continue; fi
-    case "$w" in
-      --*=*) continue ;;
-      -*) ${fn}_in "$(${fn}_value_options "$cmdpath")" "$w" && skip=1; continue ;;
-    esac
-    if ${fn}_in "$(${fn}_commands "$cmdpath")" "$w"; then cmdpath="$cmdpath $w"; fi
-  done
+${WALK_WORDS(root, fn, { words: 'words', current: 'CURRENT', first: 2 })}
   if ((CURRENT > 2)) && ${fn}_in "$(${fn}_value_options "$cmdpath")" "$prev"; then
     local value
     value="$(${fn}_value "$cmdpath $prev")"
