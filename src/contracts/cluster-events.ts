@@ -4,7 +4,7 @@
 // until it handles it (exhaustive switches).
 import * as t from 'io-ts';
 import type { Either } from 'fp-ts/lib/Either.js';
-import { LabelSelector, Labels, ObjectKind, ObjectRef } from './primitives.ts';
+import { IPAddress, LabelSelector, Labels, ObjectKind, ObjectRef } from './primitives.ts';
 import { decodeJson, type DecodeFailure } from './decode.ts';
 
 export const CLUSTER_EVENTS_SCHEMA = 1;
@@ -46,7 +46,7 @@ const Empty = t.type({});
 /** One rule of a policy after normalization: the seed's `cidr` is folded into `destinations`. */
 export const EgressRule = t.intersection([
   t.type({
-    egressIP: t.string,
+    egressIP: IPAddress,
     destinations: t.array(t.string),
     exceptions: t.array(t.string),
     /** Active gateway plus standbys: 1 means one holder and no standby. */
@@ -92,7 +92,7 @@ export const ServiceObserved = event(
 export const ServiceDeleted = event('ServiceDeleted', Empty);
 
 export const SliceEndpoint = t.intersection([
-  t.type({ addresses: t.array(t.string) }),
+  t.type({ addresses: t.array(IPAddress) }),
   t.partial({ podName: t.string, nodeName: t.string }),
 ]);
 export const EndpointSliceObserved = event(
@@ -106,7 +106,7 @@ export const PodObserved = event(
   t.intersection([
     t.type({
       labels: Labels,
-      podIPs: t.array(t.string),
+      podIPs: t.array(IPAddress),
       hostNetwork: t.boolean,
       /** Succeeded/Failed pods hold no IP any more and are never selected. */
       terminal: t.boolean,
@@ -120,7 +120,7 @@ export const NodeObserved = event(
   'NodeObserved',
   t.intersection([
     t.type({ labels: Labels, ready: t.boolean, unschedulable: t.boolean }),
-    t.partial({ internalIP: t.string }),
+    t.partial({ internalIP: IPAddress }),
   ]),
 );
 export const NodeDeleted = event('NodeDeleted', Empty);

@@ -1,6 +1,15 @@
 // Shared io-ts codecs for the values that appear inside events and topic messages.
 // Pure. These codecs are the single source of truth for the wire format; types derive from them.
+import { isIP } from 'node:net';
 import * as t from 'io-ts';
+
+/**
+ * An IPv4 or IPv6 address as text (no prefix length). The watcher only writes addresses it parsed
+ * (src/watcher/parse.ts); this check makes a record from anyone else that carries something else
+ * (`not-an-ip`, `10.244.1.250; flush ruleset`, `999.1.1.1`) fail to decode, so the projector
+ * dead-letters it instead of folding it (issue 12, finding 9).
+ */
+export const IPAddress = t.refinement(t.string, (text) => isIP(text) !== 0, 'IPAddress');
 
 /** A Kubernetes label selector, as in metav1.LabelSelector (kept verbatim from the API object). */
 export const LabelSelectorRequirement = t.intersection([
