@@ -246,8 +246,10 @@ export function computeIpPlan(
   }
 
   // Without a sysctl to write between creating a link and bringing it up (director devices
-  // receive nothing and need none), creation joins the adds: one process fewer.
-  if (sysctls.length === 0)
+  // receive nothing and need none), creation joins the adds: one process fewer. Not when there
+  // are fdb entries to add: the agent runs the adds and the fdb batch side by side, and an fdb
+  // entry on a link that the adds are still creating fails ("Cannot find device").
+  if (sysctls.length === 0 && fdbAdds.length === 0)
     return {
       createLinks: [],
       sysctls,
