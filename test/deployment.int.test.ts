@@ -822,8 +822,15 @@ void describe('k8s/ applied to a real API server', () => {
     assert.equal(projector.env.KUBECONFIG, undefined);
     assert.notEqual(agent.env.KUBECONFIG, undefined);
     assert.equal(agent.env.NODE_NAME, node.name);
+    // No kubelet restarts a workload here: one that exits ends the wait at once, naming itself.
+    const exited = (): string[] =>
+      started.flatMap((s) =>
+        s.child.exitCode === null && s.child.signalCode === null
+          ? []
+          : [`${path.basename(s.logPath)} exited (${s.child.exitCode ?? s.child.signalCode})`],
+      );
     const diag = (): string =>
-      `${started.map((s) => logTail(s, 15)).join('\n')}\nacks: ${JSON.stringify(acks.slice(-3))}`;
+      `${started.map((s) => logTail(s, 15)).join('\n')}\nacks: ${JSON.stringify(acks.slice(-3))}\nexited: ${exited().join(', ') || 'none'}`;
 
     const custom = api.kubeConfig.makeApiClient(CustomObjectsApi);
     interface Policy {
@@ -832,6 +839,7 @@ void describe('k8s/ applied to a real API server', () => {
         conditions?: { type: string; status: string; reason: string }[];
       };
     }
+    let lastSeen: Policy | undefined;
     const policy = await waitFor(
       'default/deployment-e2e to be Ready',
       async () => {
@@ -842,10 +850,12 @@ void describe('k8s/ applied to a real API server', () => {
           plural: 'staticegressips',
           name: 'deployment-e2e',
         })) as Policy;
+        lastSeen = p;
+        if (exited().length > 0) throw new Error(`a workload exited before Ready\n${diag()}`);
         return p.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True' ? p : undefined;
       },
       180_000,
-      diag,
+      () => `${diag()}\nlast status seen: ${JSON.stringify(lastSeen?.status)}`,
     );
     // status writer: patched the status (as only the projector's decisions say).
     assert.equal(policy.status?.rules?.[0]?.activeGateway, node.name);

@@ -7,7 +7,8 @@
 // second policy claiming the same egress IP gets Conflict=True and a ConflictDetected Event,
 // while the first stays Ready. A policy deleted and re-created with the same name and spec while
 // the watcher is down gets its status again (issue 12, finding 4: decisions name the uid, and the
-// writer's memory is per uid).
+// writer's memory is per uid). A status writer that starts while an input topic ends in an aborted
+// transaction (the projector died mid-write) still catches up and becomes ready.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -20,6 +21,9 @@ import type { Heartbeat, NodeApplyStatus } from '../src/contracts/node-reports.t
 import { TOPICS, topicSpecs } from '../src/contracts/topics.ts';
 import { startControlPlane, type ControlPlane } from '../src/devenv/control-plane.ts';
 import { waitFor } from './support/watcher-harness.ts';
+import { createStatusWriter } from '../src/status/status-writer.ts';
+import { createDeadLetterSink } from '../src/lib/dead-letter.ts';
+import { createLogger } from '../src/lib/log.ts';
 
 const EGRESS_IP = '198.51.100.10';
 const NODES = [
@@ -389,5 +393,62 @@ spec:
     const renewed = await readyFor(uid);
     assert.equal(renewed.status?.egressIPs, renewIP);
     assert.equal(renewed.status?.observedGeneration, 1);
+  });
+
+  void test('a status writer that starts while its input ends in an aborted transaction catches up and becomes ready', async () => {
+    // Topics of its own, so that the aborted transaction (a record and its abort marker) is all
+    // there is: a fetch of it delivers no message at all, which is what the writer must count.
+    const run = randomUUID().slice(0, 8);
+    const topics = {
+      decisions: `abort-${run}.decisions`,
+      nodeRules: `abort-${run}.node-rules`,
+      nodeStatus: `abort-${run}.node-status`,
+    };
+    await createTopics(
+      broker.brokers,
+      Object.values(topics).map((topic) => ({ topic, config: {} })),
+    );
+    const tx = kafka.producer({ transactionalId: `abort-${run}`, idempotent: true, maxInFlightRequests: 1 });
+    await tx.connect();
+    try {
+      const t = await tx.transaction();
+      await t.send({ topic: topics.decisions, messages: [{ key: 'default/never', value: '{}' }] });
+      await t.abort();
+    } finally {
+      await tx.disconnect();
+    }
+    const admin = kafka.admin();
+    await admin.connect();
+    const [end] = await admin.fetchTopicOffsets(topics.decisions).finally(() => admin.disconnect());
+    assert.equal(end?.high, '2', 'the decisions topic holds the aborted record and its marker');
+
+    const log = createLogger('status-writer', { test: 'aborted-transaction' });
+    const writer = createStatusWriter({
+      kafka,
+      kubeConfig: api.kubeConfig,
+      topics,
+      minIntervalMs: 100,
+      eventMaxAgeMs: 60_000,
+      identity: `abort-${run}`,
+      deadLetters: createDeadLetterSink({ producer, component: 'status-writer', log }),
+      log,
+    });
+    let failure: unknown;
+    const running = writer.run().catch((err: unknown) => (failure = err));
+    try {
+      await waitFor(
+        'the status writer to catch up with the aborted transaction',
+        () => writer.ready(),
+        60_000,
+        () =>
+          failure === undefined
+            ? 'not caught up'
+            : `run failed: ${failure instanceof Error ? failure.message : JSON.stringify(failure)}`,
+      );
+    } finally {
+      await writer.stop();
+      await Promise.race([running, new Promise((r) => setTimeout(r, 10_000))]);
+    }
+    assert.equal(failure, undefined);
   });
 });

@@ -31,6 +31,8 @@ export function parseOwnerRef(ref: string): { namespace: string; name: string } 
 /** Bounded backoff with jitter, so a DaemonSet of agents does not reconnect in lockstep. */
 const retryDelayMs = (attempt: number): number => backoffDelay({ initialMs: 500, maxMs: 30_000 }, attempt);
 
+const IDLE_LIMIT_MS = 5 * 60_000;
+
 export function watchOwnerDaemonSet(
   kubeConfig: KubeConfig,
   owner: { namespace: string; name: string },
@@ -42,6 +44,11 @@ export function watchOwnerDaemonSet(
   let seenUid: string | undefined;
   const path = `/apis/apps/v1/namespaces/${owner.namespace}/daemonsets`;
   const watch = new Watch(kubeConfig);
+  // client-node ends a watch that was idle for 30 s; a DaemonSet changes far less often, so the
+  // watch would be re-made (re-authorised) every 30 s. Bookmarks (about one a minute) keep it
+  // alive; the idle limit stays only to notice a dead connection. (The field is private in
+  // client-node's types, and the only knob for that limit: set it anyway.)
+  (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = IDLE_LIMIT_MS;
 
   const onEvent = (type: string, obj: DaemonSetLike): void => {
     if (obj.metadata?.name !== owner.name) return;
@@ -61,13 +68,20 @@ export function watchOwnerDaemonSet(
   const start = (attempt: number): void => {
     if (closed) return;
     watch
-      .watch(path, { fieldSelector: `metadata.name=${owner.name}` }, onEvent, (err: unknown) => {
-        if (closed) return;
-        const failed = err !== null && err !== undefined;
-        if (failed) log.warn({ err, attempt }, 'own DaemonSet watch ended; re-establishing');
-        // A watch the server ended in the ordinary way (its timeout) is renewed at once.
-        setTimeout(() => start(failed ? attempt + 1 : 0), failed ? retryDelayMs(attempt) : 0).unref();
-      })
+      .watch(
+        path,
+        { fieldSelector: `metadata.name=${owner.name}`, allowWatchBookmarks: true },
+        onEvent,
+        (err: unknown) => {
+          if (closed) return;
+          // The server's own timeout and the client's idle limit are ordinary ends: renewed at once.
+          const idle = (err as { name?: string } | null)?.name === 'TimeoutError';
+          const failed = err !== null && err !== undefined && !idle;
+          if (failed) log.warn({ err, attempt }, 'own DaemonSet watch ended; re-establishing');
+          else log.debug({ idle }, 'own DaemonSet watch ended; renewing');
+          setTimeout(() => start(failed ? attempt + 1 : 0), failed ? retryDelayMs(attempt) : 0).unref();
+        },
+      )
       .then((a) => {
         abort = a;
       })

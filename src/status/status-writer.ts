@@ -132,17 +132,19 @@ export function createStatusWriter(opts: StatusWriterOptions): StatusWriter {
   const pendingEvents: { event: PolicyEvent; attempts: number }[] = [];
   const custom = opts.kubeConfig.makeApiClient(CustomObjectsApi);
   const core = opts.kubeConfig.makeApiClient(CoreV1Api);
-  const targets = new Map<string, number>();
-  const next = new Map<string, number>();
-  /** Per topic/partition, the offset after the last batch folded: where a re-join seeks to. */
-  const resumeAt = new Map<string, { topic: string; partition: number; offset: string }>();
+  /** Per topic/partition: its end offset when the writer started (caught up = every one reached). */
+  const targets = new Map<string, bigint>();
+  /** Per topic/partition: the offset after the last batch folded, where a re-join seeks to. */
+  const resumeAt = new Map<string, { topic: string; partition: number; offset: bigint }>();
   let caughtUp = false;
+  let crashed: Error | undefined;
   let newestRecordMs = 0;
   let stopping = false;
   let consumer: Consumer | undefined;
 
   function fold(
     topic: string,
+    partition: number,
     offset: string,
     key: Buffer | null,
     value: Buffer | null,
@@ -152,7 +154,7 @@ export function createStatusWriter(opts: StatusWriterOptions): StatusWriter {
     let input: StatusInput;
     const bad = (reason: string): void => {
       deadLetters.inc({ topic });
-      opts.deadLetters.send({ sourceTopic: topic, partition: 0, offset, key, value, reason });
+      opts.deadLetters.send({ sourceTopic: topic, partition, offset, key, value, reason });
     };
     if (topic === topics.decisions) {
       const d = decodeDecision(value);
@@ -176,7 +178,7 @@ export function createStatusWriter(opts: StatusWriterOptions): StatusWriter {
 
   function checkCaughtUp(): void {
     if (caughtUp) return;
-    for (const [topic, target] of targets) if ((next.get(topic) ?? 0) < target) return;
+    for (const [at, target] of targets) if ((resumeAt.get(at)?.offset ?? 0n) < target) return;
     caughtUp = true;
     log.info({ policies: state.policies.size }, 'caught up with the log; writing status');
   }
@@ -185,27 +187,32 @@ export function createStatusWriter(opts: StatusWriterOptions): StatusWriter {
     const { batch } = payload;
     for (const m of batch.messages) {
       if (stopping) return;
-      fold(batch.topic, m.offset, m.key, m.value, m.timestamp);
+      fold(batch.topic, batch.partition, m.offset, m.key, m.value, m.timestamp);
       payload.resolveOffset(m.offset);
-      next.set(batch.topic, Number(m.offset) + 1);
       recordsTotal.inc({ topic: batch.topic });
     }
-    // The last offsets may be transaction markers (the projector writes transactionally), which
-    // are never delivered; lastOffset() counts them, so the end of the log is reachable.
-    if (!stopping) {
-      next.set(batch.topic, Math.max(next.get(batch.topic) ?? 0, Number(batch.lastOffset()) + 1));
-      resumeAt.set(`${batch.topic}/${batch.partition}`, {
-        topic: batch.topic,
-        partition: batch.partition,
-        offset: String(BigInt(batch.lastOffset()) + 1n),
-      });
-    }
-    lagRecords.set(
-      { topic: batch.topic },
-      Math.max(0, Number(batch.highWatermark) - (next.get(batch.topic) ?? 0)),
-    );
-    checkCaughtUp();
     await payload.heartbeat();
+  }
+
+  /**
+   * Where a fetched batch ends. The projector writes transactionally: the last offsets of a batch
+   * may be transaction markers, and a batch of nothing but markers or aborted records never
+   * reaches eachBatch at all. Both count here, so an end offset taken at start is always reached
+   * (a log that ended in an aborted transaction would otherwise keep the writer from ever writing).
+   */
+  function batchEnded(e: {
+    topic: string;
+    partition: number;
+    lastOffset: string;
+    highWatermark: string;
+  }): void {
+    if (stopping) return;
+    const at = `${e.topic}/${e.partition}`;
+    const offset = BigInt(e.lastOffset) + 1n;
+    if (offset > (resumeAt.get(at)?.offset ?? 0n))
+      resumeAt.set(at, { topic: e.topic, partition: e.partition, offset });
+    lagRecords.set({ topic: e.topic }, Math.max(0, Number(BigInt(e.highWatermark) - offset)));
+    checkCaughtUp();
   }
 
   function ref(policy: PolicyRef): {
@@ -329,6 +336,7 @@ export function createStatusWriter(opts: StatusWriterOptions): StatusWriter {
 
   async function writeLoop(): Promise<void> {
     while (!stopping) {
+      if (crashed !== undefined) throw crashed;
       if (caughtUp && (dirty.size > 0 || pendingEvents.length > 0)) await round();
       // The pause is the rate limit: everything that arrives meanwhile coalesces into one write.
       await sleep(opts.minIntervalMs);
@@ -341,8 +349,8 @@ export function createStatusWriter(opts: StatusWriterOptions): StatusWriter {
       await admin.connect();
       try {
         for (const topic of [topics.decisions, topics.nodeRules, topics.nodeStatus]) {
-          const offsets = await admin.fetchTopicOffsets(topic);
-          targets.set(topic, Math.max(0, ...offsets.map((o) => Number(o.high))));
+          for (const o of await admin.fetchTopicOffsets(topic))
+            targets.set(`${topic}/${o.partition}`, BigInt(o.high));
         }
       } finally {
         await admin.disconnect();
@@ -362,7 +370,14 @@ export function createStatusWriter(opts: StatusWriterOptions): StatusWriter {
       // is folded, or dead-lettered, twice. The event fires before the new generation's first fetch.
       const c = consumer;
       c.on(c.events.GROUP_JOIN, () => {
-        for (const position of resumeAt.values()) c.seek(position);
+        for (const p of resumeAt.values())
+          c.seek({ topic: p.topic, partition: p.partition, offset: String(p.offset) });
+      });
+      c.on(c.events.END_BATCH_PROCESS, ({ payload }) => batchEnded(payload));
+      // kafkajs restarts itself after retriable errors; after any other it stops for good, and
+      // a writer that no longer reads would go on serving stale status as if current.
+      c.on(c.events.CRASH, ({ payload }) => {
+        if (!payload.restart && !stopping) crashed = payload.error;
       });
       checkCaughtUp();
       await consumer.run({ autoCommit: false, eachBatch });
