@@ -348,6 +348,7 @@ void describe('k8s/ applied to a real API server', () => {
     'nodes',
     'namespaces',
     'endpointslices.discovery.k8s.io',
+    'servicecidrs.networking.k8s.io',
   ];
   const leaseChecks = (account: string, lease: string): Check[] => [
     [account, ['create', 'leases.coordination.k8s.io', ...inNs], true],

@@ -7,50 +7,27 @@
 // holds v4's rules and nothing of v6, and v6's status, read from the kube-apiserver, says which
 // rule is not programmable where and why, while v4 is Ready. Effectful: owns its stack.
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import type { SimPod } from '../src/devenv/cluster-sim.ts';
 import { readNodeKernel, selectSetElements } from '../src/devenv/node-kernel.ts';
 import { EXTERNAL_HOST_IP, startStack, type Stack } from '../src/devenv/stack.ts';
-import { CONVERGE_MS, describeCluster, waitSeenAs } from './support/e2e.ts';
+import {
+  waitForConditions as waitForPolicyConditions,
+  waitSeenAs,
+  type PolicyCondition,
+} from './support/e2e.ts';
 
 const V4_EGRESS_IP = '198.51.100.20';
 const V6_EGRESS_IP = '2001:db8::10';
 
-interface Condition {
-  readonly type: string;
-  readonly status: string;
-  readonly reason: string;
-  readonly message: string;
-}
-
 let stack: Stack;
 let pod: SimPod;
 
-async function conditionsOf(name: string): Promise<Condition[]> {
-  const out = await stack.kubectl(['get', 'seip', name, '-n', 'default', '-o', 'json']);
-  return (JSON.parse(out) as { status?: { conditions?: Condition[] } }).status?.conditions ?? [];
-}
-
-/** Polls the policy's status on the kube-apiserver until `ok` holds for its conditions. */
-async function waitForConditions(
+const waitForConditions = (
   name: string,
   what: string,
-  ok: (byType: ReadonlyMap<string, Condition>) => boolean,
-): Promise<Map<string, Condition>> {
-  const deadline = Date.now() + CONVERGE_MS;
-  let last = new Map<string, Condition>();
-  for (;;) {
-    last = new Map((await conditionsOf(name)).map((c) => [c.type, c]));
-    if (ok(last)) return last;
-    if (Date.now() > deadline)
-      throw new Error(
-        `${what}: seip ${name} conditions still ${JSON.stringify([...last.values()])}\n` +
-          (await describeCluster(stack)),
-      );
-    await sleep(200);
-  }
-}
+  ok: (byType: ReadonlyMap<string, PolicyCondition>) => boolean,
+): Promise<Map<string, PolicyCondition>> => waitForPolicyConditions(stack, name, what, ok);
 
 void describe('isolation: a rule the agent cannot program, next to a working rule on the same node', () => {
   before(async () => {

@@ -9,15 +9,19 @@
 //   - podSelector (matchLabels and matchExpressions) in the policy's namespace only;
 //   - ClusterStaticEgressIP: namespaceSelector × podSelector, following namespace labels;
 //   - destinations with exceptions: an excepted destination leaves as the node IP;
-//   - pod and service CIDRs are never captured, even under destinations 0.0.0.0/0: pod-to-pod
-//     traffic (same node, other node, through a Service's cluster IP) keeps its pod source.
+//   - pod and service CIDRs and node addresses are never captured, even under destinations
+//     0.0.0.0/0: pod-to-pod traffic (same node, other node, through a Service's cluster IP) keeps
+//     its pod source, and traffic to another node the source it had without a policy. The stack
+//     passes no --never-steer flag: all of it comes from the log;
+//   - an egress IP that is a node's address, a pod's IP or inside a pod or service CIDR is never
+//     taken, even when a pool covers it: Accepted=False (EgressIPInUse) names the holder.
 // A negative ("still the node IP") is asserted only after a positive on the same node has shown
 // that the rules it depends on are applied. Effectful: owns the stack started in `before`.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { SimPod } from '../src/devenv/cluster-sim.ts';
 import { SERVICE_CIDR } from '../src/devenv/control-plane.ts';
-import { CLUSTER_POD_CIDR, type NetNode } from '../src/devenv/netcluster.ts';
+import { CLUSTER_POD_CIDR, NODE_SUBNET, type NetNode } from '../src/devenv/netcluster.ts';
 import { readNodeKernel, selectSetElements } from '../src/devenv/node-kernel.ts';
 import {
   addSeedWorkload,
@@ -30,7 +34,16 @@ import {
   type SeedWorkload,
   type Stack,
 } from '../src/devenv/stack.ts';
-import { assertSeenAs, describeCluster, waitForHolders, waitForKernels, waitSeenAs } from './support/e2e.ts';
+import {
+  assertSeenAs,
+  describeCluster,
+  readAllKernels,
+  selectAddressHolders,
+  waitForConditions,
+  waitForHolders,
+  waitForKernels,
+  waitSeenAs,
+} from './support/e2e.ts';
 
 let stack: Stack;
 let seed: SeedWorkload;
@@ -322,6 +335,7 @@ spec:
     const port = 8081;
     await stack.cluster.startWhoami(remote.net.ns, { port });
     await stack.cluster.startWhoami(local.net.ns, { port });
+    await stack.cluster.startWhoami(n2.ns, { port });
     // A real Service (its cluster IP allocated by the API server from the service CIDR) and, as
     // the netns cluster has no kube-proxy, its DNAT as kube-proxy would program it on node 1: at
     // dstnat (-100), after the agent's mark rule (-150) has seen the cluster IP as destination.
@@ -352,6 +366,10 @@ spec:
       // Before any policy: the paths work and keep the pod source.
       assert.equal(await viaPod(remote.net.ip), client.net.ip, 'pod → pod on another node, no policy');
       assert.equal(await viaPod(clusterIp), client.net.ip, 'pod → cluster IP, no policy');
+      // Another node's own address: whatever source the node network gives it without a policy
+      // (the pod's, or its node's after the CNI's masquerade), it keeps under 0.0.0.0/0.
+      const toNode = await viaPod(n2.ip);
+      assert.notEqual(toNode, eip, 'pod → another node, no policy');
 
       await stack.apply(`apiVersion: staticegressips.nirmata.io/v1alpha1
 kind: StaticEgressIP
@@ -370,11 +388,11 @@ spec:
         (k) => selectSetElements(k, '-pods').includes(client.net.ip),
         () => [n1],
       );
+      // No --never-steer flag in this stack: every node's pod CIDR and address, and the service
+      // CIDR, come from the log (Node spec.podCIDRs and status.addresses, the ServiceCIDR object).
       const never = selectSetElements(k1!, 'never-steer');
-      assert.ok(
-        never.includes(CLUSTER_POD_CIDR) && never.includes(SERVICE_CIDR),
-        `never-steer on ${n1.name} holds ${CLUSTER_POD_CIDR} and ${SERVICE_CIDR}: ${never.join(', ')}`,
-      );
+      for (const want of [...nodes.flatMap((n) => [n.podCidr, n.ip]), SERVICE_CIDR])
+        assert.ok(never.includes(want), `never-steer on ${n1.name} holds ${want}: ${never.join(', ')}`);
 
       for (let i = 0; i < 3; i++) {
         assert.equal(
@@ -388,6 +406,7 @@ spec:
           'pod → pod on the same node keeps the pod source',
         );
         assert.equal(await viaPod(clusterIp), client.net.ip, 'pod → Service cluster IP keeps the pod source');
+        assert.equal(await viaPod(n2.ip), toNode, "pod → another node's address is not steered");
       }
     } catch (err) {
       throw new Error(`${(err as Error).message}\n${await describeCluster(stack)}`, { cause: err });
@@ -400,5 +419,76 @@ spec:
     await stack.kubectl(['delete', 'service', 'net-server']);
     for (const name of ['net-client', 'net-server-remote', 'net-server-local'])
       await stack.sim.removePod(name);
+  });
+
+  void test('an egress IP the cluster uses is never taken: a node address, a pod IP, inside a pod or service CIDR', async () => {
+    const [n1, n2] = nodes;
+    const pod = await stack.sim.addPod(n2.name, 'taken-1', { labels: { app: 'taken' } });
+    // A careless pool over the cluster's own ranges: the pool alone would admit these addresses.
+    await stack.apply(`apiVersion: staticegressips.nirmata.io/v1alpha1
+kind: StaticEgressIPPool
+metadata: {name: cluster-ranges}
+spec:
+  addresses: [${NODE_SUBNET}, ${CLUSTER_POD_CIDR}, ${SERVICE_CIDR}]
+`);
+    const unusedInPodCidr = n1.podCidr.replace(/0\/24$/, '250');
+    const cases: [name: string, egressIP: string, holder: string][] = [
+      ['taken-node-ip', n1.ip, `the address of node ${n1.name}`],
+      ['taken-pod-ip', pod.net.ip, 'the IP of pod default/taken-1'],
+      ['taken-pod-cidr', unusedInPodCidr, `inside the pod CIDR ${n1.podCidr} of node ${n1.name}`],
+      [
+        'taken-service-cidr',
+        '10.96.200.200',
+        `inside the service CIDR ${SERVICE_CIDR} (ServiceCIDR kubernetes)`,
+      ],
+    ];
+    const policy = (
+      name: string,
+      egressIP: string,
+      destination: string,
+    ): string => `apiVersion: staticegressips.nirmata.io/v1alpha1
+kind: StaticEgressIP
+metadata: {name: ${name}, namespace: default}
+spec:
+  rules:
+  - egressip: ${egressIP}
+    podSelector: {matchLabels: {app: taken}}
+    destinations: [${destination}]
+`;
+    for (const [name, ip] of cases) await stack.apply(policy(name, ip, `${EXTERNAL_OTHER_IP}/32`));
+    // A free address for the same pod, to another destination: once it steers, the agents have
+    // applied what the log says, so what the refused policies did not do is a real absence.
+    const free = '198.51.100.15';
+    await stack.apply(policy('free', free, `${EXTERNAL_HOST_IP}/32`));
+    try {
+      for (const [name, ip, holder] of cases) {
+        const c = await waitForConditions(
+          stack,
+          name,
+          `${name} refused`,
+          (byType) => byType.get('Accepted')?.reason === 'EgressIPInUse',
+        );
+        const accepted = c.get('Accepted')!;
+        assert.equal(accepted.status, 'False', name);
+        assert.ok(accepted.message.includes(`egress IP ${ip} is in use: it is ${holder}`), accepted.message);
+        assert.equal(c.get('Ready')?.status, 'False', `${name} is not Ready`);
+      }
+      await waitSeenAs(stack, pod, EXTERNAL_HOST_IP, free, 'the free egress IP steers');
+      await assertSeenAs(stack, pod, EXTERNAL_OTHER_IP, nodeIp(pod), 'the refused policies steer nothing');
+      const kernels = await readAllKernels(stack.cluster);
+      // An egress IP is held as a /32 on the uplink; node1's own address is its /24.
+      for (const [name, ip] of cases)
+        assert.deepEqual(
+          selectAddressHolders(kernels, ip),
+          [],
+          `${name}: no node holds ${ip} as an egress IP`,
+        );
+      assert.equal(selectAddressHolders(kernels, free).length, 1, 'the free IP is held by one node');
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n${await describeCluster(stack)}`, { cause: err });
+    }
+    for (const [name] of [...cases, ['free']]) await deletePolicy('seip', name!, 'default');
+    await stack.kubectl(['delete', 'seippool', 'cluster-ranges']);
+    await stack.sim.removePod('taken-1');
   });
 });

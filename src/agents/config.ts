@@ -79,7 +79,7 @@ export const agentConfigSpec = {
     env: 'KSEIP_NEVER_STEER',
     codec: CidrListFromString,
     default: [] as string[],
-    doc: 'destinations never steered whatever a policy says (cluster pod/service CIDRs, API server), comma-separated',
+    doc: 'destinations never steered whatever a policy says, beyond the node addresses, pod CIDRs and service CIDRs the cluster describes (which never are): e.g. CNI IPAM ranges, comma-separated',
   }),
   procSysNet: option({
     flag: '--proc-sys-net',

@@ -239,9 +239,11 @@ export function renderEventSummary(e: ClusterEvent): string {
     case 'PodObserved':
       return `node=${e.payload.nodeName ?? '-'} ips=${e.payload.podIPs.join(',') || '-'} labels=${labels(e.payload.labels)}${e.payload.hostNetwork ? ' hostNetwork' : ''}${e.payload.terminal ? ' terminal' : ''}`;
     case 'NodeObserved':
-      return `ip=${e.payload.internalIP ?? '-'} ready=${e.payload.ready}${e.payload.unschedulable ? ' unschedulable' : ''} labels=${labels(e.payload.labels)}`;
+      return `ip=${e.payload.internalIP ?? '-'} ready=${e.payload.ready}${e.payload.unschedulable ? ' unschedulable' : ''} addresses=${e.payload.addresses?.join(',') || '-'} podCIDRs=${e.payload.podCIDRs?.join(',') || '-'} labels=${labels(e.payload.labels)}`;
     case 'NamespaceObserved':
       return `labels=${labels(e.payload.labels)}`;
+    case 'ServiceCIDRObserved':
+      return `cidrs=${e.payload.cidrs.join(',') || '-'}`;
     case 'StaticEgressIPDeleted':
     case 'ClusterStaticEgressIPDeleted':
     case 'StaticEgressIPPoolDeleted':
@@ -250,6 +252,7 @@ export function renderEventSummary(e: ClusterEvent): string {
     case 'PodDeleted':
     case 'NodeDeleted':
     case 'NamespaceDeleted':
+    case 'ServiceCIDRDeleted':
       return '';
     case 'LeadershipAcquired':
       return `holder=${e.payload.holder}`;

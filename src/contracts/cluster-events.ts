@@ -4,7 +4,7 @@
 // until it handles it (exhaustive switches).
 import * as t from 'io-ts';
 import type { Either } from 'fp-ts/lib/Either.js';
-import { IPAddress, LabelSelector, Labels, ObjectKind, ObjectRef } from './primitives.ts';
+import { CIDR, IPAddress, LabelSelector, Labels, ObjectKind, ObjectRef } from './primitives.ts';
 import { decodeJson, type DecodeFailure } from './decode.ts';
 
 export const CLUSTER_EVENTS_SCHEMA = 1;
@@ -120,13 +120,26 @@ export const NodeObserved = event(
   'NodeObserved',
   t.intersection([
     t.type({ labels: Labels, ready: t.boolean, unschedulable: t.boolean }),
-    t.partial({ internalIP: IPAddress }),
+    t.partial({
+      internalIP: IPAddress,
+      /** Every address in status.addresses that is an IP (InternalIP, ExternalIP), canonical and
+       *  sorted: an egress IP must never be one of them, and pods' traffic to them is never steered.
+       *  Optional: events written before issue 12 lack it (and podCIDRs). */
+      addresses: t.array(IPAddress),
+      /** spec.podCIDRs, canonical and sorted: never steered, and no egress IP inside them. */
+      podCIDRs: t.array(CIDR),
+    }),
   ]),
 );
 export const NodeDeleted = event('NodeDeleted', Empty);
 
 export const NamespaceObserved = event('NamespaceObserved', t.type({ labels: Labels }));
 export const NamespaceDeleted = event('NamespaceDeleted', Empty);
+
+/** A ServiceCIDR (networking.k8s.io/v1): the ranges ClusterIPs come from. Never steered, and no
+ *  egress IP inside them. */
+export const ServiceCIDRObserved = event('ServiceCIDRObserved', t.type({ cidrs: t.array(CIDR) }));
+export const ServiceCIDRDeleted = event('ServiceCIDRDeleted', Empty);
 
 // ---- markers and liveness ----
 
@@ -169,6 +182,8 @@ export const ClusterEvent = t.union([
   NodeDeleted,
   NamespaceObserved,
   NamespaceDeleted,
+  ServiceCIDRObserved,
+  ServiceCIDRDeleted,
   LeadershipAcquired,
   ListStarted,
   ListCompleted,

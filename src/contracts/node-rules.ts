@@ -6,6 +6,7 @@
 import * as t from 'io-ts';
 import type { Either } from 'fp-ts/lib/Either.js';
 import { decodeJson, type DecodeFailure } from './decode.ts';
+import { CIDR } from './primitives.ts';
 
 export const NODE_RULES_SCHEMA = 1;
 
@@ -48,19 +49,29 @@ export const HeldEgressIP = t.type({
 });
 export type HeldEgressIP = t.TypeOf<typeof HeldEgressIP>;
 
-export const NodeRules = t.type({
-  schema: t.literal(NODE_RULES_SCHEMA),
-  node: t.string,
-  /**
-   * Strictly increasing per node: the cluster-events offset of the event that last changed this
-   * node's rules. Deterministic on replay, and it points at the fact that caused the change.
-   */
-  generation: t.number,
-  /** This node's own underlay address (source of its tunnels); empty if unknown yet. */
-  nodeIP: t.string,
-  steers: t.array(Steer),
-  egressIPs: t.array(HeldEgressIP),
-});
+export const NodeRules = t.intersection([
+  t.type({
+    schema: t.literal(NODE_RULES_SCHEMA),
+    node: t.string,
+    /**
+     * Strictly increasing per node: the cluster-events offset of the event that last changed this
+     * node's rules. Deterministic on replay, and it points at the fact that caused the change.
+     */
+    generation: t.number,
+    /** This node's own underlay address (source of its tunnels); empty if unknown yet. */
+    nodeIP: t.string,
+    steers: t.array(Steer),
+    egressIPs: t.array(HeldEgressIP),
+  }),
+  t.partial({
+    /**
+     * Destinations never steered, whatever a steer says: the cluster's own node addresses, pod
+     * CIDRs and service CIDRs that this node's steers' destinations overlap (absent: none). The
+     * agent adds its --never-steer flag to them.
+     */
+    neverSteer: t.array(CIDR),
+  }),
+]);
 export type NodeRules = t.TypeOf<typeof NodeRules>;
 
 export function decodeNodeRules(value: Buffer | string | null): Either<DecodeFailure, NodeRules> {

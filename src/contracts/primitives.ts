@@ -11,6 +11,19 @@ import * as t from 'io-ts';
  */
 export const IPAddress = t.refinement(t.string, (text) => isIP(text) !== 0, 'IPAddress');
 
+/** An address and a prefix length within its family ("10.244.1.0/24", "fd00::/64"). */
+export const CIDR = t.refinement(
+  t.string,
+  (text) => {
+    const slash = text.indexOf('/');
+    if (slash < 0) return false;
+    const family = isIP(text.slice(0, slash));
+    const bits = text.slice(slash + 1);
+    return family !== 0 && /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+  },
+  'CIDR',
+);
+
 /** A Kubernetes label selector, as in metav1.LabelSelector (kept verbatim from the API object). */
 export const LabelSelectorRequirement = t.intersection([
   t.type({
@@ -40,6 +53,7 @@ export const ObjectKind = t.keyof({
   Pod: null,
   Node: null,
   Namespace: null,
+  ServiceCIDR: null,
 });
 export type ObjectKind = t.TypeOf<typeof ObjectKind>;
 

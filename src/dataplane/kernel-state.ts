@@ -24,7 +24,9 @@ export interface DataplaneConfig {
   vniBase: number;
   /** UDP port of our VXLAN devices; must differ from the CNI's. */
   vxlanPort: number;
-  /** Destinations never steered whatever a policy says: pod and service CIDRs. */
+  /** Destinations never steered whatever a policy says, beside the cluster addresses each node
+   *  rules record names (its `neverSteer`): for what the log cannot know, e.g. a CNI that does not
+   *  use Node spec.podCIDRs. */
   neverSteer: string[];
   /**
    * Where the net sysctls are written on a real node (no netns), default /proc/sys/net. In a
@@ -525,13 +527,16 @@ export function computeKernelState(
   const labelE = addressLabel(cfg.uplink);
   if (labelE._tag === 'Left') return labelE;
   const label = labelE.right;
-  const never = normalizeCidrs(cfg.neverSteer);
-  if (never.invalid.length > 0) {
+  const configured = normalizeCidrs(cfg.neverSteer);
+  if (configured.invalid.length > 0) {
     return left({
       _tag: 'InvalidConfig',
-      reason: `neverSteer has invalid CIDRs: ${never.invalid.join(', ')}`,
+      reason: `neverSteer has invalid CIDRs: ${configured.invalid.join(', ')}`,
     });
   }
+  // The record's own never-steer prefixes (the cluster's addresses its steers overlap) join the
+  // flag's. Its IPv6 ones can only concern IPv6 steers, which this dataplane leaves out anyway.
+  const never = normalizeCidrs([...configured.cidrs, ...normalizeCidrs(rules.neverSteer ?? []).cidrs]);
   const skipped: string[] = [];
   // From here on nothing fails the node: a rule that cannot be programmed is left out with its
   // reason, and the rest of the node's state is rendered as if it were not there.

@@ -15,6 +15,7 @@ import {
   directorMac,
   EMPTY_KERNEL_STATE,
   gatewayMac,
+  NEVER_SET,
   normalizeCidrs,
   steerKey,
   type DataplaneConfig,
@@ -546,6 +547,22 @@ void describe('rule isolation: a rule that cannot be programmed is left out, the
         ['steer', 4096, 'a/big#0', 'slot must be an integer in 1..4095'],
       ],
     );
+  });
+
+  void it("the record's never-steer prefixes join the flag's; its IPv6 ones are left to IPv6 steers", () => {
+    const r = rules({
+      steers: [steer({ slot: 1, podIPs: ['10.244.1.5'], destinations: ['0.0.0.0/0'] })],
+      neverSteer: ['10.244.0.0/24', '10.244.1.0/24', '192.0.2.64/27', '10.240.0.12/32', 'fd00:10:244::/64'],
+    });
+    const set = stateOf(r).nft?.sets.find((x) => x.name === NEVER_SET);
+    // 192.0.2.64/27 lies inside the flag's 192.0.2.64/26: kept once, as the larger block.
+    assert.deepEqual(set?.elements, [
+      '10.240.0.12',
+      '10.244.0.0/24',
+      '10.244.1.0/24',
+      '192.0.2.64/26',
+      '192.0.2.192/27',
+    ]);
   });
 
   void it('only node-wide problems still fail the node: mark mask, uplink name, neverSteer', () => {

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { repoRoot } from './artifacts.ts';
 import { freePort } from './free-port.ts';
-import { CLUSTER_POD_CIDR, type NetNode } from './netcluster.ts';
+import type { NetNode } from './netcluster.ts';
 
 /** The API server's --service-cluster-ip-range (src/devenv/apiserver.ts). */
 export const SERVICE_CIDR = '10.96.0.0/16';
@@ -176,8 +176,6 @@ export function renderAgentArgs(node: NetNode, brokers: string): string[] {
     node.ns,
     '--uplink',
     node.uplink,
-    '--never-steer',
-    `${CLUSTER_POD_CIDR},${SERVICE_CIDR}`,
     '--heartbeat-interval',
     DEV_TIMING.heartbeatInterval,
     '--fence-after',

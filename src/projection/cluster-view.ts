@@ -16,7 +16,7 @@
 //   ListStarted with the same listId: how deletions missed while no watcher ran reach the view.
 //   The drops come out in key order, so the outputs do not depend on map order.
 // - Liveness: NodeBack makes a node alive, NodeLost not; a node never heard of is not alive.
-import { MAX_TERM, type ClusterEvent } from '../contracts/cluster-events.ts';
+import { MAX_TERM, type ClusterEvent, type PayloadOf } from '../contracts/cluster-events.ts';
 import type { ObjectKind, ObjectRef } from '../contracts/primitives.ts';
 import { isCanonicalIPv4, parseAddress } from './addresses.ts';
 import type {
@@ -49,6 +49,11 @@ export type ViewChange =
     }
   | { readonly kind: 'Namespace'; readonly name: string }
   | { readonly kind: 'Pool'; readonly name: string }
+  | {
+      readonly kind: 'ServiceCIDR';
+      readonly name: string;
+      readonly before: PayloadOf<'ServiceCIDRObserved'> | undefined;
+    }
   | { readonly kind: 'Policy'; readonly rec: PolicyRec; readonly before: PolicyPayload | undefined };
 
 /** The fold refused the event: it changed nothing, and the projector dead-letters it. */
@@ -179,6 +184,7 @@ export function evolveClusterView(
         ipv4,
         ipv6,
         deleted: false,
+        reservedIPs: NO_IPS,
         selectedBy: [],
         prog4: false,
         prog6: false,
@@ -206,6 +212,19 @@ export function evolveClusterView(
     }
     case 'NodeDeleted':
       return deleteNode(state, ref.name);
+
+    case 'ServiceCIDRObserved': {
+      const rec = state.serviceCIDRs.get(ref.name);
+      if (rec !== undefined && jsonEqual(rec.p, event.payload)) return unchanged(state, rec, offset);
+      const before = rec?.p;
+      if (rec !== undefined) {
+        rec.p = event.payload;
+        rec.lastSeen = offset;
+      } else state.serviceCIDRs.set(ref.name, { name: ref.name, p: event.payload, lastSeen: offset });
+      return [{ kind: 'ServiceCIDR', name: ref.name, before }];
+    }
+    case 'ServiceCIDRDeleted':
+      return deleteServiceCIDR(state, ref.name);
 
     case 'NodeBack':
     case 'NodeLost': {
@@ -430,6 +449,13 @@ function deleteNode(state: State, name: string): readonly ViewChange[] {
   return [{ kind: 'Node', name, before: rec.p }];
 }
 
+function deleteServiceCIDR(state: State, name: string): readonly ViewChange[] {
+  const rec = state.serviceCIDRs.get(name);
+  if (rec === undefined) return NONE;
+  state.serviceCIDRs.delete(name);
+  return [{ kind: 'ServiceCIDR', name, before: rec.p }];
+}
+
 function deleteService(state: State, key: string): readonly ViewChange[] {
   const rec = state.services.get(key);
   if (rec === undefined) return NONE;
@@ -492,6 +518,9 @@ function dropUnseen(state: State, kind: ObjectKind, started: number): readonly V
       break;
     case 'StaticEgressIPPool':
       drop(stale(state.pools), (k) => deletePool(state, k));
+      break;
+    case 'ServiceCIDR':
+      drop(stale(state.serviceCIDRs), (k) => deleteServiceCIDR(state, k));
       break;
     case 'StaticEgressIP':
     case 'ClusterStaticEgressIP': {

@@ -27,7 +27,7 @@ import type { LabelSelector, Labels } from '../contracts/primitives.ts';
 import type { EgressRule, PayloadOf } from '../contracts/cluster-events.ts';
 import type { Condition, ConflictKind, Decision, PolicyRef, RuleStatus } from '../contracts/decisions.ts';
 import type { NodeRules } from '../contracts/node-rules.ts';
-import type { AddressRange, DestinationSet, Family } from './addresses.ts';
+import type { AddressRange, DestinationSet, Family, ParsedCidr } from './addresses.ts';
 import type { ClaimBuffer } from './claims.ts';
 import type { GatewayBuffer } from './gateways.ts';
 import type { SelectionBuffer } from './selection.ts';
@@ -55,6 +55,8 @@ export interface PodRec {
   ipv4: string[];
   ipv6: string[];
   deleted: boolean;
+  // reserved.ts: the IPs under which podsByIP lists this pod
+  reservedIPs: readonly string[];
   // selection.ts: the rules selecting this pod, and whether it counted as programmable (per
   // family) when the rules' unprogrammable counters were last adjusted
   // (an array, not a Set: a pod has zero to a few rules, and 150,000 Sets cost heap and GC time)
@@ -106,6 +108,28 @@ export interface PoolRec {
   ranges: AddressRange[];
 }
 
+export interface ServiceCIDRRec {
+  readonly name: string;
+  p: PayloadOf<'ServiceCIDRObserved'>;
+  lastSeen: number;
+}
+
+/** An address block in use in the cluster, and what holds it (reserved.ts). */
+export interface ReservedPrefix {
+  readonly cidr: ParsedCidr;
+  /** Ranks the holders in a message: 0 node address, 1 pod CIDR, 2 service CIDR. */
+  readonly rank: number;
+  /** As a message names it: "the address of node node1", "inside the pod CIDR 10.244.1.0/24 of node node1". */
+  readonly holder: string;
+}
+
+/** The never-steer prefixes that overlap one destination set, and their signature lanes. */
+export interface NeverSteerEntry {
+  readonly cidrs: readonly string[];
+  readonly h1: number;
+  readonly h2: number;
+}
+
 export interface PolicyRec {
   /** "StaticEgressIP/ns/name" or "ClusterStaticEgressIP/name": unique across kinds. */
   readonly key: string;
@@ -123,7 +147,12 @@ export interface PolicyRec {
 }
 
 export type AcceptReason =
-  'Accepted' | 'NoPoolCoversIP' | 'NamespaceNotPermitted' | 'InvalidEgressIP' | 'InvalidDestination';
+  | 'Accepted'
+  | 'NoPoolCoversIP'
+  | 'NamespaceNotPermitted'
+  | 'EgressIPInUse'
+  | 'InvalidEgressIP'
+  | 'InvalidDestination';
 
 export interface RuleRec {
   /** "ns/name#i" or "cluster/name#i" (a steer's `sources`). */
@@ -293,8 +322,16 @@ export interface State {
   readonly namespaces: Map<string, NamespaceRec>;
   readonly pools: Map<string, PoolRec>;
   readonly policies: Map<string, PolicyRec>;
+  readonly serviceCIDRs: Map<string, ServiceCIDRRec>;
   /** Events ignored as duplicates, fenced, no-ops or refused (for metrics and tests). */
   ignored: { duplicate: number; fenced: number; unchanged: number; refused: number };
+  // ---- reserved addresses (reserved.ts) ----
+  /** Canonical pod IP → the pods (not host-network, not terminal) that carry it. */
+  readonly podsByIP: Map<string, PodRec[]>;
+  /** Node addresses, pod CIDRs and service CIDRs, sorted; undefined when one changed since. */
+  reservedPrefixes: ReservedPrefix[] | undefined;
+  /** Per steer group destKey: the reserved prefixes its destinations overlap. */
+  readonly neverSteerByDest: Map<string, NeverSteerEntry>;
   // ---- selection indexes (selection.ts) ----
   readonly podsByNamespace: Map<string, Set<PodRec>>;
   /** Valid rules whose scope includes the namespace (namespaced: their own; cluster: selected). */
@@ -355,6 +392,10 @@ export function initialState(): State {
     namespaces: new Map(),
     pools: new Map(),
     policies: new Map(),
+    serviceCIDRs: new Map(),
+    podsByIP: new Map(),
+    reservedPrefixes: undefined,
+    neverSteerByDest: new Map(),
     ignored: { duplicate: 0, fenced: 0, unchanged: 0, refused: 0 },
     podsByNamespace: new Map(),
     rulesByNamespace: new Map(),

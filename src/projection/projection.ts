@@ -8,14 +8,17 @@
 // another:
 //   1. cluster-view  event → ViewChange[] (or nothing: duplicate, fenced, unchanged; or a
 //                    refusal, which ends the step: the projector dead-letters the event)
-//   2. selection     object changes → SelectionChanges: rules attached/detached/re-accepted,
-//                    pods whose selecting rules changed, policies
+//   1b. reserved     view changes → ReservedChanges: egress IPs whose holder (a node, pod or
+//                    service address) may have changed, whether the reserved prefixes changed
+//   2. selection     object changes + ReservedChanges → SelectionChanges: rules
+//                    attached/detached/re-accepted, pods whose selecting rules changed, policies
 //   3. claims        SelectionChanges → ClaimChanges: egress IPs whose owner was decided again,
 //                    each touched pod's effective rules, ConflictResolved/Detected, policies
 //   4. steers        ClaimChanges → SteerChanges: nodes whose steers changed, policies
 //   5. gateways      node changes + ClaimChanges.ips → GatewayChanges: gateway decisions, nodes
 //                    whose rules change, policies
-//   6. render        SteerChanges.nodes + GatewayChanges.nodes → the NodeRules that changed
+//   6. render        SteerChanges.nodes + GatewayChanges.nodes (every node with steers when the
+//                    reserved prefixes changed) → the NodeRules that changed
 //   7. status        every stage's policies (+ liveness changes) → PolicyStatusComputed
 // Outputs of a step: decisions in the order conflicts, gateways, statuses; then node rules.
 import type { ClusterEvent } from '../contracts/cluster-events.ts';
@@ -25,6 +28,7 @@ import { evolveClusterView, type ViewChange } from './cluster-view.ts';
 import { evolveGateways, type NodeChange } from './gateways.ts';
 import { initialState as initialModelState, type State, type StepOutputs } from './model.ts';
 import { renderChangedNodes } from './render.ts';
+import { evolveReserved } from './reserved.ts';
 import { evolveSelection, type ObjectChange } from './selection.ts';
 import { emitStatuses } from './status.ts';
 import { evolveSteers } from './steers.ts';
@@ -76,11 +80,12 @@ export function evolve(state: State, event: ClusterEvent, offset: number): Outpu
   if (changes.length === 0) return { offset, decisions: EMPTY, nodeRules: EMPTY };
   const nodeChanges = nodeChangesOf(changes);
   const objectChanges = objectChangesOf(changes, nodeChanges);
-  const selection = evolveSelection(state, objectChanges);
+  const reserved = evolveReserved(state, changes);
+  const selection = evolveSelection(state, objectChanges, reserved);
   const claims = evolveClaims(state, selection, offset);
   const steers = evolveSteers(state, claims);
   const gateways = evolveGateways(state, nodeChanges, claims.ips, offset);
-  const nodeRules = renderChangedNodes(state, steers.nodes, gateways.nodes, offset);
+  const nodeRules = renderChangedNodes(state, steers.nodes, gateways.nodes, offset, reserved.prefixesChanged);
   const livenessChanged =
     nodeChanges.length === 0 ? EMPTY : nodeChanges.filter((c) => c.kind === 'Liveness').map((c) => c.name);
   const statuses = emitStatuses(

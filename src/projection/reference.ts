@@ -7,7 +7,7 @@
 //   design exists to avoid.
 // It shares the *definitions* (selector matching, pools, precedence, hashing, overlap) with the
 // incremental code, but none of its bookkeeping.
-import { destinationSetsOverlap } from './addresses.ts';
+import { destinationSetsOverlap, parseCidr, type ParsedAddress, type ParsedCidr } from './addresses.ts';
 import { computeRanking, ipHash } from './hrw.ts';
 import { matchesOptionalSelector, matchesSelector, matchesServiceSelector } from './labels.ts';
 import { isBaseEligible, nodeHashOf } from './gateways.ts';
@@ -25,11 +25,11 @@ import { computeAcceptance, poolsInOrder } from './rules.ts';
 import { computePolicyStatus } from './status.ts';
 import type { NodeRules, Steer } from '../contracts/node-rules.ts';
 import { NODE_RULES_SCHEMA } from '../contracts/node-rules.ts';
-import { compare } from '../lib/compare.ts';
+import { compare, compareBig } from '../lib/compare.ts';
 
 /** Node rules content as JSON (without the generation), for comparisons in tests. */
 export function nodeRulesFingerprint(rules: NodeRules): string {
-  return JSON.stringify([rules.nodeIP, rules.steers, rules.egressIPs]);
+  return JSON.stringify([rules.nodeIP, rules.steers, rules.egressIPs, rules.neverSteer ?? []]);
 }
 
 export interface RefRule {
@@ -98,6 +98,7 @@ export function computeReference(state: State): Reference {
       r,
       pools,
       ns === undefined ? undefined : state.namespaces.get(ns)?.p.labels,
+      (a) => referenceHolder(state, a),
     );
     refs.set(r, {
       accepted: acc.accepted,
@@ -258,6 +259,7 @@ export function computeReference(state: State): Reference {
     const egressIPs = (held.get(node) ?? [])
       .map((ip) => ({ slot: slotOf(ip), egressIP: ip }))
       .sort((a, b) => a.slot - b.slot);
+    const neverSteer = referenceNeverSteer(state, steers);
     nodeRules.set(node, {
       schema: NODE_RULES_SCHEMA,
       node,
@@ -265,9 +267,64 @@ export function computeReference(state: State): Reference {
       nodeIP: state.nodes.get(node)?.p.internalIP ?? '',
       steers,
       egressIPs,
+      ...(neverSteer.length > 0 ? { neverSteer } : {}),
     });
   }
   return { rules: refs, assignments, conflicts, effective, nodeRules };
+}
+
+/** Every reserved block, from the objects, with reserved.ts' ranks and holder words. */
+function referenceReserved(state: State): { cidr: ParsedCidr; rank: number; holder: string }[] {
+  const out: { cidr: ParsedCidr; rank: number; holder: string }[] = [];
+  for (const n of state.nodes.values()) {
+    for (const text of new Set([
+      ...(n.p.internalIP === undefined ? [] : [n.p.internalIP]),
+      ...(n.p.addresses ?? []),
+    ])) {
+      const cidr = parseCidr(`${text}/${text.includes(':') ? 128 : 32}`);
+      if (cidr !== undefined) out.push({ cidr, rank: 0, holder: `the address of node ${n.name}` });
+    }
+    for (const text of n.p.podCIDRs ?? []) {
+      const cidr = parseCidr(text);
+      if (cidr !== undefined)
+        out.push({ cidr, rank: 1, holder: `inside the pod CIDR ${cidr.text} of node ${n.name}` });
+    }
+  }
+  for (const s of state.serviceCIDRs.values())
+    for (const text of s.p.cidrs) {
+      const cidr = parseCidr(text);
+      if (cidr !== undefined)
+        out.push({ cidr, rank: 2, holder: `inside the service CIDR ${cidr.text} (ServiceCIDR ${s.name})` });
+    }
+  return out;
+}
+
+function referenceHolder(state: State, addr: ParsedAddress): string | undefined {
+  const inside = referenceReserved(state)
+    .filter((r) => r.cidr.family === addr.family && r.cidr.lo <= addr.value && addr.value <= r.cidr.hi)
+    .sort((a, b) => a.rank - b.rank || compareBig(a.cidr.lo, b.cidr.lo) || compare(a.holder, b.holder));
+  if (inside[0]?.rank === 0) return inside[0].holder;
+  const pods = [...state.pods.values()]
+    .filter((p) => !p.p.hostNetwork && !p.p.terminal && [...p.ipv4, ...p.ipv6].includes(addr.text))
+    .map((p) => p.key)
+    .sort(compare);
+  if (pods.length > 0) return `the IP of pod ${pods[0]}`;
+  return inside[0]?.holder;
+}
+
+function referenceNeverSteer(state: State, steers: readonly Steer[]): string[] {
+  const out = new Set<string>();
+  for (const st of steers) {
+    const dests = st.destinations.map(parseCidr).filter((c) => c !== undefined);
+    const excs = st.exceptions.map(parseCidr).filter((c) => c !== undefined);
+    for (const { cidr: c } of referenceReserved(state))
+      if (
+        dests.some((d) => d.family === c.family && d.lo <= c.hi && c.lo <= d.hi) &&
+        !excs.some((e) => e.family === c.family && e.lo <= c.lo && c.hi <= e.hi)
+      )
+        out.add(c.text);
+  }
+  return [...out].sort(compare);
 }
 
 /** Every disagreement between the incremental state and the reference, as readable lines. */

@@ -7,7 +7,11 @@
 //   content changed; so the size of a node's record grows with its own pods and the policies
 //   touching them, never with the cluster.
 //
-// Stage 5 of a step (renderChangedNodes): the nodes steers and gateways touched in; out go the
+// - neverSteer: the reserved prefixes (node addresses, pod and service CIDRs, see reserved.ts)
+//   that the node's steers' destinations overlap, which the agent never steers.
+//
+// Stage 5 of a step (renderChangedNodes): the nodes steers and gateways touched in (and every
+// node with steers when the reserved prefixes changed); out go the
 // NodeRules of those whose content changed, in node-name order. It owns what was last emitted
 // per node.
 //
@@ -20,7 +24,8 @@
 import { NODE_RULES_SCHEMA, type HeldEgressIP, type NodeRules, type Steer } from '../contracts/node-rules.ts';
 import { compare } from '../lib/compare.ts';
 import { fmix32 } from './hrw.ts';
-import type { EgressIPRec, State } from './model.ts';
+import type { EgressIPRec, State, SteerGroup } from './model.ts';
+import { neverSteerOf } from './reserved.ts';
 import { lane1, lane2 } from './steers.ts';
 
 function gatewayOf(state: State, ip: EgressIPRec): { node: string; ip: string } {
@@ -45,6 +50,11 @@ export function computeNodeSignature(state: State, node: string): [number, numbe
     }
     a = (a + fmix32(sh.h1 ^ g.destHash ^ g.h1)) >>> 0;
     b = (b + fmix32(sh.h2 ^ g.destHash ^ fmix32(g.h2))) >>> 0;
+    const never = neverSteerOf(state, g);
+    if (never.cidrs.length > 0) {
+      a = (a + never.h1) >>> 0;
+      b = (b + never.h2) >>> 0;
+    }
   }
   for (const ip of state.heldBy.get(node) ?? []) {
     const held = `held|${ip.emitted.slot}|${ip.ip}`;
@@ -83,7 +93,25 @@ export function computeNodeRules(state: State, node: string, generation: number)
       : Array.from(held, (ip) => ({ slot: ip.emitted.slot, egressIP: ip.ip })).sort(
           (x, y) => x.slot - y.slot,
         );
-  return { schema: NODE_RULES_SCHEMA, node, generation, nodeIP, steers, egressIPs };
+  const neverSteer = neverSteerOfNode(state, groups);
+  return {
+    schema: NODE_RULES_SCHEMA,
+    node,
+    generation,
+    nodeIP,
+    steers,
+    egressIPs,
+    ...(neverSteer.length > 0 ? { neverSteer } : {}),
+  };
+}
+
+/** The union of the groups' never-steer prefixes, sorted (absent from the record when empty). */
+function neverSteerOfNode(state: State, groups: readonly SteerGroup[]): string[] {
+  if (groups.length === 0) return [];
+  if (groups.length === 1) return [...neverSteerOf(state, groups[0] as SteerGroup).cidrs];
+  const all = new Set<string>();
+  for (const g of groups) for (const c of neverSteerOf(state, g).cidrs) all.add(c);
+  return [...all].sort(compare);
 }
 
 const [EMPTY_H1, EMPTY_H2] = [lane1(''), lane2('')];
@@ -102,8 +130,11 @@ export function renderChangedNodes(
   fromSteers: ReadonlySet<string>,
   fromGateways: ReadonlySet<string>,
   offset: number,
+  reservedChanged: boolean,
 ): NodeRules[] {
-  const touched = touchedNodes(fromSteers, fromGateways);
+  const touched = reservedChanged
+    ? touchedNodes(touchedNodes(fromSteers, fromGateways), new Set(state.nodeGroups.keys()))
+    : touchedNodes(fromSteers, fromGateways);
   if (touched.size === 0) return [];
   const out: NodeRules[] = [];
   const nodes = touched.size === 1 ? touched : [...touched].sort(compare);

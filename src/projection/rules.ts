@@ -159,12 +159,15 @@ export interface Acceptance {
 
 /**
  * Which pool governs the rule, and whether it is Accepted. `pools` must iterate in name order;
- * `namespaceLabels` are the labels of a namespaced policy's namespace ({} when unknown).
+ * `namespaceLabels` are the labels of a namespaced policy's namespace ({} when unknown);
+ * `holderOf` says what in the cluster already uses an address (reserved.ts), which makes a rule
+ * that a pool admits not Accepted all the same.
  */
 export function computeAcceptance(
   rule: RuleRec,
   pools: readonly PoolRec[],
   namespaceLabels: Labels | undefined,
+  holderOf: (addr: ParsedAddress) => string | undefined,
 ): Acceptance {
   if (rule.invalid !== undefined)
     return { accepted: false, reason: rule.invalid.reason, message: rule.invalid.message, pool: undefined };
@@ -176,13 +179,22 @@ export function computeAcceptance(
     if (
       rule.policy.namespace === undefined ||
       matchesOptionalSelector(pool.p.namespaceSelector, namespaceLabels ?? {})
-    )
+    ) {
+      const holder = holderOf(addr);
+      if (holder !== undefined)
+        return {
+          accepted: false,
+          reason: 'EgressIPInUse',
+          message: `egress IP ${rule.egressIP} is in use: it is ${holder}; an egress IP must not be a node's address or a pod's IP, nor lie inside a pod or service CIDR: choose another address of pool ${pool.name}`,
+          pool: undefined,
+        };
       return {
         accepted: true,
         reason: 'Accepted',
         message: `pool ${pool.name} covers ${rule.egressIP}`,
         pool,
       };
+    }
   }
   return covered
     ? {

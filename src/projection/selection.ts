@@ -25,6 +25,7 @@
 import { matchesSelector, matchesServiceSelector, matchesOptionalSelector } from './labels.ts';
 import { jsonEqual, type ViewChange } from './cluster-view.ts';
 import { buildRule, computeAcceptance, poolsInOrder, type Acceptance } from './rules.ts';
+import { addressHolder, type ReservedChanges } from './reserved.ts';
 import {
   clearList,
   clearSet,
@@ -79,8 +80,12 @@ const NO_SELECTION_CHANGES: SelectionChanges = {
 };
 
 /** Stage 2 of a step: the object changes of one event → which rules select which pods. */
-export function evolveSelection(state: State, changes: readonly ObjectChange[]): SelectionChanges {
-  if (changes.length === 0) return NO_SELECTION_CHANGES;
+export function evolveSelection(
+  state: State,
+  changes: readonly ObjectChange[],
+  reserved: ReservedChanges,
+): SelectionChanges {
+  if (changes.length === 0 && reserved.egressIPs.length === 0) return NO_SELECTION_CHANGES;
   const out = state.buffers.selection;
   clearList(out.attached);
   clearList(out.detached);
@@ -88,6 +93,7 @@ export function evolveSelection(state: State, changes: readonly ObjectChange[]):
   clearSet(out.pods);
   clearSet(out.policies);
   for (const change of changes) applyObjectChange(state, out, change);
+  applyReservedChanges(state, out, reserved);
   return out;
 }
 
@@ -98,7 +104,12 @@ function applyObjectChange(state: State, out: SelectionBuffer, change: ObjectCha
   else if (change.kind === 'Service') applyServiceChange(state, out, change);
   else if (change.kind === 'Policy') applyPolicyChange(state, out, change);
   else if (change.kind === 'Namespace') applyNamespaceChange(state, out, change);
-  else applyPoolChange(state, out, change);
+  else if (change.kind === 'Pool') applyPoolChange(state, out, change);
+  // A ServiceCIDR selects nothing; what it reserves reaches acceptance through applyReservedChanges.
+  else if (change.kind !== 'ServiceCIDR') {
+    const _exhaustive: never = change;
+    return _exhaustive;
+  }
 }
 
 function inScope(rule: RuleRec, namespace: string): boolean {
@@ -316,7 +327,22 @@ function setAcceptance(
 
 function acceptanceOf(state: State, rule: RuleRec, pools: readonly PoolRec[]): Acceptance {
   const ns = rule.policy.namespace;
-  return computeAcceptance(rule, pools, ns === undefined ? undefined : state.namespaces.get(ns)?.p.labels);
+  return computeAcceptance(
+    rule,
+    pools,
+    ns === undefined ? undefined : state.namespaces.get(ns)?.p.labels,
+    (a) => addressHolder(state, a),
+  );
+}
+
+/** Rules whose egress IP's holder may have changed (reserved.ts) decide their acceptance again. */
+function applyReservedChanges(state: State, out: SelectionBuffer, reserved: ReservedChanges): void {
+  if (reserved.egressIPs.length === 0) return;
+  const pools = poolsInOrder(state.pools);
+  for (const ip of reserved.egressIPs)
+    for (const rule of state.ips.get(ip)?.rules ?? [])
+      if (rule.invalid === undefined && !rule.removed)
+        setAcceptance(state, out, rule, acceptanceOf(state, rule, pools));
 }
 
 function applyNamespaceChange(

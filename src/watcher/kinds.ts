@@ -29,6 +29,7 @@ const paths: Record<ObjectKind, string> = {
   Pod: '/api/v1/pods',
   Node: '/api/v1/nodes',
   Namespace: '/api/v1/namespaces',
+  ServiceCIDR: '/apis/networking.k8s.io/v1/servicecidrs',
 };
 
 function spec(kind: ObjectKind): KindSpec {
@@ -53,6 +54,7 @@ export const watchedKinds: readonly KindSpec[] = (
     'StaticEgressIP',
     'Namespace',
     'Node',
+    'ServiceCIDR',
     'Service',
     'EndpointSlice',
     'Pod',

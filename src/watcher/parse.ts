@@ -20,6 +20,7 @@ import type {
   V1EndpointSlice,
   V1Namespace,
   V1Node,
+  V1ServiceCIDR,
   V1ObjectMeta,
   V1Pod,
   V1Service,
@@ -36,6 +37,7 @@ import {
 import {
   classifyIP,
   cidrContainsCIDR,
+  formatCIDR,
   formatIP,
   hasHostBits,
   isCanonicalIP,
@@ -43,6 +45,7 @@ import {
   parseCIDR,
   parseIP,
   spanOfCIDR,
+  type Address,
   type AddressSpan,
   type Cidr,
 } from './net.ts';
@@ -70,6 +73,7 @@ export const eventTypesOf = {
   Pod: { observed: 'PodObserved', deleted: 'PodDeleted' },
   Node: { observed: 'NodeObserved', deleted: 'NodeDeleted' },
   Namespace: { observed: 'NamespaceObserved', deleted: 'NamespaceDeleted' },
+  ServiceCIDR: { observed: 'ServiceCIDRObserved', deleted: 'ServiceCIDRDeleted' },
 } as const satisfies Record<ObjectKind, { observed: string; deleted: string }>;
 
 type ObservedTypeOf<K extends ObjectKind> = (typeof eventTypesOf)[K]['observed'];
@@ -671,25 +675,51 @@ export function parseEndpointSlice(slice: V1EndpointSlice): Either<ParseError, P
   return right({ type: 'EndpointSliceObserved', object: ref.right, payload: { serviceName, endpoints } });
 }
 
+/** The IP-valued types of status.addresses (the others, Hostname and the DNS names, are names). */
+const NODE_IP_ADDRESS_TYPES: ReadonlySet<string> = new Set(['InternalIP', 'ExternalIP']);
+
+/** Canonical network texts, deduplicated and sorted (IPv4 first), and the texts that are no CIDR. */
+function canonicalCidrList(texts: readonly string[]): { cidrs: string[]; invalid: string[] } {
+  const parsed: Cidr[] = [];
+  const invalid: string[] = [];
+  for (const text of texts) {
+    const cidr = parseCIDR(text);
+    if (cidr === undefined) invalid.push(text);
+    else parsed.push(cidr);
+  }
+  parsed.sort(compareCidrs);
+  return { cidrs: [...new Set(parsed.map(formatCIDR))], invalid };
+}
+
 /**
  * internalIP is the first InternalIP the node lists (the kubelet lists its primary family
- * first), in canonical text; a node that lists none has none.
+ * first), in canonical text; a node that lists none has none. `addresses` are all its IP-valued
+ * addresses and `podCIDRs` its spec.podCIDRs: what no egress IP may be and no steer may capture
+ * (issue 12, findings 1 and 7).
  */
 export function parseNode(node: V1Node): Either<ParseError, Parsed<'Node'>> {
   const kind = 'Node';
   const ref = requireName(kind, node.metadata, false);
   if (ref._tag === 'Left') return ref;
   const ready = (node.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
-  const internal = (node.status?.addresses ?? []).find((a) => a.type === 'InternalIP');
+  const problems: string[] = [];
   let internalIP: string | undefined;
-  if (internal !== undefined) {
-    const addr = parseIP(internal.address);
-    if (addr === undefined)
-      return fail(kind, displayName(node.metadata), [
-        `status.addresses: InternalIP ${JSON.stringify(internal.address)} is not an IP address`,
-      ]);
-    internalIP = formatIP(addr);
+  const addresses: Address[] = [];
+  for (const a of node.status?.addresses ?? []) {
+    if (!NODE_IP_ADDRESS_TYPES.has(a.type)) continue;
+    const addr = parseIP(a.address);
+    if (addr === undefined) {
+      problems.push(`status.addresses: ${a.type} ${JSON.stringify(a.address)} is not an IP address`);
+      continue;
+    }
+    if (a.type === 'InternalIP' && internalIP === undefined) internalIP = formatIP(addr);
+    addresses.push(addr);
   }
+  const podCIDRs = canonicalCidrList(node.spec?.podCIDRs ?? (node.spec?.podCIDR ? [node.spec.podCIDR] : []));
+  for (const text of podCIDRs.invalid) problems.push(`spec.podCIDRs: ${JSON.stringify(text)} is not a CIDR`);
+  if (problems.length > 0) return fail(kind, displayName(node.metadata), problems);
+  addresses.sort((a, b) => a.family - b.family || compareBig(a.value, b.value));
+  const addressTexts = [...new Set(addresses.map(formatIP))];
   return right({
     type: 'NodeObserved',
     object: ref.right,
@@ -698,8 +728,25 @@ export function parseNode(node: V1Node): Either<ParseError, Parsed<'Node'>> {
       ready,
       unschedulable: node.spec?.unschedulable === true,
       ...(internalIP !== undefined ? { internalIP } : {}),
+      ...(addressTexts.length > 0 ? { addresses: addressTexts } : {}),
+      ...(podCIDRs.cidrs.length > 0 ? { podCIDRs: podCIDRs.cidrs } : {}),
     },
   });
+}
+
+/** A ServiceCIDR's spec.cidrs (immutable in the API, at most one per family). */
+export function parseServiceCIDR(obj: V1ServiceCIDR): Either<ParseError, Parsed<'ServiceCIDR'>> {
+  const kind = 'ServiceCIDR';
+  const ref = requireName(kind, obj.metadata, false);
+  if (ref._tag === 'Left') return ref;
+  const list = canonicalCidrList(obj.spec?.cidrs ?? []);
+  if (list.invalid.length > 0)
+    return fail(
+      kind,
+      displayName(obj.metadata),
+      list.invalid.map((text) => `spec.cidrs: ${JSON.stringify(text)} is not a CIDR`),
+    );
+  return right({ type: 'ServiceCIDRObserved', object: ref.right, payload: { cidrs: list.cidrs } });
 }
 
 export function parseNamespace(namespace: V1Namespace): Either<ParseError, Parsed<'Namespace'>> {
@@ -734,6 +781,8 @@ export function parseObject(kind: ObjectKind, obj: KubernetesObject): Either<Par
       return parseNode(obj);
     case 'Namespace':
       return parseNamespace(obj);
+    case 'ServiceCIDR':
+      return parseServiceCIDR(obj);
     default: {
       const _exhaustive: never = kind;
       return _exhaustive;

@@ -14,6 +14,7 @@ import {
   parseEndpointSlice,
   parseNamespace,
   parseNode,
+  parseServiceCIDR,
   parseObject,
   parseObjectRef,
   parsePod,
@@ -357,10 +358,10 @@ void describe('built-in objects', () => {
     assert.match(leftOf(parseObjectRef('Node', {})).reason, /metadata\.name/);
   });
 
-  void it('given a node, then labels, Ready, unschedulable and the first InternalIP', () => {
+  void it('given a node, then labels, Ready, unschedulable, the first InternalIP, its IP addresses and pod CIDRs', () => {
     const node: V1Node = {
       metadata: { name: 'node-a', namespace: '', labels: { b: '1', a: '2' } },
-      spec: { unschedulable: true },
+      spec: { unschedulable: true, podCIDRs: ['fd00:10:244:1::/64', '10.244.1.0/24'] },
       status: {
         conditions: [
           { type: 'MemoryPressure', status: 'False' },
@@ -370,18 +371,52 @@ void describe('built-in objects', () => {
           { type: 'Hostname', address: 'node-a' },
           { type: 'InternalIP', address: '192.0.2.11' },
           { type: 'InternalIP', address: 'fd00::11' },
+          { type: 'ExternalIP', address: '198.51.100.11' },
+          { type: 'InternalDNS', address: 'node-a.example' },
         ],
       },
     };
     assert.deepEqual(rightOf(parseNode(node)), {
       type: 'NodeObserved',
       object: { kind: 'Node', name: 'node-a' },
-      payload: { labels: { a: '2', b: '1' }, ready: true, unschedulable: true, internalIP: '192.0.2.11' },
+      payload: {
+        labels: { a: '2', b: '1' },
+        ready: true,
+        unschedulable: true,
+        internalIP: '192.0.2.11',
+        addresses: ['192.0.2.11', '198.51.100.11', 'fd00::11'],
+        podCIDRs: ['10.244.1.0/24', 'fd00:10:244:1::/64'],
+      },
     });
+    const badCidr = { ...node, spec: { podCIDRs: ['10.244.1.0/33'] } };
+    assert.match(leftOf(parseNode(badCidr)).reason, /spec\.podCIDRs: "10\.244\.1\.0\/33" is not a CIDR/);
+    const badExternal = {
+      ...node,
+      status: { addresses: [{ type: 'ExternalIP', address: '999.1.1.1' }] },
+    };
+    assert.match(leftOf(parseNode(badExternal)).reason, /ExternalIP "999\.1\.1\.1" is not an IP address/);
     const bare = rightOf(
       parseNode({ metadata: { name: 'n' }, status: { conditions: [{ type: 'Ready', status: 'Unknown' }] } }),
     );
     assert.deepEqual(bare.payload, { labels: {}, ready: false, unschedulable: false });
+  });
+
+  void it('given a ServiceCIDR, then its CIDRs in canonical order', () => {
+    const parsed = rightOf(
+      parseServiceCIDR({
+        metadata: { name: 'kubernetes' },
+        spec: { cidrs: ['fd00:96::/108', '10.96.0.0/16'] },
+      }),
+    );
+    assert.deepEqual(parsed, {
+      type: 'ServiceCIDRObserved',
+      object: { kind: 'ServiceCIDR', name: 'kubernetes' },
+      payload: { cidrs: ['10.96.0.0/16', 'fd00:96::/108'] },
+    });
+    assert.match(
+      leftOf(parseServiceCIDR({ metadata: { name: 'x' }, spec: { cidrs: ['10.96.0.0'] } })).reason,
+      /spec\.cidrs: "10\.96\.0\.0" is not a CIDR/,
+    );
   });
 
   void it('given an EndpointSlice, then its Service and its endpoints (ready or not) sorted by pod', () => {

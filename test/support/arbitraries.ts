@@ -12,8 +12,26 @@ export const NAMESPACES = ['ns-a', 'ns-b', 'ns-c'];
 export const NODES = ['node-1', 'node-2', 'node-3', 'node-4', 'node-5'];
 export const PODS = ['pod-1', 'pod-2', 'pod-3', 'pod-4'];
 export const EGRESS_IPS = ['198.51.100.1', '198.51.100.2', '198.51.100.9', '198.51.100.40'];
-const DESTS = ['203.0.113.0/24', '203.0.113.0/25', '203.0.113.128/25', '203.0.113.7/32'];
-const POD_IPS = ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.5', '10.0.0.6', 'fd00::1'];
+// 10.0.0.0/24 and 0.0.0.0/0 overlap the pod IPs, pod CIDRs and node addresses (never-steer).
+const DESTS = [
+  '203.0.113.0/24',
+  '203.0.113.0/25',
+  '203.0.113.128/25',
+  '203.0.113.7/32',
+  '10.0.0.0/24',
+  '0.0.0.0/0',
+];
+// 198.51.100.9 is also an egress IP: a pod that squats on it (reserved addresses).
+const POD_IPS = [
+  '10.0.0.1',
+  '10.0.0.2',
+  '10.0.0.3',
+  '10.0.0.4',
+  '10.0.0.5',
+  '10.0.0.6',
+  'fd00::1',
+  '198.51.100.9',
+];
 
 type Ev = ReturnType<typeof events>;
 /** A log entry before ids exist: a function of the builder, so ids are assigned in log order. */
@@ -104,6 +122,9 @@ export const objectStep: fc.Arbitrary<Step> = fc.oneof(
         cordon: rarely(true, false),
         noIP: rarely(true, false),
         otherIP: rarely(true, false),
+        // Reserved addresses: sometimes an egress IP among its addresses, sometimes a pod CIDR.
+        squat: rarely(true, false),
+        podCIDR: fc.boolean(),
       })
       .map(
         (n): Step =>
@@ -113,6 +134,8 @@ export const objectStep: fc.Arbitrary<Step> = fc.oneof(
               ready: n.ready,
               unschedulable: n.cordon,
               ...(n.noIP ? { ip: '' } : n.otherIP ? { ip: `192.0.2.${200 + NODES.indexOf(n.node)}` } : {}),
+              ...(n.squat ? { addresses: ['198.51.100.40'] } : {}),
+              ...(n.podCIDR ? { podCIDRs: [`10.0.${NODES.indexOf(n.node)}.0/28`] } : {}),
             }),
       ),
   },
@@ -122,6 +145,14 @@ export const objectStep: fc.Arbitrary<Step> = fc.oneof(
       (n): Step =>
         (ev) =>
           ev.nodeDeleted(n),
+    ),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom<string[]>(['198.51.100.0/31'], ['10.96.0.0/16'], []).map(
+      (cidrs): Step =>
+        (ev) =>
+          cidrs.length === 0 ? ev.serviceCIDRDeleted('kubernetes') : ev.serviceCIDR('kubernetes', cidrs),
     ),
   },
   {
@@ -278,6 +309,7 @@ const KINDS: ObjectKind[] = [
   'StaticEgressIP',
   'ClusterStaticEgressIP',
   'StaticEgressIPPool',
+  'ServiceCIDR',
 ];
 
 /** Steps about the log itself: duplicates, list markers, leadership and fenced writers. */

@@ -292,3 +292,50 @@ export async function describeCluster(stack: Stack): Promise<string> {
   const kernels = await readAllKernels(stack.cluster).catch((err: Error) => err.message);
   return `${typeof kernels === 'string' ? kernels : kernels.map(describeNodeKernel).join('\n')}\n${stack.controlPlane.describe(8)}`;
 }
+
+export interface PolicyCondition {
+  readonly type: string;
+  readonly status: string;
+  readonly reason: string;
+  readonly message: string;
+}
+
+/** A policy's status conditions as the kube-apiserver holds them (none while it has no status). */
+export async function policyConditions(
+  stack: Stack,
+  kind: 'seip' | 'cseip',
+  name: string,
+  namespace = 'default',
+): Promise<PolicyCondition[]> {
+  const out = await stack.kubectl([
+    'get',
+    kind,
+    name,
+    ...(kind === 'seip' ? ['-n', namespace] : []),
+    '-o',
+    'json',
+  ]);
+  return (JSON.parse(out) as { status?: { conditions?: PolicyCondition[] } }).status?.conditions ?? [];
+}
+
+/** Polls a StaticEgressIP's status on the kube-apiserver until `ok` holds for its conditions. */
+export async function waitForConditions(
+  stack: Stack,
+  name: string,
+  what: string,
+  ok: (byType: ReadonlyMap<string, PolicyCondition>) => boolean,
+  namespace = 'default',
+): Promise<Map<string, PolicyCondition>> {
+  const deadline = Date.now() + CONVERGE_MS;
+  let last = new Map<string, PolicyCondition>();
+  for (;;) {
+    last = new Map((await policyConditions(stack, 'seip', name, namespace)).map((c) => [c.type, c]));
+    if (ok(last)) return last;
+    if (Date.now() > deadline)
+      throw new Error(
+        `${what}: seip ${name} conditions still ${JSON.stringify([...last.values()])}\n` +
+          (await describeCluster(stack)),
+      );
+    await sleep(200);
+  }
+}

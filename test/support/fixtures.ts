@@ -56,6 +56,9 @@ export interface NodeInput {
   labels?: Labels;
   ready?: boolean;
   unschedulable?: boolean;
+  /** status.addresses' IPs (absent: the field is left out, as in events before issue 12). */
+  addresses?: string[];
+  podCIDRs?: string[];
 }
 
 type Component = 'watcher' | 'liveness';
@@ -117,6 +120,8 @@ export function events() {
           ready: o.ready ?? true,
           unschedulable: o.unschedulable ?? false,
           ...(o.ip === '' ? {} : { internalIP: o.ip ?? nodeIP(name) }),
+          ...(o.addresses !== undefined ? { addresses: o.addresses } : {}),
+          ...(o.podCIDRs !== undefined ? { podCIDRs: o.podCIDRs } : {}),
         },
       ),
     nodeDeleted: (name: string) => make('NodeDeleted', { kind: 'Node', name }, {}),
@@ -161,6 +166,9 @@ export function events() {
     namespace: (name: string, labels: Labels = {}) =>
       make('NamespaceObserved', { kind: 'Namespace', name }, { labels }),
     namespaceDeleted: (name: string) => make('NamespaceDeleted', { kind: 'Namespace', name }, {}),
+    serviceCIDR: (name: string, cidrs: string[]) =>
+      make('ServiceCIDRObserved', { kind: 'ServiceCIDR', name }, { cidrs }),
+    serviceCIDRDeleted: (name: string) => make('ServiceCIDRDeleted', { kind: 'ServiceCIDR', name }, {}),
     /** A new leader of `component` at `term`; later events of this builder write with it. */
     leadership: (component: Component, term: number) => {
       const e = make(

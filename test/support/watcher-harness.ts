@@ -196,6 +196,7 @@ export function foldClusterEvents(events: readonly ClusterEvent[]): Map<string, 
       case 'PodObserved':
       case 'NodeObserved':
       case 'NamespaceObserved':
+      case 'ServiceCIDRObserved':
         objects.set(key, { kind: e.object.kind, payload: canonicalJson(e.payload) });
         for (const list of openLists.values()) if (list.kind === e.object.kind) list.seen.add(key);
         break;
@@ -207,6 +208,7 @@ export function foldClusterEvents(events: readonly ClusterEvent[]): Map<string, 
       case 'PodDeleted':
       case 'NodeDeleted':
       case 'NamespaceDeleted':
+      case 'ServiceCIDRDeleted':
         objects.delete(key);
         break;
       default: {
