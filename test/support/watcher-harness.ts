@@ -245,6 +245,7 @@ export function selectProjectionView(events: readonly LoggedEvent[]): Map<string
     put('EndpointSlice', r.namespace, key.slice(r.namespace.length + 1), r.p);
   for (const r of state.namespaces.values()) put('Namespace', undefined, r.name, r.p);
   for (const r of state.pools.values()) put('StaticEgressIPPool', undefined, r.name, r.p);
+  for (const r of state.serviceCIDRs.values()) put('ServiceCIDR', undefined, r.name, r.p);
   for (const r of state.policies.values()) put(r.kind, r.namespace, r.name, r.p);
   return out;
 }
