@@ -27,7 +27,7 @@ import { parseArgs } from 'node:util';
 import type { ClusterEvent } from '../src/contracts/cluster-events.ts';
 import { TOPICS } from '../src/contracts/topics.ts';
 import { rule } from '../test/support/fixtures.ts';
-import { buildSyntheticCluster, egressIPOf } from './synthetic-cluster.ts';
+import { buildSyntheticCluster, egressIPOf, nodeIPOf } from './synthetic-cluster.ts';
 import { mulberry32 } from '../test/support/seeded-random.ts';
 
 const { values } = parseArgs({
@@ -103,7 +103,6 @@ function writeLog(file: string): { events: number; bytes: number; counts: Map<st
   const lost = new Set<string>();
   let next = pods.length;
   const podIP = (i: number): string => `10.${(i >>> 16) & 255}.${(i >>> 8) & 255}.${i & 255}`;
-  const nodeIP = (i: number): string => `10.128.${(i >>> 8) & 255}.${(i & 255) + 1}`;
   const slice = (ns: string): ClusterEvent =>
     ev.slice(
       ns,
@@ -147,7 +146,7 @@ function writeLog(file: string): { events: number; bytes: number; counts: Map<st
     } else if (r < 0.975) {
       const i = Math.floor(rnd() * nodes.length);
       const labels = { zone: `z${i % 3}`, ...(i % 10 === 0 ? { egress: 'true' } : {}) };
-      emit(ev.node(nodes[i]!, { ip: nodeIP(i), labels, ready: rnd() < 0.8, unschedulable: rnd() < 0.1 }));
+      emit(ev.node(nodes[i]!, { ip: nodeIPOf(i), labels, ready: rnd() < 0.8, unschedulable: rnd() < 0.1 }));
     } else if (r < 0.99) {
       // Liveness: a gateway candidate (every tenth node) goes silent, or a silent one is back.
       if (lost.size > 0 && rnd() < 0.5) {

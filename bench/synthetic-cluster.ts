@@ -22,7 +22,7 @@ const APPS = 6;
 const ipv4 = (v: number) => [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.');
 export const egressIPOf = (i: number) => ipv4(0xc6120000 + 1 + i); // 198.18.0.1 + i
 const podIPOf = (i: number) => ipv4(0x0a000000 + 1 + i); // 10.0.0.1 + i
-const nodeIPOf = (i: number) => ipv4(0x0a800000 + 1 + i); // underlay 10.128.0.1 + i (bench only)
+export const nodeIPOf = (i: number): string => ipv4(0x0a800000 + 1 + i); // underlay 10.128.0.1 + i (bench only)
 
 export interface SyntheticCluster {
   readonly events: ClusterEvent[];
