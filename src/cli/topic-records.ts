@@ -239,7 +239,7 @@ export function renderEventSummary(e: ClusterEvent): string {
     case 'PodObserved':
       return `node=${e.payload.nodeName ?? '-'} ips=${e.payload.podIPs.join(',') || '-'} labels=${labels(e.payload.labels)}${e.payload.hostNetwork ? ' hostNetwork' : ''}${e.payload.terminal ? ' terminal' : ''}`;
     case 'NodeObserved':
-      return `ip=${e.payload.internalIP ?? '-'} ready=${e.payload.ready}${e.payload.unschedulable ? ' unschedulable' : ''} addresses=${e.payload.addresses?.join(',') || '-'} podCIDRs=${e.payload.podCIDRs?.join(',') || '-'} labels=${labels(e.payload.labels)}`;
+      return `ip=${e.payload.internalIP ?? '-'} ready=${e.payload.ready}${e.payload.unschedulable ? ' unschedulable' : ''}${e.payload.addresses?.length ? ` addresses=${e.payload.addresses.join(',')}` : ''}${e.payload.podCIDRs?.length ? ` podCIDRs=${e.payload.podCIDRs.join(',')}` : ''} labels=${labels(e.payload.labels)}`;
     case 'NamespaceObserved':
       return `labels=${labels(e.payload.labels)}`;
     case 'ServiceCIDRObserved':
