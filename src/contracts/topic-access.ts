@@ -83,7 +83,7 @@ export const KAFKA_PRINCIPALS: Readonly<Record<KafkaPrincipalName, KafkaPrincipa
   },
   liveness: {
     user: 'kseip-liveness',
-    usedBy: 'liveness: reads heartbeats, appends NodeLost/NodeAlive verdicts',
+    usedBy: 'liveness: reads heartbeats, appends NodeLost/NodeBack verdicts',
     grants: [
       ...read(TOPICS.heartbeats, TOPICS.clusterEvents),
       ...write(TOPICS.clusterEvents, TOPICS.deadLetter),
@@ -175,24 +175,37 @@ export function strimziKafkaUsers(namespace: string, cluster: string): StrimziKa
   });
 }
 
-/** The Markdown table of docs/kafka.md: one row per principal, its rights per resource. */
+/**
+ * The Markdown table of docs/kafka.md: a row per principal, a column per topic (its operations
+ * there), then its consumer groups (all prefixes) and what else it may do.
+ */
 export function renderAccessTable(): string {
-  const describe = (r: KafkaResource): string =>
-    r.type === 'cluster' ? 'cluster' : `${r.type} \`${r.name}\`${r.pattern === 'prefix' ? '\\*' : ''}`;
+  const topics = Object.values(TOPICS);
+  const short = (t: string): string => t.replace(/^kseip\./, '').replace(/\.v\d+$/, '');
   const rows = KAFKA_PRINCIPAL_NAMES.map((name) => {
     const p = KAFKA_PRINCIPALS[name];
-    // Grants with the same operations on several resources share one line.
-    const byOps = new Map<string, string[]>();
-    for (const g of p.grants) {
-      const ops = g.operations.join(', ');
-      byOps.set(ops, [...(byOps.get(ops) ?? []), describe(g.resource)]);
-    }
-    const rights = [...byOps].map(([ops, resources]) => `${ops}: ${resources.join(', ')}`).join('<br>');
-    return `| \`${p.user}\` | ${p.usedBy} | ${rights} |`;
+    const opsOn = (match: (r: KafkaResource) => boolean): string[] => [
+      ...new Set(p.grants.filter((g) => match(g.resource)).flatMap((g) => g.operations)),
+    ];
+    const cells = topics.map((t) =>
+      opsOn((r) => r.type === 'topic' && r.name === t)
+        .filter((op) => op !== 'Describe')
+        .join(', '),
+    );
+    const groups = p.grants.flatMap((g) =>
+      g.resource.type === 'group'
+        ? [`\`${g.resource.name}\`${g.resource.pattern === 'prefix' ? '…' : ''}`]
+        : [],
+    );
+    const other = p.grants.flatMap((g) =>
+      g.resource.type === 'transactionalId'
+        ? [`transactional id \`${g.resource.name}\``]
+        : g.resource.type === 'cluster'
+          ? g.operations.map((op) => `${op} (cluster)`)
+          : [],
+    );
+    return `| \`${p.user}\` | ${[...cells, groups.join(', '), other.join(', '), p.usedBy].join(' | ')} |`;
   });
-  return [
-    '| Principal | Used by | Allowed (everything else is denied) |',
-    '| --- | --- | --- |',
-    ...rows,
-  ].join('\n');
+  const header = ['Principal', ...topics.map(short), 'groups (Read)', 'also', 'used by'];
+  return [`| ${header.join(' | ')} |`, `|${header.map(() => ' --- ').join('|')}|`, ...rows].join('\n');
 }
