@@ -15,7 +15,8 @@
 //   liveness holds its Lease, and all five together turn a policy into Ready status, a Kubernetes
 //   Event and the egress IP on the node (the projector with no credentials at all, the agent with
 //   a token that can only watch its DaemonSet);
-// - the Strimzi overlay renders and its KafkaTopics match src/contracts/topics.ts.
+// - the Strimzi overlay renders, its KafkaTopics match src/contracts/topics.ts, its only listener
+//   is TLS + SCRAM with authorization on, and each workload connects as its own KafkaUser.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -35,6 +36,8 @@ import {
   type NodeApplyStatus,
 } from '../src/contracts/node-reports.ts';
 import { TOPICS, topicSpecs } from '../src/contracts/topics.ts';
+import { WORKLOAD_PRINCIPALS } from '../src/contracts/strimzi-access.ts';
+import { KAFKA_PRINCIPAL_NAMES, KAFKA_PRINCIPALS } from '../src/contracts/topic-access.ts';
 import {
   find,
   podSpecOf,
@@ -153,7 +156,32 @@ void test('the Strimzi overlay renders, points the components at its bootstrap s
   const kafka = find(overlay, 'Kafka', 'kseip');
   assert.equal(kafka.metadata.namespace, NS);
   const config = find(overlay, 'ConfigMap', 'kseip-config') as unknown as { data: Record<string, string> };
-  assert.equal(config.data.KSEIP_BROKERS, `kseip-kafka-bootstrap.${NS}.svc:9092`);
+  assert.equal(config.data.KSEIP_BROKERS, `kseip-kafka-bootstrap.${NS}.svc:9093`);
+  // Authenticated and authorised (issue 12 finding 3): the only listener is TLS + SCRAM, ACLs on,
+  // and each workload connects as the KafkaUser the matrix names, with that user's Secret.
+  const kafkaSpec = (kafka as unknown as { spec: { kafka: { listeners: object[]; authorization: object } } })
+    .spec.kafka;
+  assert.deepEqual(kafkaSpec.listeners, [
+    { name: 'tls', port: 9093, type: 'internal', tls: true, authentication: { type: 'scram-sha-512' } },
+  ]);
+  assert.deepEqual(kafkaSpec.authorization, { type: 'simple' });
+  const users = overlay.filter((o) => o.kind === 'KafkaUser').map((o) => o.metadata.name);
+  assert.deepEqual(users.sort(), KAFKA_PRINCIPAL_NAMES.map((n) => KAFKA_PRINCIPALS[n].user).sort());
+  for (const w of WORKLOAD_PRINCIPALS) {
+    const spec = podSpecOf(find(overlay, w.kind, w.name));
+    const env = (spec.containers[0]!.env ?? []) as { name: string; value?: string }[];
+    const user = KAFKA_PRINCIPALS[w.principal].user;
+    assert.equal(env.find((e) => e.name === 'KSEIP_KAFKA_SASL_USERNAME')?.value, user, `${w.name} user`);
+    assert.equal(env.find((e) => e.name === 'KSEIP_KAFKA_SASL_MECHANISM')?.value, 'scram-sha-512');
+    const volume = (
+      spec.volumes as { name: string; projected?: { sources: { secret: { name: string } }[] } }[]
+    ).find((v) => v.name === 'kafka-secret');
+    assert.deepEqual(
+      volume?.projected?.sources.map((src) => src.secret.name),
+      ['kseip-cluster-ca-cert', user],
+      `${w.name} secret volume`,
+    );
+  }
   const topics = overlay
     .filter((o) => o.kind === 'KafkaTopic')
     .map((o) => {

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { repoRoot } from './artifacts.ts';
 import { freePort } from './free-port.ts';
+import type { KafkaPrincipalName } from '../contracts/topic-access.ts';
 import type { NetNode } from './netcluster.ts';
 
 /** The API server's --service-cluster-ip-range (src/devenv/apiserver.ts). */
@@ -61,6 +62,12 @@ export interface ControlPlaneOptions {
   readonly lostAfter?: string;
   /** Extra flags per component. */
   readonly extraArgs?: Partial<Record<ComponentName, readonly string[]>>;
+  /**
+   * The Kafka flags that make a component connect as its own principal (componentCredentials()
+   * of src/devenv/kafka-access.ts); `brokers` is then the broker's SASL listener. Default: none,
+   * plaintext without authentication.
+   */
+  readonly kafkaArgs?: (principal: KafkaPrincipalName) => readonly string[];
 }
 
 export interface ControlPlane {
@@ -198,8 +205,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     `kseip-${name}${suffix}`,
     ...fastLease,
   ];
+  const kafkaArgs = (principal: KafkaPrincipalName): readonly string[] => opts.kafkaArgs?.(principal) ?? [];
+  // The component names are the principal names (src/contracts/topic-access.ts).
   const startOne = (name: ComponentName, script: string, args: readonly string[]) =>
-    startComponent(name, script, [...args, ...extra(name)], { logDir, logLevel: opts.logLevel });
+    startComponent(name, script, [...args, ...kafkaArgs(name), ...extra(name)], {
+      logDir,
+      logLevel: opts.logLevel,
+    });
   const components = new Map<ComponentName, ComponentProcess>();
   const agents = new Map<string, ComponentProcess>();
   const specs = new Map<ComponentName, () => Promise<ComponentProcess>>();
@@ -255,7 +267,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       const agent = await startComponent(
         `agent-${node.name}`,
         'src/agents/main.ts',
-        renderAgentArgs(node, brokers),
+        [...renderAgentArgs(node, brokers), ...kafkaArgs('agent')],
         {
           logDir,
           logLevel: opts.logLevel,

@@ -11,11 +11,12 @@
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
-import type { Admin, ITopicConfig, Kafka } from 'kafkajs';
+import type { AclEntry, Admin, ITopicConfig, Kafka } from 'kafkajs';
 import { pino, type Logger } from 'pino';
 import { GenericContainer, Wait, getContainerRuntimeClient, type StartedTestContainer } from 'testcontainers';
 import { createKafka } from '../lib/kafka.ts';
 import { requireArtifact } from './artifacts.ts';
+import { createAcls, upsertScramUsers, type ScramUser } from './kafka-access.ts';
 import { OWNER_LABEL, SELF_OWNER, sweepContainersOfDeadOwners } from './container-owner.ts';
 import { freePorts } from './free-port.ts';
 
@@ -43,22 +44,25 @@ export interface StartKafkaOptions {
    */
   nodesListener?: { advertised: string };
   /**
-   * A third client listener on 127.0.0.1 that requires TLS and SASL/SCRAM (SASL_SSL), beside the
-   * plaintext one the harness keeps using: its serving certificate and key (PEM, PKCS#8, e.g.
-   * from the API server's CA: ApiServer.issueCertificate) and the SCRAM users to create. Its
-   * address is KafkaBroker.secureBrokers. Not combinable with nodesListener.
+   * A third client listener on 127.0.0.1 that requires SASL/SCRAM, with TLS (SASL_SSL) when given
+   * a serving certificate and key (PEM, PKCS#8, e.g. from the API server's CA:
+   * ApiServer.issueCertificate), else SASL_PLAINTEXT; beside the plaintext one the harness keeps
+   * using. Its address is KafkaBroker.secureBrokers. Not combinable with nodesListener.
    */
   secureListener?: SecureListenerOptions;
 }
 
 export interface SecureListenerOptions {
-  readonly certFile: string;
-  readonly keyFile: string;
-  readonly users: readonly {
-    username: string;
-    password: string;
-    mechanism: 'scram-sha-256' | 'scram-sha-512';
-  }[];
+  readonly certFile?: string;
+  readonly keyFile?: string;
+  /** SCRAM users to create (one AlterUserScramCredentials request: milliseconds, no JVM). */
+  readonly users: readonly ScramUser[];
+  /**
+   * Turns the authorizer on (KRaft StandardAuthorizer, no access without an ACL) and creates these
+   * ACLs (e.g. aclEntries() of src/devenv/kafka-access.ts). The super user is ANONYMOUS: the
+   * plaintext and controller listeners, i.e. this harness and the broker itself, never a SASL user.
+   */
+  readonly acls?: readonly AclEntry[];
 }
 
 export interface RestartOptions {
@@ -125,7 +129,7 @@ async function startOnce(image: string, timeoutMs: number, opts: StartKafkaOptio
     throw new Error('startKafka: secureListener and nodesListener cannot be combined');
   const logs = new LogRing(LOG_LINES_KEPT, opts.onLogLine);
   const extra = Object.entries({
-    ...(secure === undefined ? {} : secureListenerProperties(port!, controllerPort!, securePort!)),
+    ...(secure === undefined ? {} : secureListenerProperties(port!, controllerPort!, securePort!, secure)),
     ...opts.brokerProperties,
   })
     .map(([k, v]) => `${k}=${v}`)
@@ -150,7 +154,7 @@ async function startOnce(image: string, timeoutMs: number, opts: StartKafkaOptio
         [OWNER_LABEL]: SELF_OWNER,
       })
       .withCopyContentToContainer(
-        secure === undefined
+        secure?.certFile === undefined || secure.keyFile === undefined
           ? []
           : [
               {
@@ -181,10 +185,11 @@ async function startOnce(image: string, timeoutMs: number, opts: StartKafkaOptio
 
   if (secure !== undefined) {
     try {
-      await addScramUsers(started, brokers[0]!, secure.users);
+      await upsertScramUsers(brokers[0]!, secure.users);
+      if (secure.acls !== undefined) await createAcls(kafkaClient(brokers, 'kseip-devenv-acls'), secure.acls);
     } catch (err) {
       await started.stop({ remove: true, timeout: 0 }).catch(() => undefined);
-      throw startError(`Kafka broker (${image}): SCRAM users could not be created`, err, logs);
+      throw startError(`Kafka broker (${image}): SCRAM users or ACLs could not be created`, err, logs);
     }
   }
 
@@ -238,58 +243,40 @@ async function startOnce(image: string, timeoutMs: number, opts: StartKafkaOptio
 const SECURE_KEYSTORE = '/opt/kafka/config/secure-listener.pem';
 
 /**
- * The listeners of tools/kafka/entrypoint.sh plus SECURE (SASL_SSL, SCRAM-SHA-256/512), as
- * server.properties lines that come after the entrypoint's and so replace them. The keystore is
- * a PEM file (key, then certificate), which Kafka reads without a keystore password.
+ * The listeners of tools/kafka/entrypoint.sh plus SECURE (SASL_SSL or SASL_PLAINTEXT,
+ * SCRAM-SHA-256/512), as server.properties lines that come after the entrypoint's and so replace
+ * them; with ACLs, the authorizer. The keystore is a PEM file (key, then certificate), which Kafka
+ * reads without a keystore password.
  */
 function secureListenerProperties(
   port: number,
   controllerPort: number,
   securePort: number,
+  secure: SecureListenerOptions,
 ): Record<string, string> {
   const jaas = 'org.apache.kafka.common.security.scram.ScramLoginModule required;';
+  const tls = secure.certFile !== undefined && secure.keyFile !== undefined;
   return {
     listeners: `PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort},SECURE://127.0.0.1:${securePort}`,
     'advertised.listeners': `PLAINTEXT://127.0.0.1:${port},SECURE://127.0.0.1:${securePort}`,
-    'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SECURE:SASL_SSL',
+    'listener.security.protocol.map': `PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SECURE:${tls ? 'SASL_SSL' : 'SASL_PLAINTEXT'}`,
     'listener.name.secure.sasl.enabled.mechanisms': 'SCRAM-SHA-256,SCRAM-SHA-512',
     'listener.name.secure.scram-sha-256.sasl.jaas.config': jaas,
     'listener.name.secure.scram-sha-512.sasl.jaas.config': jaas,
-    'listener.name.secure.ssl.keystore.type': 'PEM',
-    'listener.name.secure.ssl.keystore.location': SECURE_KEYSTORE,
+    ...(tls
+      ? {
+          'listener.name.secure.ssl.keystore.type': 'PEM',
+          'listener.name.secure.ssl.keystore.location': SECURE_KEYSTORE,
+        }
+      : {}),
+    ...(secure.acls === undefined
+      ? {}
+      : {
+          'authorizer.class.name': 'org.apache.kafka.metadata.authorizer.StandardAuthorizer',
+          'super.users': 'User:ANONYMOUS',
+          'allow.everyone.if.no.acl.found': 'false',
+        }),
   };
-}
-
-/**
- * SCRAM credentials live in the KRaft metadata log; kafkajs cannot write them (no
- * AlterUserScramCredentials), so Kafka's own ConfigCommand does, over the plaintext listener.
- */
-async function addScramUsers(
-  container: StartedTestContainer,
-  bootstrap: string,
-  users: SecureListenerOptions['users'],
-): Promise<void> {
-  for (const u of users) {
-    const mechanism = u.mechanism.toUpperCase();
-    const r = await container.exec([
-      'java',
-      '-cp',
-      '/opt/kafka/libs/*',
-      '-Dlog4j2.configurationFile=/opt/kafka/config/log4j2.properties',
-      'kafka.admin.ConfigCommand',
-      '--bootstrap-server',
-      bootstrap,
-      '--alter',
-      '--entity-type',
-      'users',
-      '--entity-name',
-      u.username,
-      '--add-config',
-      `${mechanism}=[iterations=4096,password=${u.password}]`,
-    ]);
-    if (r.exitCode !== 0)
-      throw new Error(`ConfigCommand for ${u.username} exited ${r.exitCode}: ${r.output}`);
-  }
 }
 
 /** An admin round trip, retried until the deadline: the log line alone can precede readiness. */

@@ -20,6 +20,7 @@ import { repoRoot } from './artifacts.ts';
 import { createClusterSim, type ClusterSim, type SimPod } from './cluster-sim.ts';
 import { startControlPlane, type ControlPlane } from './control-plane.ts';
 import { kafkaClient, startKafka, type KafkaBroker } from './kafka.ts';
+import { aclEntries, componentCredentials } from './kafka-access.ts';
 import {
   createNetCluster,
   EXTERNAL_HOST_IP,
@@ -100,7 +101,12 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     await kafka?.stop().catch(() => undefined);
   };
   try {
-    const kafkaStarting = timed('Kafka broker', onStep, () => startKafka());
+    // Every component connects as its own SCRAM user to a SASL listener with ACLs on
+    // (src/contracts/topic-access.ts); the harness keeps the plaintext listener (super user).
+    const credentials = componentCredentials(runDir);
+    const kafkaStarting = timed('Kafka broker (SCRAM users, ACLs)', onStep, () =>
+      startKafka({ secureListener: { users: credentials.users, acls: aclEntries() } }),
+    );
     const kubeStarting = timed('API server (etcd, kube-apiserver, controller-manager)', onStep, () =>
       startApiServer(),
     );
@@ -147,7 +153,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
 
     controlPlane = await timed('control plane and agents', onStep, async () => {
       const cp = await startControlPlane({
-        brokers: broker.brokers,
+        brokers: broker.secureBrokers!,
+        kafkaArgs: credentials.kafkaArgs,
         kubeconfigPath: api.kubeconfigPath,
         logDir: runDir,
         ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),

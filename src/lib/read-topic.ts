@@ -152,6 +152,13 @@ async function consume(
         if (e.payload.topic === topic && e.payload.batchSize === 0)
           passed(e.payload.partition, BigInt(e.payload.lastOffset));
       });
+      // Seek on every join, not once after run(): the first join on a fresh broker can fail while
+      // __consumer_offsets is created, and kafkajs then restarts the consumer, which has no group
+      // until it joins again (a seek in between throws "Consumer group was not initialized").
+      // After such a restart this also resumes just after what was read.
+      consumer.on(consumer.events.GROUP_JOIN, () => {
+        for (const [partition, offset] of next) consumer.seek({ topic, partition, offset: String(offset) });
+      });
       consumer
         .subscribe({ topic, fromBeginning: true })
         .then(() =>
@@ -196,9 +203,6 @@ async function consume(
             },
           }),
         )
-        .then(() => {
-          for (const [partition, offset] of next) consumer.seek({ topic, partition, offset: String(offset) });
-        })
         .catch(reject);
     });
   } finally {
