@@ -21,8 +21,9 @@ import {
   type State,
 } from './model.ts';
 import { computeNodeRules, computeNodeSignature, emptyNodeSignature } from './render.ts';
-import { computeAcceptance, poolsInOrder } from './rules.ts';
-import { computePolicyStatus } from './status.ts';
+import { computePoolStanding } from './pools.ts';
+import { computeAcceptance } from './rules.ts';
+import { computePolicyStatus, computePoolStatus } from './status.ts';
 import type { NodeRules, Steer } from '../contracts/node-rules.ts';
 import { NODE_RULES_SCHEMA } from '../contracts/node-rules.ts';
 import { compare, compareBig } from '../lib/compare.ts';
@@ -50,6 +51,8 @@ export interface Reference {
   readonly conflicts: Map<string, number>;
   readonly effective: Map<PodRec, RuleRec[]>;
   readonly nodeRules: Map<string, NodeRules>;
+  /** Per pool: Accepted, and its allocations as "egressIP policy" in address order. */
+  readonly pools: Map<string, { accepted: boolean; allocations: string[] }>;
 }
 
 function liveRules(state: State): RuleRec[] {
@@ -89,7 +92,7 @@ function selectsNaive(
 }
 
 export function computeReference(state: State): Reference {
-  const pools = poolsInOrder(state.pools);
+  const pools = computePoolStanding(state.pools.values());
   const rules = liveRules(state);
   const refs = new Map<RuleRec, RefRule>();
   for (const r of rules) {
@@ -270,7 +273,20 @@ export function computeReference(state: State): Reference {
       ...(neverSteer.length > 0 ? { neverSteer } : {}),
     });
   }
-  return { rules: refs, assignments, conflicts, effective, nodeRules };
+  // pool allocations: the winning accepted rules of each IP, by the pool that governs them
+  const poolRefs = new Map<string, { accepted: boolean; allocations: string[] }>();
+  for (const standing of pools) {
+    const mine = [...owners.values()]
+      .filter((r) => (refs.get(r) as RefRule).pool === standing.pool.name)
+      .map((r) => ({ ip: parseCidr(`${r.egressIP}/${r.family === 4 ? 32 : 128}`), r }))
+      .sort((a, b) => a.r.family - b.r.family || compareBig(a.ip?.lo ?? 0n, b.ip?.lo ?? 0n))
+      .map(
+        ({ r }) =>
+          `${r.egressIP} ${r.policy.namespace === undefined ? '' : `${r.policy.namespace}/`}${r.policy.name}`,
+      );
+    poolRefs.set(standing.pool.name, { accepted: standing.accepted, allocations: mine });
+  }
+  return { rules: refs, assignments, conflicts, effective, nodeRules, pools: poolRefs };
 }
 
 /** Every reserved block, from the objects, with reserved.ts' ranks and holder words. */
@@ -398,5 +414,24 @@ export function diffWithReference(state: State, limit = 20): string[] {
   }
   for (const key of state.emittedStatus.keys())
     if (!state.policies.has(key)) say(`status ${key}: emitted for a deleted policy`);
+  for (const standing of state.poolStanding) {
+    const x = ref.pools.get(standing.pool.name);
+    const status = computePoolStatus(state, standing);
+    const allocations = status.allocations.map((a) => `${a.egressIP} ${a.policy}`);
+    if (
+      x === undefined ||
+      x.accepted !== standing.accepted ||
+      JSON.stringify(allocations) !== JSON.stringify(x.allocations)
+    )
+      say(
+        `pool ${standing.pool.name}: accepted ${standing.accepted} allocations ${JSON.stringify(allocations)}, reference ${JSON.stringify(x)}`,
+      );
+    if (JSON.stringify(state.emittedPoolStatus.get(standing.pool.name)) !== JSON.stringify(status))
+      say(`pool status ${standing.pool.name}: emitted is stale`);
+  }
+  if (state.poolStanding.length !== ref.pools.size)
+    say(`pools: ${state.poolStanding.length}, reference ${ref.pools.size}`);
+  for (const name of state.emittedPoolStatus.keys())
+    if (!state.pools.has(name)) say(`pool status ${name}: emitted for a deleted pool`);
   return out;
 }
