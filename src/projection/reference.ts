@@ -7,7 +7,14 @@
 //   design exists to avoid.
 // It shares the *definitions* (selector matching, pools, precedence, hashing, overlap) with the
 // incremental code, but none of its bookkeeping.
-import { destinationSetsOverlap, parseCidr, type ParsedAddress, type ParsedCidr } from './addresses.ts';
+import {
+  destinationSetsOverlap,
+  parseAddress,
+  parseCidr,
+  rangesCover,
+  type ParsedAddress,
+  type ParsedCidr,
+} from './addresses.ts';
 import { computeRanking, ipHash } from './hrw.ts';
 import { matchesOptionalSelector, matchesSelector, matchesServiceSelector } from './labels.ts';
 import { isBaseEligible, nodeHashOf } from './gateways.ts';
@@ -52,7 +59,7 @@ export interface Reference {
   readonly effective: Map<PodRec, RuleRec[]>;
   readonly nodeRules: Map<string, NodeRules>;
   /** Per pool: Accepted, and its allocations as "egressIP policy" in address order. */
-  readonly pools: Map<string, { accepted: boolean; allocations: string[] }>;
+  readonly pools: Map<string, { accepted: boolean; allocations: string[]; refused: number }>;
 }
 
 function liveRules(state: State): RuleRec[] {
@@ -274,7 +281,7 @@ export function computeReference(state: State): Reference {
     });
   }
   // pool allocations: the winning accepted rules of each IP, by the pool that governs them
-  const poolRefs = new Map<string, { accepted: boolean; allocations: string[] }>();
+  const poolRefs = new Map<string, { accepted: boolean; allocations: string[]; refused: number }>();
   for (const standing of pools) {
     const mine = [...owners.values()]
       .filter((r) => (refs.get(r) as RefRule).pool === standing.pool.name)
@@ -284,7 +291,26 @@ export function computeReference(state: State): Reference {
         ({ r }) =>
           `${r.egressIP} ${r.policy.namespace === undefined ? '' : `${r.policy.namespace}/`}${r.policy.name}`,
       );
-    poolRefs.set(standing.pool.name, { accepted: standing.accepted, allocations: mine });
+    // StaticEgressIP rules refused for their namespace by this (Accepted, so the only) covering pool.
+    const refused = new Set(
+      rules
+        .filter((r) => {
+          const addr = parseAddress(r.egressIP);
+          return (
+            standing.accepted &&
+            r.policy.namespace !== undefined &&
+            (refs.get(r) as RefRule).reason === 'NamespaceNotPermitted' &&
+            addr !== undefined &&
+            rangesCover(standing.pool.ranges, addr)
+          );
+        })
+        .map((r) => `${r.egressIP} ${r.policy.key}`),
+    );
+    poolRefs.set(standing.pool.name, {
+      accepted: standing.accepted,
+      allocations: mine,
+      refused: refused.size,
+    });
   }
   return { rules: refs, assignments, conflicts, effective, nodeRules, pools: poolRefs };
 }
@@ -418,13 +444,15 @@ export function diffWithReference(state: State, limit = 20): string[] {
     const x = ref.pools.get(standing.pool.name);
     const status = computePoolStatus(state, standing);
     const allocations = status.allocations.map((a) => `${a.egressIP} ${a.policy}`);
+    const conflict = status.conditions.find((c) => c.type === 'Conflict')?.status === 'True';
     if (
       x === undefined ||
       x.accepted !== standing.accepted ||
+      conflict !== x.refused > 0 ||
       JSON.stringify(allocations) !== JSON.stringify(x.allocations)
     )
       say(
-        `pool ${standing.pool.name}: accepted ${standing.accepted} allocations ${JSON.stringify(allocations)}, reference ${JSON.stringify(x)}`,
+        `pool ${standing.pool.name}: accepted ${standing.accepted} conflict ${conflict} allocations ${JSON.stringify(allocations)}, reference ${JSON.stringify(x)}`,
       );
     if (JSON.stringify(state.emittedPoolStatus.get(standing.pool.name)) !== JSON.stringify(status))
       say(`pool status ${standing.pool.name}: emitted is stale`);
