@@ -425,8 +425,8 @@ void describe('k8s/ applied to a real API server', () => {
     ['kseip-liveness', ['list', 'nodes'], false],
     ['kseip-liveness', ['list', 'pods', ...everywhere], false],
     ...forbiddenToAll('kseip-liveness'),
-    // status writer: read the policy kinds (for an Event's uid), patch their status, create
-    // core Events, its Lease; nothing else.
+    // status writer: read the policy kinds (for an Event's uid), patch their status and the
+    // pools' status, create core Events, its Lease; nothing else.
     ...[
       'staticegressips.staticegressips.nirmata.io',
       'clusterstaticegressips.staticegressips.nirmata.io',
@@ -441,8 +441,14 @@ void describe('k8s/ applied to a real API server', () => {
     [
       'kseip-status-writer',
       ['patch', 'staticegressippools.staticegressips.nirmata.io', '--subresource=status', ...everywhere],
+      true,
+    ],
+    [
+      'kseip-status-writer',
+      ['update', 'staticegressippools.staticegressips.nirmata.io', '--subresource=status', ...everywhere],
       false,
     ],
+    ['kseip-status-writer', ['patch', 'staticegressippools.staticegressips.nirmata.io'], false],
     ['kseip-status-writer', ['get', 'staticegressippools.staticegressips.nirmata.io'], false],
     ['kseip-status-writer', ['create', 'events', ...everywhere], true],
     ['kseip-status-writer', ['patch', 'events', ...everywhere], false],

@@ -5,12 +5,20 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ClusterEvent, decodeClusterEvent } from '../src/contracts/cluster-events.ts';
+import { Decision, decodeDecision } from '../src/contracts/decisions.ts';
 import { TOPICS } from '../src/contracts/topics.ts';
 
-const doc = readFileSync(path.resolve(import.meta.dirname, '../docs/topics.md'), 'utf8');
+const whole = readFileSync(path.resolve(import.meta.dirname, '../docs/topics.md'), 'utf8');
+// The decisions topic has a section of its own; every other example is a cluster event.
+const DECISIONS_HEADING = '## `kseip.decisions.v1`';
+const decisionsStart = whole.indexOf(DECISIONS_HEADING);
+const decisionsEnd = whole.indexOf('\n## ', decisionsStart + 1);
+const decisionsDoc =
+  decisionsStart < 0 ? '' : whole.slice(decisionsStart, decisionsEnd < 0 ? undefined : decisionsEnd);
+const doc = decisionsStart < 0 ? whole : whole.replace(decisionsDoc, '');
 
-function exampleRecords(): string[] {
-  const blocks = [...doc.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => m[1]!.trim());
+function exampleRecords(text: string = doc): string[] {
+  const blocks = [...text.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => m[1]!.trim());
   return blocks.flatMap((block) => {
     try {
       JSON.parse(block);
@@ -45,4 +53,22 @@ void test('every event type and every topic is documented', () => {
       assert.ok(examples.has(codec.name), `${codec.name} has no example record`);
     }
   }
+});
+
+void test('every decision type is documented in the decisions section, and its examples decode', () => {
+  assert.ok(decisionsStart >= 0, `docs/topics.md has no "${DECISIONS_HEADING}" section`);
+  for (const codec of Decision.types)
+    assert.ok(decisionsDoc.includes(`\`${codec.name}\``), `${codec.name} is not documented`);
+  const records = exampleRecords(decisionsDoc);
+  const types = new Set<string>();
+  for (const r of records) {
+    const decoded = decodeDecision(r);
+    assert.equal(
+      decoded._tag,
+      'Right',
+      `${r.slice(0, 80)}…: ${decoded._tag === 'Left' ? decoded.left.reason : ''}`,
+    );
+    if (decoded._tag === 'Right') types.add(decoded.right.type);
+  }
+  assert.ok(types.has('PoolStatusComputed'), 'PoolStatusComputed has no example record');
 });

@@ -5,7 +5,9 @@
 // the seed manifest (documentation IPs), then `kubectl get seip` shows the egress IP, the gateway
 // and Ready=True, and `kubectl describe` shows the conditions and a GatewayAssigned Event. A
 // second policy claiming the same egress IP gets Conflict=True and a ConflictDetected Event,
-// while the first stays Ready. A policy deleted and re-created with the same name and spec while
+// while the first stays Ready. Pools get status (issue 12, finding 5): which policy uses which of
+// their addresses, Accepted=False for a newer pool that overlaps an older one, and Conflict=True
+// when a policy asks for an address from a namespace the pool does not admit. A policy deleted and re-created with the same name and spec while
 // the watcher is down gets its status again (issue 12, finding 4: decisions name the uid, and the
 // writer's memory is per uid). A status writer that starts while an input topic ends in an aborted
 // transaction (the projector died mid-write) still catches up and becomes ready.
@@ -64,10 +66,19 @@ interface PolicyJson {
   };
 }
 
+interface PoolJson {
+  status?: {
+    observedGeneration?: number;
+    allocated?: number;
+    allocations?: { egressip: string; policy: string }[];
+    conditions?: Cond[];
+  };
+}
+
 async function getPolicy(name: string): Promise<PolicyJson> {
   return JSON.parse(await kubectl(['get', 'seip', name, '-n', 'default', '-o', 'json'])) as PolicyJson;
 }
-const conditionOf = (p: PolicyJson, type: string): Cond | undefined =>
+const conditionOf = (p: PolicyJson | PoolJson, type: string): Cond | undefined =>
   p.status?.conditions?.find((c) => c.type === type);
 
 const diagnostics = (): string => plane?.describe() ?? '(control plane not started)';
@@ -345,6 +356,98 @@ spec:
       60_000,
       diagnostics,
     );
+  });
+
+  void test('pools get status: allocations, Accepted=False for an overlap, Conflict=True for a namespace not admitted', async () => {
+    const getPool = async (name: string): Promise<PoolJson> =>
+      JSON.parse(await kubectl(['get', 'seippool', name, '-o', 'json'])) as PoolJson;
+    const poolWhen = (name: string, what: string, ok: (p: PoolJson) => boolean) =>
+      waitFor(
+        `pool ${name} ${what}`,
+        async () => {
+          const p = await getPool(name);
+          return ok(p) ? p : undefined;
+        },
+        90_000,
+        diagnostics,
+      );
+
+    // The seed pool: its one address is used by default/eip (eip-again lost the claim).
+    const seed = await poolWhen('seed', 'to show its allocation', (p) => p.status?.allocated === 1);
+    assert.deepEqual(seed.status?.allocations, [{ egressip: EGRESS_IP, policy: 'default/eip' }]);
+    assert.equal(seed.status?.observedGeneration, 1);
+    for (const [type, status] of [
+      ['Accepted', 'True'],
+      ['Conflict', 'False'],
+      ['Ready', 'True'],
+    ] as const)
+      assert.equal(conditionOf(seed, type)?.status, status, `${type} is ${status}`);
+
+    // A newer pool over the seed's address loses although its name sorts first: the older
+    // creationTimestamp keeps the address, and the newcomer governs nothing.
+    await kubectl(
+      ['apply', '-f', '-'],
+      `apiVersion: staticegressips.nirmata.io/v1alpha1
+kind: StaticEgressIPPool
+metadata: {name: a-overlap}
+spec:
+  addresses: [198.51.100.8/29]
+`,
+    );
+    const overlap = await poolWhen(
+      'a-overlap',
+      'to be Accepted=False',
+      (p) => conditionOf(p, 'Accepted')?.status === 'False',
+    );
+    assert.equal(conditionOf(overlap, 'Accepted')?.reason, 'Overlaps');
+    assert.match(
+      conditionOf(overlap, 'Accepted')?.message ?? '',
+      /198\.51\.100\.8\/29 overlaps .* of pool seed/,
+    );
+    assert.equal(conditionOf(overlap, 'Ready')?.status, 'False');
+    assert.equal(overlap.status?.allocated, 0);
+    const stillSeed = await getPool('seed');
+    assert.equal(conditionOf(stillSeed, 'Accepted')?.status, 'True');
+    assert.equal(stillSeed.status?.allocated, 1);
+    assert.equal(conditionOf(await getPolicy('eip'), 'Ready')?.status, 'True', 'the policy keeps its IP');
+
+    // A pool for tenant=blue only, asked for from namespace default (no such label).
+    await kubectl(
+      ['apply', '-f', '-'],
+      `apiVersion: staticegressips.nirmata.io/v1alpha1
+kind: StaticEgressIPPool
+metadata: {name: blue-only}
+spec:
+  addresses: [198.51.100.40/32]
+  namespaceSelector: {matchLabels: {tenant: blue}}
+---
+apiVersion: staticegressips.nirmata.io/v1alpha1
+kind: StaticEgressIP
+metadata: {name: eip-not-admitted, namespace: default}
+spec:
+  rules:
+  - egressip: 198.51.100.40
+    service-name: frontend
+    cidr: 203.0.113.40/32
+`,
+    );
+    const refused = await poolWhen(
+      'blue-only',
+      'to show Conflict=True',
+      (p) => conditionOf(p, 'Conflict')?.status === 'True',
+    );
+    assert.equal(conditionOf(refused, 'Conflict')?.reason, 'NamespaceNotAdmitted');
+    assert.match(
+      conditionOf(refused, 'Conflict')?.message ?? '',
+      /StaticEgressIP default\/eip-not-admitted asks for 198\.51\.100\.40 from namespace default/,
+    );
+    assert.equal(conditionOf(refused, 'Accepted')?.status, 'True');
+    assert.equal(refused.status?.allocated, 0);
+
+    const table = await kubectl(['get', 'seippool']);
+    assert.match(table, /^seed\s+198\.51\.100\.10\/32\s+1\s+True\s/m, table);
+    assert.match(table, /^a-overlap\s+198\.51\.100\.8\/29\s+0\s+False\s/m, table);
+    assert.match(table, /^blue-only\s+198\.51\.100\.40\/32\s+0\s+False\s/m, table);
   });
 
   void test('a policy deleted and re-created with the same name and spec while the watcher is down gets its status again', async () => {

@@ -489,7 +489,8 @@ function poolStatus(): Schema {
       },
       allocations: {
         type: 'array',
-        description: 'The egress IPs of this pool that policies use, and which policy uses each.',
+        description:
+          'The egress IPs of this pool that policies use (an accepted rule of the policy that won the IP), in address order, and which policy uses each.',
         maxItems: 4096,
         'x-kubernetes-list-type': 'atomic',
         items: {
@@ -506,8 +507,9 @@ function poolStatus(): Schema {
       },
       conditions: conditions(
         'pool',
-        'Accepted (the addresses are usable; False when they overlap another pool, with the reason), ' +
-          'Conflict (True when a policy claims an address of this pool from a namespace the pool does not admit), Ready.',
+        'Accepted (the addresses are usable; False, reason Overlaps, when they overlap a pool created earlier, which keeps them: then no address of this pool is used), ' +
+          'Conflict (True, reason NamespaceNotAdmitted, when a StaticEgressIP asks for an address of this pool from a namespace the pool does not admit), ' +
+          'Ready (Accepted and no Conflict).',
       ),
     },
   };

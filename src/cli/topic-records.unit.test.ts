@@ -98,3 +98,27 @@ void test('topic names: short names resolve, suffixed topics keep their contract
   const replayed = decodeRecord(record(JSON.stringify(pod), { topic: `${TOPICS.clusterEvents}.replay-1` }));
   assert.equal(replayed.ok && replayed.decoded.type, 'PodObserved');
 });
+
+void test('given a PoolStatusComputed decision, then the row names the pool and says what it decided', () => {
+  const decision = {
+    schema: 1,
+    id: '12.3',
+    type: 'PoolStatusComputed',
+    offset: 12,
+    pool: { name: 'old', uid: 'u7' },
+    observedGeneration: 1,
+    allocations: [{ egressIP: '198.51.100.10', policy: 'blue/eip' }],
+    conditions: [
+      { type: 'Accepted', status: 'True', reason: 'Accepted', message: 'ok' },
+      { type: 'Conflict', status: 'True', reason: 'NamespaceNotAdmitted', message: 'red/eip' },
+    ],
+  };
+  const view = decodeRecord(
+    record(JSON.stringify(decision), { topic: TOPICS.decisions, key: 'StaticEgressIPPool/old' }),
+  );
+  assert.equal(view.ok, true, view.ok ? '' : view.reason);
+  const row = renderTableRow(view, false);
+  assert.match(row, /PoolStatusComputed +StaticEgressIPPool\/old/);
+  assert.match(row, /198\.51\.100\.10/);
+  assert.match(row, /NamespaceNotAdmitted/);
+});

@@ -77,7 +77,12 @@ export const StaticEgressIPPoolObserved = event(
   t.intersection([
     /** Each entry is a CIDR ("198.51.100.0/28") or an inclusive range ("198.51.100.20-198.51.100.30"). */
     t.type({ generation: t.number, addresses: t.array(t.string) }),
-    t.partial({ namespaceSelector: LabelSelector, nodeSelector: LabelSelector }),
+    t.partial({
+      namespaceSelector: LabelSelector,
+      nodeSelector: LabelSelector,
+      /** metadata.creationTimestamp (RFC 3339): the precedence of overlapping pools, the older wins. */
+      creationTimestamp: t.string,
+    }),
   ]),
 );
 export const StaticEgressIPPoolDeleted = event('StaticEgressIPPoolDeleted', Empty);

@@ -1,7 +1,7 @@
 // The decisions contract: what the projector (src/projection/) decided, as one io-ts codec per
 // decision type. Pure codecs. Topic: kseip.decisions.v1 (one partition, kept forever): the audit
-// trail of gateway assignments, failovers and conflicts, plus the per-policy status that the
-// status writer turns into StaticEgressIP.status and Kubernetes Events.
+// trail of gateway assignments, failovers and conflicts, plus the per-policy and per-pool status
+// that the status writer turns into the objects' .status and Kubernetes Events.
 //
 // Every decision names the cluster-events offset that caused it (`offset`), and its `id`
 // ("<offset>.<n>", n counting the decisions of that one event) is deterministic: replaying the
@@ -171,6 +171,32 @@ export const PolicyStatusComputed = decision('PolicyStatusComputed', {
   conditions: t.array(Condition),
 });
 
+/** A pool, as decisions name it; `uid` as for PolicyRef (a re-created pool is another object). */
+export const PoolRef = t.intersection([t.type({ name: t.string }), t.partial({ uid: t.string })]);
+export type PoolRef = t.TypeOf<typeof PoolRef>;
+
+/** One egress IP of a pool that a policy uses: an accepted rule of the policy that won the IP. */
+export const PoolAllocation = t.type({
+  egressIP: t.string,
+  /** "namespace/name" for a StaticEgressIP, "name" for a ClusterStaticEgressIP. */
+  policy: t.string,
+});
+export type PoolAllocation = t.TypeOf<typeof PoolAllocation>;
+
+/**
+ * The projector's view of one StaticEgressIPPool, emitted whenever it changes: which of its
+ * egress IPs policies use, and the conditions Accepted (False when its addresses overlap a pool
+ * that takes precedence) and Conflict (True when a StaticEgressIP asks for one of its addresses
+ * from a namespace the pool does not admit). Ready is the status writer's to add.
+ */
+export const PoolStatusComputed = decision('PoolStatusComputed', {
+  pool: PoolRef,
+  observedGeneration: t.number,
+  /** In address order. */
+  allocations: t.array(PoolAllocation),
+  conditions: t.array(Condition),
+});
+
 export const Decision = t.union([
   GatewayAssigned,
   GatewayFailedOver,
@@ -178,6 +204,7 @@ export const Decision = t.union([
   ConflictDetected,
   ConflictResolved,
   PolicyStatusComputed,
+  PoolStatusComputed,
 ]);
 export type Decision = t.TypeOf<typeof Decision>;
 export type DecisionType = Decision['type'];
@@ -206,6 +233,9 @@ export function decisionKey(d: Decision): string {
       return d.egressIP;
     case 'PolicyStatusComputed':
       return d.policy.namespace === undefined ? d.policy.name : `${d.policy.namespace}/${d.policy.name}`;
+    case 'PoolStatusComputed':
+      // The kind spelled out: a pool and a cluster policy may share a name.
+      return `StaticEgressIPPool/${d.pool.name}`;
     default: {
       const _exhaustive: never = d;
       return _exhaustive;

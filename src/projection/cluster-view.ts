@@ -298,13 +298,25 @@ export function evolveClusterView(
 
     case 'StaticEgressIPPoolObserved': {
       const rec = state.pools.get(ref.name);
-      if (rec !== undefined && jsonEqual(rec.p, event.payload)) return unchanged(state, rec, offset);
+      // Another uid: re-created while no watcher ran (as for policies); its status names the new object.
+      const recreated = rec !== undefined && ref.uid !== undefined && rec.ref.uid !== ref.uid;
+      if (rec !== undefined && !recreated && jsonEqual(rec.p, event.payload))
+        return unchanged(state, rec, offset);
       const ranges = event.payload.addresses.flatMap((a) => parsePoolEntry(a) ?? []);
+      const poolRef = { name: ref.name, ...(ref.uid === undefined ? {} : { uid: ref.uid }) };
       if (rec !== undefined) {
+        if (recreated) rec.ref = poolRef;
         rec.p = event.payload;
         rec.lastSeen = offset;
         rec.ranges = ranges;
-      } else state.pools.set(ref.name, { name: ref.name, p: event.payload, lastSeen: offset, ranges });
+      } else
+        state.pools.set(ref.name, {
+          name: ref.name,
+          ref: poolRef,
+          p: event.payload,
+          lastSeen: offset,
+          ranges,
+        });
       return [{ kind: 'Pool', name: ref.name }];
     }
     case 'StaticEgressIPPoolDeleted':

@@ -14,18 +14,27 @@
 // Ownership of the mutable fields: each stage of a step (projection.ts lists them in order)
 // writes only its own, and hands what the next stage needs on as a typed return value:
 //   cluster-view.ts  the object maps, seenIds, terms, lists, liveness, lastSeen fields
-//   selection.ts     rule scopes and selections, pod→rules, slice references, unprogrammable
-//                    (rules.ts: building rules from specs, acceptance by pools)
+//   selection.ts     rule scopes and selections, pod→rules, slice references, unprogrammable,
+//                    pool standing (rules.ts: building rules from specs, acceptance by pools;
+//                    pools.ts: which pools are Accepted)
 //   claims.ts        egress IP records' rules, winners and owners, per-pod effective rules,
 //                    conflicts
 //   steers.ts        registrations of pods on nodes, steer groups, director counts
 //   gateways.ts      eligibility sets, rankings, slots, held/emitted assignments
 //   render.ts        emitted node rules (and the steer hash cache it reads)
-//   status.ts        emitted policy statuses
+//   status.ts        emitted policy and pool statuses
 import { limits } from '../api/group.ts';
 import type { LabelSelector, Labels } from '../contracts/primitives.ts';
 import type { EgressRule, PayloadOf } from '../contracts/cluster-events.ts';
-import type { Condition, ConflictKind, Decision, PolicyRef, RuleStatus } from '../contracts/decisions.ts';
+import type {
+  Condition,
+  ConflictKind,
+  Decision,
+  PolicyRef,
+  PoolAllocation,
+  PoolRef,
+  RuleStatus,
+} from '../contracts/decisions.ts';
 import type { NodeRules } from '../contracts/node-rules.ts';
 import type { AddressRange, DestinationSet, Family, ParsedCidr } from './addresses.ts';
 import type { ClaimBuffer } from './claims.ts';
@@ -103,9 +112,22 @@ export interface NamespaceRec {
 
 export interface PoolRec {
   readonly name: string;
+  /** Replaced (never mutated) when the same name is observed with another uid. */
+  ref: PoolRef;
   p: PoolPayload;
   lastSeen: number;
   ranges: AddressRange[];
+}
+
+/**
+ * Whether a pool's addresses may be used (pools.ts): a pool whose addresses overlap those of an
+ * Accepted pool that takes precedence is not Accepted, and governs no egress IP.
+ */
+export interface PoolStanding {
+  readonly pool: PoolRec;
+  readonly accepted: boolean;
+  /** When not accepted: the pool that keeps the overlapping addresses, and the entries that overlap. */
+  readonly overlap: { readonly pool: string; readonly entry: string; readonly theirs: string } | undefined;
 }
 
 export interface ServiceCIDRRec {
@@ -149,6 +171,7 @@ export interface PolicyRec {
 export type AcceptReason =
   | 'Accepted'
   | 'NoPoolCoversIP'
+  | 'PoolNotAccepted'
   | 'NamespaceNotPermitted'
   | 'EgressIPInUse'
   | 'InvalidEgressIP'
@@ -283,6 +306,14 @@ export interface PolicyStatus {
   readonly conditions: Condition[];
 }
 
+/** A PoolStatusComputed without its envelope. */
+export interface PoolStatus {
+  readonly pool: PoolRef;
+  readonly observedGeneration: number;
+  readonly allocations: PoolAllocation[];
+  readonly conditions: Condition[];
+}
+
 export interface StepOutputs {
   /** The cluster-events offset these outputs were caused by. */
   readonly offset: number;
@@ -341,6 +372,8 @@ export interface State {
   readonly clusterRules: Set<RuleRec>;
   /** Valid rules by serviceName. */
   readonly rulesByService: Map<string, Set<RuleRec>>;
+  /** Every pool in precedence order with whether it is Accepted (pools.ts); rebuilt on a pool change. */
+  poolStanding: readonly PoolStanding[];
   /** "ns/service" → pod name → number of slices naming it. */
   readonly sliceRefs: Map<string, Map<string, number>>;
   // ---- gateways (gateways.ts) ----
@@ -366,6 +399,8 @@ export interface State {
   readonly emittedNodeRules: Map<string, EmittedNodeRules>;
   // ---- status (status.ts) ----
   readonly emittedStatus: Map<string, PolicyStatus>;
+  /** Pool name → the pool status as last emitted. */
+  readonly emittedPoolStatus: Map<string, PoolStatus>;
   // ---- each stage's change buffer: written only by that stage, which clears it when it starts
   // and returns it (typed read-only) to the stages after it. Reused from step to step so that a
   // step allocates nothing for them; valid until the next step. ----
@@ -402,6 +437,7 @@ export function initialState(): State {
     namespacedRulesByNamespace: new Map(),
     clusterRules: new Set(),
     rulesByService: new Map(),
+    poolStanding: [],
     sliceRefs: new Map(),
     ips: new Map(),
     sigs: new Map(),
@@ -415,6 +451,7 @@ export function initialState(): State {
     nodeGroups: new Map(),
     emittedNodeRules: new Map(),
     emittedStatus: new Map(),
+    emittedPoolStatus: new Map(),
     buffers: {
       selection: { attached: [], detached: [], reaccepted: [], pods: new Set(), policies: new Set() },
       claims: {

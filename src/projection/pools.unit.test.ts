@@ -1,5 +1,6 @@
-// Pools: an egress IP is used only when a pool covers it and admits the namespace; the pool's
-// nodeSelector limits the gateways.
+// Pools: an egress IP is used only when an Accepted pool covers it and admits the namespace; the
+// pool's nodeSelector limits the gateways. Overlapping pools: the older governs. Pool status:
+// allocations, Accepted, Conflict (PoolStatusComputed).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Scenario, events, healthyNode, rule, decisionsOfType } from '../../test/support/fixtures.ts';
@@ -83,17 +84,115 @@ void describe('pools', () => {
     assert.match(accepted(s, 'everyone')?.message ?? '', /left out: team-b/);
   });
 
-  void it('given two pools covering the IP, then the first by name governs (its nodeSelector applies)', () => {
+  void it('given two overlapping pools, then the older governs and the newer governs nothing, not even its other addresses', () => {
     const { ev, s } = base();
     s.given(
-      ev.pool('b-pool', ['198.51.100.0/24'], { nodeSelector: { matchLabels: { egress: 'yes' } } }),
-      ev.pool('a-pool', ['198.51.100.1/32'], { nodeSelector: { matchLabels: { egress: 'no' } } }),
+      ev.pool('b-old', ['198.51.100.0/28'], {
+        nodeSelector: { matchLabels: { egress: 'yes' } },
+        creationTimestamp: '2026-01-01T00:00:00Z',
+      }),
     );
-    s.when(ev.policy('team-a', 'eip', [rule({ podSelector: {} })]));
-    assert.match(accepted(s, 'team-a/eip')?.message ?? '', /a-pool/);
-    assert.equal(s.assignments()['198.51.100.1']?.active, '', 'a-pool admits no node');
-    s.when(ev.poolDeleted('a-pool'));
-    assert.equal(s.assignments()['198.51.100.1']?.active, 'node-1');
+    const out = s.when(
+      ev.pool('a-new', ['198.51.100.1/32', '198.51.100.40/32'], {
+        creationTimestamp: '2026-01-02T00:00:00Z',
+      }),
+    );
+    const loser = decisionsOfType(out, 'PoolStatusComputed').find((d) => d.pool.name === 'a-new');
+    assert.deepEqual(loser?.conditions[0], {
+      type: 'Accepted',
+      status: 'False',
+      reason: 'Overlaps',
+      message:
+        '198.51.100.1/32 overlaps 198.51.100.0/28 of pool b-old, which takes precedence (created earlier); no address of this pool is used until the overlap is removed',
+    });
+    s.when(
+      ev.policy('team-a', 'eip', [rule({ podSelector: {} })]),
+      ev.policy('team-a', 'other', [
+        rule({ egressIP: '198.51.100.40', podSelector: {}, to: ['203.0.113.0/32'] }),
+      ]),
+    );
+    assert.match(accepted(s, 'team-a/eip')?.message ?? '', /pool b-old covers/);
+    assert.equal(s.assignments()['198.51.100.1']?.active, 'node-1', "b-old's nodeSelector applies");
+    assert.equal(accepted(s, 'team-a/other')?.reason, 'PoolNotAccepted');
+    assert.match(
+      accepted(s, 'team-a/other')?.message ?? '',
+      /covered only by pool a-new, which is not Accepted: it overlaps pool b-old/,
+    );
+    assert.deepEqual(s.poolStatus('b-old')?.allocations, [
+      { egressIP: '198.51.100.1', policy: 'team-a/eip' },
+    ]);
+    assert.deepEqual(s.poolStatus('a-new')?.allocations, []);
+
+    const deleted = s.when(ev.poolDeleted('b-old'));
+    assert.equal(s.poolStatus('a-new')?.conditions[0]?.status, 'True');
+    assert.deepEqual(s.poolStatus('a-new')?.allocations, [
+      { egressIP: '198.51.100.1', policy: 'team-a/eip' },
+      { egressIP: '198.51.100.40', policy: 'team-a/other' },
+    ]);
+    assert.equal(accepted(s, 'team-a/other')?.status, 'True');
+    assert.ok(
+      !decisionsOfType(deleted, 'PoolStatusComputed').some((d) => d.pool.name === 'b-old'),
+      'a deleted pool gets no status',
+    );
+  });
+
+  void it('given two overlapping pools of the same age, then the first by name wins, whatever order the log has them in', () => {
+    for (const order of [
+      ['a', 'b'],
+      ['b', 'a'],
+    ]) {
+      const { ev, s } = base();
+      s.given(...order.map((n) => ev.pool(`pool-${n}`, ['198.51.100.0/24'])));
+      assert.equal(s.poolStatus('pool-a')?.conditions[0]?.status, 'True', `order ${order.join(',')}`);
+      assert.equal(s.poolStatus('pool-b')?.conditions[0]?.reason, 'Overlaps', `order ${order.join(',')}`);
+    }
+  });
+
+  void it('given a pool that admits only team a, when team b asks for its address, then the pool shows Conflict=True NamespaceNotAdmitted until it stops', () => {
+    const { ev, s } = base();
+    s.given(ev.pool('pool', ['198.51.100.0/24'], { namespaceSelector: { matchLabels: { team: 'a' } } }));
+    assert.deepEqual(s.poolStatus('pool')?.conditions[1], {
+      type: 'Conflict',
+      status: 'False',
+      reason: 'NoConflict',
+      message: 'no policy asks for an address of this pool from a namespace it does not admit',
+    });
+    s.when(ev.policy('team-b', 'eip', [rule({ egressIP: '198.51.100.5', podSelector: {} })]));
+    assert.deepEqual(s.poolStatus('pool')?.conditions[1], {
+      type: 'Conflict',
+      status: 'True',
+      reason: 'NamespaceNotAdmitted',
+      message:
+        'StaticEgressIP team-b/eip asks for 198.51.100.5 from namespace team-b, which this pool does not admit',
+    });
+    assert.deepEqual(s.poolStatus('pool')?.allocations, []);
+    // Relabelled into the pool: the conflict ends and the IP is allocated.
+    s.when(ev.namespace('team-b', { team: 'a' }));
+    assert.equal(s.poolStatus('pool')?.conditions[1]?.status, 'False');
+    assert.deepEqual(s.poolStatus('pool')?.allocations, [{ egressIP: '198.51.100.5', policy: 'team-b/eip' }]);
+  });
+
+  void it('given a cluster policy whose namespaces the pool partly admits, then the pool shows no Conflict (the policy names them)', () => {
+    const { ev, s } = base();
+    s.given(ev.pool('pool', ['198.51.100.0/24'], { namespaceSelector: { matchLabels: { team: 'a' } } }));
+    s.when(ev.clusterPolicy('everyone', {}, [rule({ podSelector: { matchLabels: { app: 'web' } } })]));
+    assert.equal(s.poolStatus('pool')?.conditions[1]?.status, 'False');
+    assert.deepEqual(s.poolStatus('pool')?.allocations, [{ egressIP: '198.51.100.1', policy: 'everyone' }]);
+  });
+
+  void it('given a pool status, then it is emitted again only when it changes, and for a re-created pool (another uid)', () => {
+    const { ev, s } = base();
+    s.given(ev.pool('pool', ['198.51.100.0/24'], {}, 'uid-1'));
+    assert.equal(s.poolStatus('pool')?.pool.uid, 'uid-1');
+    const pod = s.when(ev.pod('team-a', 'web-2', { labels: { app: 'web' }, ip: '10.0.1.3', node: 'node-3' }));
+    assert.deepEqual(decisionsOfType(pod, 'PoolStatusComputed'), [], 'nothing of the pool changed');
+    const same = s.when(ev.pool('pool', ['198.51.100.0/24'], {}, 'uid-1'));
+    assert.deepEqual(decisionsOfType(same, 'PoolStatusComputed'), []);
+    const recreated = s.when(ev.pool('pool', ['198.51.100.0/24'], {}, 'uid-2'));
+    assert.deepEqual(
+      decisionsOfType(recreated, 'PoolStatusComputed').map((d) => d.pool),
+      [{ name: 'pool', uid: 'uid-2' }],
+    );
   });
 
   void it('given a rule whose egress IP or destination is not an address, then it is not Accepted and selects nothing', () => {

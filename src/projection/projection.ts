@@ -19,8 +19,10 @@
 //                    whose rules change, policies
 //   6. render        SteerChanges.nodes + GatewayChanges.nodes (every node with steers when the
 //                    reserved prefixes changed) → the NodeRules that changed
-//   7. status        every stage's policies (+ liveness changes) → PolicyStatusComputed
-// Outputs of a step: decisions in the order conflicts, gateways, statuses; then node rules.
+//   7. status        every stage's policies (+ liveness changes) → PolicyStatusComputed;
+//                    pool changes + ClaimChanges.ips → PoolStatusComputed
+// Outputs of a step: decisions in the order conflicts, gateways, policy statuses, pool statuses;
+// then node rules.
 import type { ClusterEvent } from '../contracts/cluster-events.ts';
 import type { Decision, DecisionDraft } from '../contracts/decisions.ts';
 import { evolveClaims } from './claims.ts';
@@ -30,7 +32,7 @@ import { initialState as initialModelState, type State, type StepOutputs } from 
 import { renderChangedNodes } from './render.ts';
 import { evolveReserved } from './reserved.ts';
 import { evolveSelection, type ObjectChange } from './selection.ts';
-import { emitStatuses } from './status.ts';
+import { emitPoolStatuses, emitStatuses } from './status.ts';
 import { evolveSteers } from './steers.ts';
 
 export type { State };
@@ -97,7 +99,17 @@ export function evolve(state: State, event: ClusterEvent, offset: number): Outpu
     livenessChanged,
     offset,
   );
-  return { offset, decisions: numbered(offset, claims.decisions, gateways.decisions, statuses), nodeRules };
+  const poolStatuses = emitPoolStatuses(
+    state,
+    objectChanges.some((c) => c.kind === 'Pool'),
+    claims.ips,
+    offset,
+  );
+  return {
+    offset,
+    decisions: numbered(offset, claims.decisions, gateways.decisions, statuses, poolStatuses),
+    nodeRules,
+  };
 }
 
 /** Fold a sequence of (event, offset) and collect every output: replay, tests, verify. */

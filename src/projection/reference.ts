@@ -7,7 +7,14 @@
 //   design exists to avoid.
 // It shares the *definitions* (selector matching, pools, precedence, hashing, overlap) with the
 // incremental code, but none of its bookkeeping.
-import { destinationSetsOverlap, parseCidr, type ParsedAddress, type ParsedCidr } from './addresses.ts';
+import {
+  destinationSetsOverlap,
+  parseAddress,
+  parseCidr,
+  rangesCover,
+  type ParsedAddress,
+  type ParsedCidr,
+} from './addresses.ts';
 import { computeRanking, ipHash } from './hrw.ts';
 import { matchesOptionalSelector, matchesSelector, matchesServiceSelector } from './labels.ts';
 import { isBaseEligible, nodeHashOf } from './gateways.ts';
@@ -21,8 +28,9 @@ import {
   type State,
 } from './model.ts';
 import { computeNodeRules, computeNodeSignature, emptyNodeSignature } from './render.ts';
-import { computeAcceptance, poolsInOrder } from './rules.ts';
-import { computePolicyStatus } from './status.ts';
+import { computePoolStanding } from './pools.ts';
+import { computeAcceptance } from './rules.ts';
+import { computePolicyStatus, computePoolStatus } from './status.ts';
 import type { NodeRules, Steer } from '../contracts/node-rules.ts';
 import { NODE_RULES_SCHEMA } from '../contracts/node-rules.ts';
 import { compare, compareBig } from '../lib/compare.ts';
@@ -50,6 +58,8 @@ export interface Reference {
   readonly conflicts: Map<string, number>;
   readonly effective: Map<PodRec, RuleRec[]>;
   readonly nodeRules: Map<string, NodeRules>;
+  /** Per pool: Accepted, and its allocations as "egressIP policy" in address order. */
+  readonly pools: Map<string, { accepted: boolean; allocations: string[]; refused: number }>;
 }
 
 function liveRules(state: State): RuleRec[] {
@@ -89,7 +99,7 @@ function selectsNaive(
 }
 
 export function computeReference(state: State): Reference {
-  const pools = poolsInOrder(state.pools);
+  const pools = computePoolStanding(state.pools.values());
   const rules = liveRules(state);
   const refs = new Map<RuleRec, RefRule>();
   for (const r of rules) {
@@ -270,7 +280,39 @@ export function computeReference(state: State): Reference {
       ...(neverSteer.length > 0 ? { neverSteer } : {}),
     });
   }
-  return { rules: refs, assignments, conflicts, effective, nodeRules };
+  // pool allocations: the winning accepted rules of each IP, by the pool that governs them
+  const poolRefs = new Map<string, { accepted: boolean; allocations: string[]; refused: number }>();
+  for (const standing of pools) {
+    const mine = [...owners.values()]
+      .filter((r) => (refs.get(r) as RefRule).pool === standing.pool.name)
+      .map((r) => ({ ip: parseCidr(`${r.egressIP}/${r.family === 4 ? 32 : 128}`), r }))
+      .sort((a, b) => a.r.family - b.r.family || compareBig(a.ip?.lo ?? 0n, b.ip?.lo ?? 0n))
+      .map(
+        ({ r }) =>
+          `${r.egressIP} ${r.policy.namespace === undefined ? '' : `${r.policy.namespace}/`}${r.policy.name}`,
+      );
+    // StaticEgressIP rules refused for their namespace by this (Accepted, so the only) covering pool.
+    const refused = new Set(
+      rules
+        .filter((r) => {
+          const addr = parseAddress(r.egressIP);
+          return (
+            standing.accepted &&
+            r.policy.namespace !== undefined &&
+            (refs.get(r) as RefRule).reason === 'NamespaceNotPermitted' &&
+            addr !== undefined &&
+            rangesCover(standing.pool.ranges, addr)
+          );
+        })
+        .map((r) => `${r.egressIP} ${r.policy.key}`),
+    );
+    poolRefs.set(standing.pool.name, {
+      accepted: standing.accepted,
+      allocations: mine,
+      refused: refused.size,
+    });
+  }
+  return { rules: refs, assignments, conflicts, effective, nodeRules, pools: poolRefs };
 }
 
 /** Every reserved block, from the objects, with reserved.ts' ranks and holder words. */
@@ -398,5 +440,26 @@ export function diffWithReference(state: State, limit = 20): string[] {
   }
   for (const key of state.emittedStatus.keys())
     if (!state.policies.has(key)) say(`status ${key}: emitted for a deleted policy`);
+  for (const standing of state.poolStanding) {
+    const x = ref.pools.get(standing.pool.name);
+    const status = computePoolStatus(state, standing);
+    const allocations = status.allocations.map((a) => `${a.egressIP} ${a.policy}`);
+    const conflict = status.conditions.find((c) => c.type === 'Conflict')?.status === 'True';
+    if (
+      x === undefined ||
+      x.accepted !== standing.accepted ||
+      conflict !== x.refused > 0 ||
+      JSON.stringify(allocations) !== JSON.stringify(x.allocations)
+    )
+      say(
+        `pool ${standing.pool.name}: accepted ${standing.accepted} conflict ${conflict} allocations ${JSON.stringify(allocations)}, reference ${JSON.stringify(x)}`,
+      );
+    if (JSON.stringify(state.emittedPoolStatus.get(standing.pool.name)) !== JSON.stringify(status))
+      say(`pool status ${standing.pool.name}: emitted is stale`);
+  }
+  if (state.poolStanding.length !== ref.pools.size)
+    say(`pools: ${state.poolStanding.length}, reference ${ref.pools.size}`);
+  for (const name of state.emittedPoolStatus.keys())
+    if (!state.pools.has(name)) say(`pool status ${name}: emitted for a deleted pool`);
   return out;
 }

@@ -1,14 +1,14 @@
 // Policy rules: from a normalized spec to a RuleRec, and whether a rule is Accepted (pools).
 // Pure.
 //
-// Pools (docs/api.md): an egress IP is usable only when a StaticEgressIPPool covers it (a CIDR
-// or a first-last range) and admits the policy's namespace; the pool's nodeSelector then limits
-// which nodes may hold it. When several pools qualify, the first by name governs (overlapping
-// pools are a misconfiguration, and a fixed choice keeps the result independent of log order).
-// - StaticEgressIP: the governing pool is the first covering pool whose namespaceSelector
-//   admits the policy's namespace (absent selector: every namespace). None covers the IP:
-//   NoPoolCoversIP. Some cover it, none admits: NamespaceNotPermitted.
-// - ClusterStaticEgressIP: the governing pool is the first covering pool. Its namespaceSelector
+// Pools (docs/api.md): an egress IP is usable only when an Accepted StaticEgressIPPool covers it
+// (a CIDR or a first-last range) and admits the policy's namespace; the pool's nodeSelector then
+// limits which nodes may hold it. Accepted pools do not overlap (pools.ts), so the governing pool
+// of an address is the one Accepted pool that covers it.
+// - StaticEgressIP: the governing pool must admit the policy's namespace (absent selector: every
+//   namespace), else NamespaceNotPermitted. No pool covers the IP: NoPoolCoversIP; only pools
+//   that are not Accepted cover it: PoolNotAccepted.
+// - ClusterStaticEgressIP: the governing pool is the covering pool. Its namespaceSelector
 //   still applies, per namespace: the rule's scope is the namespaces that the policy's
 //   namespaceSelector selects AND the pool admits. A cluster admin can thereby not hand a
 //   tenant's reserved IP to another namespace by accident; selection.ts applies the scope.
@@ -26,8 +26,14 @@ import {
   type ParsedCidr,
 } from './addresses.ts';
 import { matchesOptionalSelector } from './labels.ts';
-import { MAX_GATEWAYS, type AcceptReason, type PolicyRec, type PoolRec, type RuleRec } from './model.ts';
-import { compare } from '../lib/compare.ts';
+import {
+  MAX_GATEWAYS,
+  type AcceptReason,
+  type PolicyRec,
+  type PoolRec,
+  type PoolStanding,
+  type RuleRec,
+} from './model.ts';
 
 export function ruleId(policy: PolicyRec, index: number): string {
   return policy.namespace === undefined
@@ -158,60 +164,61 @@ export interface Acceptance {
 }
 
 /**
- * Which pool governs the rule, and whether it is Accepted. `pools` must iterate in name order;
- * `namespaceLabels` are the labels of a namespaced policy's namespace ({} when unknown);
- * `holderOf` says what in the cluster already uses an address (reserved.ts), which makes a rule
- * that a pool admits not Accepted all the same.
+ * Which pool governs the rule, and whether it is Accepted. `pools` is the pool standing
+ * (pools.ts): Accepted pools are disjoint, so the first Accepted pool that covers the egress IP
+ * is the only one; a pool that is not Accepted governs nothing. `namespaceLabels` are the labels
+ * of a namespaced policy's namespace ({} when unknown); `holderOf` says what in the cluster
+ * already uses an address (reserved.ts), which makes a rule that a pool admits not Accepted all
+ * the same.
  */
 export function computeAcceptance(
   rule: RuleRec,
-  pools: readonly PoolRec[],
+  pools: readonly PoolStanding[],
   namespaceLabels: Labels | undefined,
   holderOf: (addr: ParsedAddress) => string | undefined,
 ): Acceptance {
   if (rule.invalid !== undefined)
     return { accepted: false, reason: rule.invalid.reason, message: rule.invalid.message, pool: undefined };
   const addr = parseAddress(rule.egressIP) as ParsedAddress;
-  let covered = false;
-  for (const pool of pools) {
+  let overlapping: PoolStanding | undefined;
+  for (const standing of pools) {
+    const pool = standing.pool;
     if (!rangesCover(pool.ranges, addr)) continue;
-    covered = true;
-    if (
-      rule.policy.namespace === undefined ||
-      matchesOptionalSelector(pool.p.namespaceSelector, namespaceLabels ?? {})
-    ) {
-      const holder = holderOf(addr);
-      if (holder !== undefined)
-        return {
-          accepted: false,
-          reason: 'EgressIPInUse',
-          message: `egress IP ${rule.egressIP} is in use: it is ${holder}; an egress IP must not be a node's address or a pod's IP, nor lie inside a pod or service CIDR: choose another address of pool ${pool.name}`,
-          pool: undefined,
-        };
-      return {
-        accepted: true,
-        reason: 'Accepted',
-        message: `pool ${pool.name} covers ${rule.egressIP}`,
-        pool,
-      };
+    if (!standing.accepted) {
+      overlapping ??= standing;
+      continue;
     }
-  }
-  return covered
-    ? {
+    if (
+      rule.policy.namespace !== undefined &&
+      !matchesOptionalSelector(pool.p.namespaceSelector, namespaceLabels ?? {})
+    )
+      return {
         accepted: false,
         reason: 'NamespaceNotPermitted',
-        message: `no pool that covers ${rule.egressIP} admits namespace ${rule.policy.namespace ?? ''}`,
-        pool: undefined,
-      }
-    : {
-        accepted: false,
-        reason: 'NoPoolCoversIP',
-        message: `no StaticEgressIPPool covers ${rule.egressIP}`,
+        message: `no pool that covers ${rule.egressIP} admits namespace ${rule.policy.namespace}`,
         pool: undefined,
       };
-}
-
-/** Pools in name order (the governing-pool tie-break). */
-export function poolsInOrder(pools: ReadonlyMap<string, PoolRec>): PoolRec[] {
-  return [...pools.values()].sort((a, b) => compare(a.name, b.name));
+    const holder = holderOf(addr);
+    if (holder !== undefined)
+      return {
+        accepted: false,
+        reason: 'EgressIPInUse',
+        message: `egress IP ${rule.egressIP} is in use: it is ${holder}; an egress IP must not be a node's address or a pod's IP, nor lie inside a pod or service CIDR: choose another address of pool ${pool.name}`,
+        pool: undefined,
+      };
+    return { accepted: true, reason: 'Accepted', message: `pool ${pool.name} covers ${rule.egressIP}`, pool };
+  }
+  if (overlapping !== undefined)
+    return {
+      accepted: false,
+      reason: 'PoolNotAccepted',
+      message: `egress IP ${rule.egressIP} is covered only by pool ${overlapping.pool.name}, which is not Accepted: it overlaps pool ${overlapping.overlap?.pool ?? ''}, which takes precedence`,
+      pool: undefined,
+    };
+  return {
+    accepted: false,
+    reason: 'NoPoolCoversIP',
+    message: `no StaticEgressIPPool covers ${rule.egressIP}`,
+    pool: undefined,
+  };
 }

@@ -24,7 +24,8 @@
 // may have changed. It owns rule scopes and selections, acceptance (rules.ts) and the indexes.
 import { matchesSelector, matchesServiceSelector, matchesOptionalSelector } from './labels.ts';
 import { jsonEqual, type ViewChange } from './cluster-view.ts';
-import { buildRule, computeAcceptance, poolsInOrder, type Acceptance } from './rules.ts';
+import { buildRule, computeAcceptance, type Acceptance } from './rules.ts';
+import { computePoolStanding } from './pools.ts';
 import { addressHolder, type ReservedChanges } from './reserved.ts';
 import {
   clearList,
@@ -36,7 +37,7 @@ import {
   type PodRec,
   type PolicyPayload,
   type PolicyRec,
-  type PoolRec,
+  type PoolStanding,
   type RuleRec,
   type SliceRec,
   type State,
@@ -325,7 +326,7 @@ function setAcceptance(
   if (poolChanged && rule.policy.namespace === undefined) rescopeAll(state, out, rule);
 }
 
-function acceptanceOf(state: State, rule: RuleRec, pools: readonly PoolRec[]): Acceptance {
+function acceptanceOf(state: State, rule: RuleRec, pools: readonly PoolStanding[]): Acceptance {
   const ns = rule.policy.namespace;
   return computeAcceptance(
     rule,
@@ -338,7 +339,7 @@ function acceptanceOf(state: State, rule: RuleRec, pools: readonly PoolRec[]): A
 /** Rules whose egress IP's holder may have changed (reserved.ts) decide their acceptance again. */
 function applyReservedChanges(state: State, out: SelectionBuffer, reserved: ReservedChanges): void {
   if (reserved.egressIPs.length === 0) return;
-  const pools = poolsInOrder(state.pools);
+  const pools = state.poolStanding;
   for (const ip of reserved.egressIPs)
     for (const rule of state.ips.get(ip)?.rules ?? [])
       if (rule.invalid === undefined && !rule.removed)
@@ -353,7 +354,7 @@ function applyNamespaceChange(
   for (const rule of state.clusterRules) rescopeNamespace(state, out, rule, change.name);
   const own = state.namespacedRulesByNamespace.get(change.name);
   if (own !== undefined && state.pools.size > 0) {
-    const pools = poolsInOrder(state.pools);
+    const pools = state.poolStanding;
     for (const rule of own) setAcceptance(state, out, rule, acceptanceOf(state, rule, pools));
   }
 }
@@ -363,7 +364,10 @@ function applyPoolChange(
   out: SelectionBuffer,
   change: Extract<ViewChange, { kind: 'Pool' }>,
 ): void {
-  const pools = poolsInOrder(state.pools);
+  // One pool's change can accept or refuse others (overlaps): every rule is decided again, and a
+  // rule whose governing pool changes that way sees another Acceptance.
+  state.poolStanding = computePoolStanding(state.pools.values());
+  const pools = state.poolStanding;
   for (const policy of state.policies.values())
     for (const rule of policy.rules) {
       if (rule.invalid !== undefined) continue;
@@ -374,7 +378,7 @@ function applyPoolChange(
 
 // ---- policies ----
 
-function addRule(state: State, out: SelectionBuffer, rule: RuleRec, pools: readonly PoolRec[]): void {
+function addRule(state: State, out: SelectionBuffer, rule: RuleRec, pools: readonly PoolStanding[]): void {
   out.policies.add(rule.policy);
   if (rule.invalid !== undefined) return;
   const acc = acceptanceOf(state, rule, pools);
@@ -440,7 +444,7 @@ function applyPolicyChange(
     policy.rules = [];
     return;
   }
-  const pools = poolsInOrder(state.pools);
+  const pools = state.poolStanding;
   const sameScope = jsonEqual(namespaceSelectorOf(change.before), namespaceSelectorOf(policy.p));
   const next: RuleRec[] = [];
   policy.p.rules.forEach((spec, index) => {

@@ -1,20 +1,36 @@
 // Policy status: per rule the egress IP, its gateways, how many pods and nodes it selects, and
 // the Accepted / Assigned / Conflict conditions; per policy the same conditions aggregated.
-// Pure (mutates only the linear state, see model.ts). A PolicyStatusComputed is emitted only
-// when the computed status differs from the last one emitted for the policy; Programmed and
-// Ready need agent acks and are the status writer's to add.
+// Pool status: the egress IPs of the pool that policies use, Accepted (pools.ts) and Conflict
+// (a StaticEgressIP asks for an address of the pool from a namespace the pool does not admit).
+// Pure (mutates only the linear state, see model.ts). A PolicyStatusComputed / PoolStatusComputed
+// is emitted only when the computed status differs from the last one emitted for the object;
+// Programmed and Ready need agent acks (Ready for a pool: its conditions) and are the status
+// writer's to add.
 //
 // Aggregation: Accepted and Assigned are True when every rule's is (else False with the first
 // failing rule's reason); Conflict is True when any rule's is (with the first such reason).
 //
-// Stage 6, the last of a step (emitStatuses): the policies every earlier stage touched, and the
-// nodes whose liveness changed (a rule's selectedNodes counts only live nodes), in; out go the
-// PolicyStatusComputed decisions. It owns the statuses as last emitted.
-import type { Condition, DecisionDraft, RuleStatus } from '../contracts/decisions.ts';
+// Stage 7, the last of a step (emitStatuses, emitPoolStatuses): the policies every earlier stage
+// touched, and the nodes whose liveness changed (a rule's selectedNodes counts only live nodes),
+// in; out go the PolicyStatusComputed decisions. For pools: every pool after a pool change,
+// else the pools covering an egress IP whose claim was decided again (claims.ts), in; out go the
+// PoolStatusComputed decisions. It owns the statuses as last emitted.
+import type { Condition, DecisionDraft, PoolAllocation, RuleStatus } from '../contracts/decisions.ts';
 import { DECISIONS_SCHEMA } from '../contracts/decisions.ts';
-import { inOrder, isActive, type PolicyRec, type PolicyStatus, type RuleRec, type State } from './model.ts';
+import { parseAddress, rangesCover } from './addresses.ts';
+import {
+  inOrder,
+  isActive,
+  type EgressIPRec,
+  type PolicyRec,
+  type PolicyStatus,
+  type PoolStanding,
+  type PoolStatus,
+  type RuleRec,
+  type State,
+} from './model.ts';
 import { jsonEqual } from './cluster-view.ts';
-import { compare } from '../lib/compare.ts';
+import { compare, compareBig } from '../lib/compare.ts';
 
 function cond(type: Condition['type'], ok: boolean, reason: string, message: string): Condition {
   return { type, status: ok ? 'True' : 'False', reason, message };
@@ -191,4 +207,110 @@ function within(set: ReadonlySet<PolicyRec>, of: ReadonlySet<PolicyRec>): boolea
   if (set === of || set.size === 0) return true;
   for (const p of set) if (!of.has(p)) return false;
   return true;
+}
+
+// ---- pools ----
+
+/** How many policies a pool's Conflict message names before "and N more". */
+const REFUSED_NAMED = 5;
+
+/** "namespace/name" for a StaticEgressIP, "name" for a ClusterStaticEgressIP (the CRD's allocations[].policy). */
+function policyName(policy: PolicyRec): string {
+  return policy.namespace === undefined ? policy.name : `${policy.namespace}/${policy.name}`;
+}
+
+/** The egress IP records an Accepted pool governs, in address order. */
+function ipsOfPool(state: State, standing: PoolStanding): EgressIPRec[] {
+  const out: { rec: EgressIPRec; value: bigint }[] = [];
+  for (const rec of state.ips.values()) {
+    const addr = parseAddress(rec.ip);
+    if (addr !== undefined && rangesCover(standing.pool.ranges, addr)) out.push({ rec, value: addr.value });
+  }
+  return out.sort((a, b) => a.rec.family - b.rec.family || compareBig(a.value, b.value)).map((x) => x.rec);
+}
+
+export function computePoolStatus(state: State, standing: PoolStanding): PoolStatus {
+  const pool = standing.pool;
+  const allocations: PoolAllocation[] = [];
+  const refused: string[] = [];
+  // A pool that is not Accepted governs nothing: no allocation, and no namespace asks it.
+  for (const rec of standing.accepted ? ipsOfPool(state, standing) : []) {
+    let user: RuleRec | undefined;
+    const askers = new Map<string, string>();
+    for (const r of rec.rules) {
+      if (r.removed) continue;
+      if (user === undefined && isActive(r) && r.pool === pool) user = r;
+      // The one Accepted pool covering the IP refused the namespace: this one.
+      else if (r.acceptReason === 'NamespaceNotPermitted' && r.policy.namespace !== undefined)
+        askers.set(policyName(r.policy), r.policy.namespace);
+    }
+    if (user !== undefined) allocations.push({ egressIP: rec.ip, policy: policyName(user.policy) });
+    for (const [p, ns] of [...askers].sort(([a], [b]) => compare(a, b)))
+      refused.push(
+        `StaticEgressIP ${p} asks for ${rec.ip} from namespace ${ns}, which this pool does not admit`,
+      );
+  }
+  const accepted: Condition = standing.accepted
+    ? cond('Accepted', true, 'Accepted', 'the addresses overlap no pool that takes precedence')
+    : cond(
+        'Accepted',
+        false,
+        'Overlaps',
+        `${standing.overlap?.entry ?? ''} overlaps ${standing.overlap?.theirs ?? ''} of pool ${standing.overlap?.pool ?? ''}, which takes precedence (created earlier); no address of this pool is used until the overlap is removed`,
+      );
+  const more = refused.length > REFUSED_NAMED ? `; and ${refused.length - REFUSED_NAMED} more` : '';
+  const conflict: Condition =
+    refused.length > 0
+      ? {
+          type: 'Conflict',
+          status: 'True',
+          reason: 'NamespaceNotAdmitted',
+          message: `${refused.slice(0, REFUSED_NAMED).join('; ')}${more}`,
+        }
+      : cond(
+          'Conflict',
+          false,
+          'NoConflict',
+          'no policy asks for an address of this pool from a namespace it does not admit',
+        );
+  return {
+    pool: pool.ref,
+    observedGeneration: pool.p.generation,
+    allocations,
+    conditions: [accepted, conflict],
+  };
+}
+
+/**
+ * Stage 7 for pools: PoolStatusComputed for the pools whose status may have changed and did, in
+ * name order. `poolsChanged`: a pool appeared, changed or went away (every pool's standing may
+ * follow); `ips`: the egress IPs whose claim claims.ts decided again.
+ */
+export function emitPoolStatuses(
+  state: State,
+  poolsChanged: boolean,
+  ips: ReadonlySet<EgressIPRec>,
+  offset: number,
+): DecisionDraft[] {
+  if (!poolsChanged && (ips.size === 0 || state.poolStanding.length === 0)) return [];
+  if (poolsChanged)
+    for (const name of state.emittedPoolStatus.keys())
+      if (!state.pools.has(name)) state.emittedPoolStatus.delete(name);
+  const touched = poolsChanged
+    ? state.poolStanding
+    : state.poolStanding.filter((s) =>
+        [...ips].some((rec) => {
+          const addr = parseAddress(rec.ip);
+          return addr !== undefined && rangesCover(s.pool.ranges, addr);
+        }),
+      );
+  const out: DecisionDraft[] = [];
+  for (const standing of [...touched].sort((a, b) => compare(a.pool.name, b.pool.name))) {
+    const status = computePoolStatus(state, standing);
+    const before = state.emittedPoolStatus.get(standing.pool.name);
+    if (before !== undefined && jsonEqual(before, status)) continue;
+    state.emittedPoolStatus.set(standing.pool.name, status);
+    out.push({ schema: DECISIONS_SCHEMA, type: 'PoolStatusComputed', offset, ...status });
+  }
+  return out;
 }

@@ -1,6 +1,7 @@
 // The status writer's read model: folds the projector's decisions (kseip.decisions.v1), the
 // per-node desired state (kseip.node-rules.v1) and the agents' apply acks (kseip.node-status.v1)
-// into the `.status` object of every StaticEgressIP / ClusterStaticEgressIP, and derives the
+// into the `.status` object of every StaticEgressIP / ClusterStaticEgressIP / StaticEgressIPPool
+// (a pool's from its PoolStatusComputed alone: it needs no acks), and derives the
 // Kubernetes Events that decisions call for. Pure: no I/O, no clock. The state is a linear value
 // (evolve mutates it in place and returns it, see src/projection/model.ts for the discipline).
 //
@@ -43,6 +44,7 @@ import type { NodeRules } from '../contracts/node-rules.ts';
 import { compare } from '../lib/compare.ts';
 
 type PolicyStatusComputed = Extract<Decision, { type: 'PolicyStatusComputed' }>;
+type PoolStatusComputed = Extract<Decision, { type: 'PoolStatusComputed' }>;
 
 export type StatusInput =
   | { readonly kind: 'decision'; readonly decision: Decision; readonly at: string }
@@ -92,15 +94,30 @@ interface PolicyEntry {
   status: PolicyStatusView | undefined;
 }
 
+/** The `.status` object written to a StaticEgressIPPool's status subresource (docs/api.md). */
+export interface PoolStatusView {
+  readonly observedGeneration: number;
+  readonly allocated: number;
+  readonly allocations: { readonly egressip: string; readonly policy: string }[];
+  readonly conditions: StatusCondition[];
+}
+
+interface PoolEntry {
+  computed: PoolStatusComputed;
+  status: PoolStatusView | undefined;
+}
+
 export interface StatusState {
   readonly policies: Map<string, PolicyEntry>;
+  /** Pool name → its latest decision and status. */
+  readonly pools: Map<string, PoolEntry>;
   /** node → contribution key (rule id, or "ip:<egressIP>" for a held IP) → content and since. */
   readonly contributions: Map<string, Map<string, Contribution>>;
   readonly acks: Map<string, NodeApplyStatus>;
 }
 
 export function initialStatusState(): StatusState {
-  return { policies: new Map(), contributions: new Map(), acks: new Map() };
+  return { policies: new Map(), pools: new Map(), contributions: new Map(), acks: new Map() };
 }
 
 /** "ns/name" for a StaticEgressIP, "cluster/name" for a ClusterStaticEgressIP: the prefix of
@@ -306,13 +323,9 @@ export function computePolicyStatusView(
     );
   byType.set('Programmed', programmedCondition(computed.rules, progress));
   byType.set('Ready', readyCondition(byType));
-  const conditions = conditionOrder.map((type): StatusCondition => {
-    const c = byType.get(type)!;
-    const before = previous?.conditions.find((p) => p.type === type);
-    const lastTransitionTime =
-      before !== undefined && before.status === c.status ? before.lastTransitionTime : at;
-    return { ...c, lastTransitionTime, observedGeneration: computed.observedGeneration };
-  });
+  const conditions = conditionOrder.map((type): StatusCondition =>
+    withTransition(byType.get(type)!, previous?.conditions, at, computed.observedGeneration),
+  );
   return {
     observedGeneration: computed.observedGeneration,
     egressIPs: computed.rules.map((r) => r.egressIP).join(','),
@@ -326,6 +339,59 @@ export function computePolicyStatusView(
       programmedNodes: progress[i]!.programmed,
     })),
     conditions,
+  };
+}
+
+export const poolConditionOrder = ['Accepted', 'Conflict', 'Ready'] as const;
+
+/** A condition's lastTransitionTime: kept while its status stays, else the input's time. */
+function withTransition(
+  c: Draft,
+  previous: readonly StatusCondition[] | undefined,
+  at: string,
+  observedGeneration: number,
+): StatusCondition {
+  const before = previous?.find((p) => p.type === c.type);
+  const lastTransitionTime =
+    before !== undefined && before.status === c.status ? before.lastTransitionTime : at;
+  return { ...c, lastTransitionTime, observedGeneration };
+}
+
+/**
+ * The status of one pool from its latest decision. Ready: Accepted and no Conflict, like a
+ * policy's, so `kubectl get seippool` shows a pool that needs its administrator's attention.
+ */
+export function computePoolStatusView(
+  computed: PoolStatusComputed,
+  previous: PoolStatusView | undefined,
+  at: string,
+): PoolStatusView {
+  const accepted = fromDecision(
+    computed.conditions.find((c) => c.type === 'Accepted'),
+    'Accepted',
+  );
+  const conflict = fromDecision(
+    computed.conditions.find((c) => c.type === 'Conflict'),
+    'Conflict',
+  );
+  const ready: Draft =
+    accepted.status !== 'True'
+      ? { type: 'Ready', status: 'False', reason: 'NotAccepted', message: accepted.message }
+      : conflict.status !== 'False'
+        ? { type: 'Ready', status: 'False', reason: 'Conflict', message: conflict.message }
+        : {
+            type: 'Ready',
+            status: 'True',
+            reason: 'Ready',
+            message: 'policies of the namespaces it admits can use its addresses',
+          };
+  return {
+    observedGeneration: computed.observedGeneration,
+    allocated: computed.allocations.length,
+    allocations: computed.allocations.map((a) => ({ egressip: a.egressIP, policy: a.policy })),
+    conditions: [accepted, conflict, ready].map((c) =>
+      withTransition(c, previous?.conditions, at, computed.observedGeneration),
+    ),
   };
 }
 
@@ -350,16 +416,25 @@ function refresh(state: StatusState, keys: Iterable<string>, at: string): void {
 }
 
 /**
- * Folds one input. Returns the keys of the policies whose status may have changed (the writer
- * coalesces them and writes each one's latest status).
+ * Folds one input. Returns the keys of the policies (`touched`) and the names of the pools
+ * (`touchedPools`) whose status may have changed (the writer coalesces them and writes each
+ * one's latest status).
  */
 export function evolveStatus(
   state: StatusState,
   input: StatusInput,
-): { state: StatusState; touched: string[] } {
+): { state: StatusState; touched: string[]; touchedPools?: string[] } {
   switch (input.kind) {
     case 'decision': {
       const d = input.decision;
+      if (d.type === 'PoolStatusComputed') {
+        const entry = state.pools.get(d.pool.name);
+        // A re-created pool (another uid) is another object: its conditions start afresh.
+        const previous =
+          entry !== undefined && entry.computed.pool.uid === d.pool.uid ? entry.status : undefined;
+        state.pools.set(d.pool.name, { computed: d, status: computePoolStatusView(d, previous, input.at) });
+        return { state, touched: [], touchedPools: [d.pool.name] };
+      }
       if (d.type !== 'PolicyStatusComputed') return { state, touched: [] };
       const key = policyKey(d.policy);
       const entry = state.policies.get(key);
@@ -421,6 +496,14 @@ export function selectPolicyStatus(
   return p?.status === undefined ? undefined : { ref: p.computed.policy, status: p.status };
 }
 
+export function selectPoolStatus(
+  state: StatusState,
+  name: string,
+): { ref: PoolStatusComputed['pool']; status: PoolStatusView } | undefined {
+  const p = state.pools.get(name);
+  return p?.status === undefined ? undefined : { ref: p.computed.pool, status: p.status };
+}
+
 /** A Kubernetes Event to record against a policy, named deterministically from its decision so
  *  that re-emitting it after a restart is an AlreadyExists, not a duplicate. */
 export interface PolicyEvent {
@@ -476,6 +559,7 @@ export function selectPolicyEvents(d: Decision, at: string): PolicyEvent[] {
     case 'GatewayReleased':
     case 'ConflictResolved':
     case 'PolicyStatusComputed':
+    case 'PoolStatusComputed':
       return [];
     default: {
       const _exhaustive: never = d;

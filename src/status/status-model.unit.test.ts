@@ -10,6 +10,7 @@ import {
   parseRuleOwner,
   selectPolicyEvents,
   selectPolicyStatus,
+  selectPoolStatus,
   type StatusInput,
   type StatusState,
 } from './status-model.ts';
@@ -329,5 +330,81 @@ void describe('policy events', () => {
   void test('rule ids name their policy', () => {
     assert.deepEqual(parseRuleOwner('cluster/pay#1'), { kind: 'ClusterStaticEgressIP', name: 'pay' });
     assert.equal(parseRuleOwner(''), undefined);
+  });
+});
+
+void describe('pool status', () => {
+  const poolDecision = (
+    offset: number,
+    over: { uid?: string; accepted?: boolean; conflict?: boolean; allocations?: number } = {},
+  ): Decision => ({
+    schema: 1,
+    id: `${offset}.0`,
+    type: 'PoolStatusComputed',
+    offset,
+    pool: { name: 'pool', uid: over.uid ?? 'p1' },
+    observedGeneration: 2,
+    allocations: Array.from({ length: over.allocations ?? 1 }, (_, i) => ({
+      egressIP: `198.51.100.${10 + i}`,
+      policy: 'default/eip',
+    })),
+    conditions: [
+      over.accepted === false ? cond('Accepted', false, 'Overlaps') : cond('Accepted', true, 'Accepted'),
+      over.conflict === true
+        ? cond('Conflict', true, 'NamespaceNotAdmitted')
+        : cond('Conflict', false, 'NoConflict'),
+    ],
+  });
+  const fold = (s: StatusState, d: Decision, at: string) =>
+    evolveStatus(s, { kind: 'decision', decision: d, at });
+
+  void test('given a PoolStatusComputed, then the pool gets allocated, allocations and Accepted, Conflict, Ready', () => {
+    const s = initialStatusState();
+    assert.deepEqual(fold(s, poolDecision(3), T(3)).touchedPools, ['pool']);
+    const view = selectPoolStatus(s, 'pool')!;
+    assert.equal(view.ref.uid, 'p1');
+    assert.equal(view.status.allocated, 1);
+    assert.deepEqual(view.status.allocations, [{ egressip: '198.51.100.10', policy: 'default/eip' }]);
+    assert.deepEqual(
+      view.status.conditions.map((c) => [
+        c.type,
+        c.status,
+        c.reason,
+        c.lastTransitionTime,
+        c.observedGeneration,
+      ]),
+      [
+        ['Accepted', 'True', 'Accepted', T(3), 2],
+        ['Conflict', 'False', 'NoConflict', T(3), 2],
+        ['Ready', 'True', 'Ready', T(3), 2],
+      ],
+    );
+  });
+
+  void test('given a Conflict, then Ready is False; a condition keeps its lastTransitionTime while its status stays', () => {
+    const s = initialStatusState();
+    fold(s, poolDecision(3), T(3));
+    fold(s, poolDecision(5, { conflict: true, allocations: 2 }), T(5));
+    const conds = selectPoolStatus(s, 'pool')!.status.conditions;
+    assert.deepEqual(
+      conds.map((c) => [c.type, c.status, c.reason, c.lastTransitionTime]),
+      [
+        ['Accepted', 'True', 'Accepted', T(3)],
+        ['Conflict', 'True', 'NamespaceNotAdmitted', T(5)],
+        ['Ready', 'False', 'Conflict', T(5)],
+      ],
+    );
+    assert.equal(selectPoolStatus(s, 'pool')!.status.allocated, 2);
+    fold(s, poolDecision(7, { accepted: false, conflict: true }), T(7));
+    assert.equal(selectPoolStatus(s, 'pool')!.status.conditions[2]?.reason, 'NotAccepted');
+  });
+
+  void test('given a re-created pool (another uid), then its conditions start afresh', () => {
+    const s = initialStatusState();
+    fold(s, poolDecision(3), T(3));
+    fold(s, poolDecision(9, { uid: 'p2' }), T(9));
+    const view = selectPoolStatus(s, 'pool')!;
+    assert.equal(view.ref.uid, 'p2');
+    assert.ok(view.status.conditions.every((c) => c.lastTransitionTime === T(9)));
   });
 });

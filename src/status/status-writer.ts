@@ -1,16 +1,16 @@
 // The status writer: reads kseip.decisions.v1, kseip.node-rules.v1 and kseip.node-status.v1 from
 // the beginning, folds them with the pure model (status-model.ts), and writes the result to the
-// status subresource of StaticEgressIP / ClusterStaticEgressIP, plus Kubernetes Events for
-// GatewayAssigned, GatewayFailedOver and ConflictDetected. Effectful: owns one Kafka consumer, the
-// policies' `.status` and the core/v1 Events it creates, nothing else. Status is never read back
-// as an input: the log alone decides it.
+// status subresource of StaticEgressIP / ClusterStaticEgressIP / StaticEgressIPPool, plus
+// Kubernetes Events for GatewayAssigned, GatewayFailedOver and ConflictDetected. Effectful: owns
+// one Kafka consumer, the policies' and pools' `.status` and the core/v1 Events it creates,
+// nothing else. Status is never read back as an input: the log alone decides it.
 //
 // - Start-up replays all three topics (their own consumer group per process, no commits: the fold
 //   needs the whole history anyway, like the projector's replay). Nothing is written until the
 //   fold has reached the high watermarks seen at start, so a restart writes each policy's current
 //   status once instead of replaying history into the API server.
-// - Bursts coalesce: inputs only mark policies dirty; every --min-interval the latest status of
-//   each dirty policy is written once (JSON merge patch on /status), skipped when equal to what
+// - Bursts coalesce: inputs only mark policies and pools dirty; every --min-interval the latest
+//   status of each dirty one is written once (JSON merge patch on /status), skipped when equal to what
 //   this process last wrote to the same object: the memory is per uid (decisions name it), so a
 //   policy deleted and re-created under the same name and spec gets its status at once. 404
 //   means the policy is gone (deleted after the decision): ignored. Other errors keep the policy
@@ -42,6 +42,7 @@ import {
   initialStatusState,
   selectPolicyEvents,
   selectPolicyStatus,
+  selectPoolStatus,
   type PolicyEvent,
   type StatusInput,
 } from './status-model.ts';
@@ -50,6 +51,7 @@ const PLURAL = {
   StaticEgressIP: 'staticegressips',
   ClusterStaticEgressIP: 'clusterstaticegressips',
 } as const;
+const POOL_PLURAL = 'staticegressippools';
 /** Where Events about cluster-scoped policies go (as Kubernetes does for Nodes). */
 const CLUSTER_EVENTS_NAMESPACE = 'default';
 const EVENT_ATTEMPTS = 5;
@@ -127,8 +129,12 @@ export function createStatusWriter(opts: StatusWriterOptions): StatusWriter {
   const { log, topics } = opts;
   const state = initialStatusState();
   const dirty = new Set<string>();
+  /** Pool names whose status may have changed. */
+  const dirtyPools = new Set<string>();
   /** Per policy key: the object (uid) last written to and the status body it got. */
   const lastWritten = new Map<string, { readonly uid: string | undefined; readonly body: string }>();
+  /** The same per pool name. */
+  const lastWrittenPools = new Map<string, { readonly uid: string | undefined; readonly body: string }>();
   const pendingEvents: { event: PolicyEvent; attempts: number }[] = [];
   const custom = opts.kubeConfig.makeApiClient(CustomObjectsApi);
   const core = opts.kubeConfig.makeApiClient(CoreV1Api);
@@ -173,7 +179,9 @@ export function createStatusWriter(opts: StatusWriterOptions): StatusWriter {
       input = { kind: 'ack', ack: a.right, at };
     }
     newestRecordMs = Math.max(newestRecordMs, Number(timestamp));
-    for (const k of evolveStatus(state, input).touched) dirty.add(k);
+    const { touched, touchedPools } = evolveStatus(state, input);
+    for (const k of touched) dirty.add(k);
+    for (const name of touchedPools ?? []) dirtyPools.add(name);
   }
 
   function checkCaughtUp(): void {
@@ -263,6 +271,37 @@ export function createStatusWriter(opts: StatusWriterOptions): StatusWriter {
     }
   }
 
+  async function writePoolStatus(name: string): Promise<void> {
+    const selected = selectPoolStatus(state, name);
+    if (selected === undefined) return;
+    const body = JSON.stringify(selected.status);
+    const uid = selected.ref.uid;
+    const last = lastWrittenPools.get(name);
+    if (last !== undefined && last.uid === uid && last.body === body) {
+      writes.inc({ result: 'unchanged' });
+      return;
+    }
+    try {
+      await custom.patchClusterCustomObjectStatus(
+        { group: GROUP, version: VERSION, plural: POOL_PLURAL, name, body: { status: selected.status } },
+        mergePatch,
+      );
+      lastWrittenPools.set(name, { uid, body });
+      writes.inc({ result: 'written' });
+      lagSeconds.set(Math.max(0, (Date.now() - newestRecordMs) / 1000));
+      log.debug({ pool: name }, 'pool status written');
+    } catch (err) {
+      if (isApi(err, 404)) {
+        lastWrittenPools.set(name, { uid, body });
+        writes.inc({ result: 'gone' });
+        return;
+      }
+      writeErrors.inc();
+      dirtyPools.add(name);
+      log.warn({ pool: name, err }, 'pool status write failed; retrying next round');
+    }
+  }
+
   async function emitEvent(item: { event: PolicyEvent; attempts: number }): Promise<boolean> {
     const e = item.event;
     const r = ref(e.policy);
@@ -318,6 +357,9 @@ export function createStatusWriter(opts: StatusWriterOptions): StatusWriter {
     const keys = [...dirty].sort();
     dirty.clear();
     for (const key of keys) await writeStatus(key);
+    const pools = [...dirtyPools].sort();
+    dirtyPools.clear();
+    for (const name of pools) await writePoolStatus(name);
     const events = pendingEvents.splice(0);
     for (const item of events) {
       try {
@@ -337,7 +379,7 @@ export function createStatusWriter(opts: StatusWriterOptions): StatusWriter {
   async function writeLoop(): Promise<void> {
     while (!stopping) {
       if (crashed !== undefined) throw crashed;
-      if (caughtUp && (dirty.size > 0 || pendingEvents.length > 0)) await round();
+      if (caughtUp && (dirty.size > 0 || dirtyPools.size > 0 || pendingEvents.length > 0)) await round();
       // The pause is the rate limit: everything that arrives meanwhile coalesces into one write.
       await sleep(opts.minIntervalMs);
     }

@@ -224,7 +224,13 @@ const Selector = t.partial(
 const RawMeta = t.intersection(
   [
     t.type({ name: t.string }),
-    t.partial({ namespace: t.string, uid: t.string, resourceVersion: t.string, generation: t.number }),
+    t.partial({
+      namespace: t.string,
+      uid: t.string,
+      resourceVersion: t.string,
+      generation: t.number,
+      creationTimestamp: t.string,
+    }),
   ],
   'ObjectMeta',
 );
@@ -571,6 +577,8 @@ export function parseStaticEgressIPPool(raw: unknown): Either<ParseError, Parsed
         ? { namespaceSelector: canonicalSelector(spec.namespaceSelector) }
         : {}),
       ...(spec.nodeSelector !== undefined ? { nodeSelector: canonicalSelector(spec.nodeSelector) } : {}),
+      // Which of two overlapping pools keeps its addresses (docs/api.md, "Overlapping pools").
+      ...(metadata.creationTimestamp !== undefined ? { creationTimestamp: metadata.creationTimestamp } : {}),
     },
   });
 }

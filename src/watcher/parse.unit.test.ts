@@ -290,6 +290,16 @@ void describe('ClusterStaticEgressIP and StaticEgressIPPool', () => {
       nodeSelector: { matchLabels: { egress: 'yes' } },
     });
   });
+
+  void it("given a pool's creationTimestamp, then it is published: it decides which of two overlapping pools wins", () => {
+    const parsed = rightOf(
+      parseStaticEgressIPPool({
+        metadata: { name: 'p', creationTimestamp: '2026-01-02T03:04:05Z' },
+        spec: { addresses: ['198.51.100.0/28'] },
+      }),
+    );
+    assert.equal(parsed.payload.creationTimestamp, '2026-01-02T03:04:05Z');
+  });
 });
 
 void describe('built-in objects', () => {

@@ -231,6 +231,8 @@ export const objectStep: fc.Arbitrary<Step> = fc.oneof(
         name: fc.constantFrom('pool-a', 'pool-b'),
         nsSel: fc.option(fc.constantFrom<LabelSelector>({ matchLabels: { team: 'a' } }, {})),
         nodeSel: nodeSelector,
+        // The two pools overlap: which one is older decides which one is Accepted.
+        created: fc.option(fc.constantFrom('2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z')),
       })
       .map(
         (p): Step =>
@@ -238,6 +240,7 @@ export const objectStep: fc.Arbitrary<Step> = fc.oneof(
             ev.pool(p.name, p.name === 'pool-a' ? ['198.51.100.0/29'] : ['198.51.100.2-198.51.100.20'], {
               ...(p.nsSel !== null ? { namespaceSelector: p.nsSel } : {}),
               ...(p.nodeSel !== undefined ? { nodeSelector: p.nodeSel } : {}),
+              ...(p.created !== null ? { creationTimestamp: p.created } : {}),
             }),
       ),
   },

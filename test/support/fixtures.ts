@@ -90,11 +90,16 @@ export function events() {
     pool: (
       name: string,
       addresses: string[] = [EGRESS_POOL],
-      sel: { namespaceSelector?: LabelSelector; nodeSelector?: LabelSelector } = {},
+      sel: {
+        namespaceSelector?: LabelSelector;
+        nodeSelector?: LabelSelector;
+        creationTimestamp?: string;
+      } = {},
+      uid?: string,
     ) =>
       make(
         'StaticEgressIPPoolObserved',
-        { kind: 'StaticEgressIPPool', name },
+        { kind: 'StaticEgressIPPool', name, ...(uid === undefined ? {} : { uid }) },
         { generation: 1, addresses, ...sel },
       ),
     poolDeleted: (name: string) =>
@@ -260,6 +265,14 @@ export class Scenario {
             d.policy.namespace === undefined ? d.policy.name : `${d.policy.namespace}/${d.policy.name}`;
           if (key === policy) last = d;
         }
+    return last;
+  }
+
+  /** The last PoolStatusComputed emitted for a pool. */
+  poolStatus(pool: string) {
+    let last: Extract<Decision, { type: 'PoolStatusComputed' }> | undefined;
+    for (const o of this.all)
+      for (const d of o.decisions) if (d.type === 'PoolStatusComputed' && d.pool.name === pool) last = d;
     return last;
   }
 }

@@ -1,5 +1,5 @@
 // Scenario files (test/scenarios/*.txtar): Kubernetes YAML and log events in; the decisions, node
-// rules, policy statuses and each node's kernel state out. Test support, pure apart from reading
+// rules, policy and pool statuses and each node's kernel state out. Test support, pure apart from reading
 // and writing the files: a scenario runs the production path in one process, without Kafka:
 //
 //   YAML → parseObject (the watcher's edge) → cluster events → evolve (the projection)
@@ -19,7 +19,7 @@
 //   -- snapshot: <label> --  empty; the outputs are taken here too, under that label
 // Output sections (`-- out: ... --`) are written by the runner: every decision (grouped by the
 // input section that caused it), then, at every snapshot and at the end, the node rules, the
-// policy statuses and the kernel dump of every node; an event the fold refused or fenced is a
+// policy statuses, the pool statuses and the kernel dump of every node; an event the fold refused or fenced is a
 // `# refused: <reason>` or `# fenced: ...` line among the decisions. Update them after an intended change with
 // `UPDATE_GOLDEN=1 npm run test:unit` (or the one file: test/scenarios.unit.test.ts) and review
 // the diff.
@@ -40,7 +40,12 @@ import { renderAddress, renderLinkAdd, renderRoute, renderRule } from '../../src
 import { dumpNftState } from '../../src/dataplane/nft-transaction.ts';
 import { compare } from '../../src/lib/compare.ts';
 import { evolve, initialState } from '../../src/projection/projection.ts';
-import { evolveStatus, initialStatusState, selectPolicyStatus } from '../../src/status/status-model.ts';
+import {
+  evolveStatus,
+  initialStatusState,
+  selectPolicyStatus,
+  selectPoolStatus,
+} from '../../src/status/status-model.ts';
 import { buildEvent } from '../../src/watcher/envelope.ts';
 import { eventTypesOf, parseObject } from '../../src/watcher/parse.ts';
 
@@ -148,6 +153,7 @@ export function runScenario(file: string, scenario: Txtar): Txtar {
   const snapshot = (label: string): void => {
     out.push({ name: `out: ${label}: node-rules`, body: renderNodeRules(latest) });
     out.push({ name: `out: ${label}: status`, body: renderStatuses(status, policies) });
+    out.push({ name: `out: ${label}: pool-status`, body: renderPoolStatuses(status, state.pools.keys()) });
     out.push({ name: `out: ${label}: kernel`, body: renderKernels(latest) });
   };
 
@@ -289,6 +295,16 @@ function renderStatuses(
     if (s !== undefined) views[key] = s.status;
   }
   return Object.keys(views).length === 0 ? '# no policy status\n' : yaml(views);
+}
+
+/** The status of every pool that exists at this point (a deleted pool's status went with it). */
+function renderPoolStatuses(status: ReturnType<typeof initialStatusState>, pools: Iterable<string>): string {
+  const views: Record<string, unknown> = {};
+  for (const name of [...pools].sort(compare)) {
+    const s = selectPoolStatus(status, name);
+    if (s !== undefined) views[name] = s.status;
+  }
+  return Object.keys(views).length === 0 ? '# no pool status\n' : yaml(views);
 }
 
 function renderKernels(latest: ReadonlyMap<string, NodeRules>): string {
