@@ -5,12 +5,23 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ClusterEvent, decodeClusterEvent } from '../src/contracts/cluster-events.ts';
+import { decodeHeartbeat, decodeNodeApplyStatus } from '../src/contracts/node-reports.ts';
 import { TOPICS } from '../src/contracts/topics.ts';
 
 const doc = readFileSync(path.resolve(import.meta.dirname, '../docs/topics.md'), 'utf8');
 
-function exampleRecords(): string[] {
-  const blocks = [...doc.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => m[1]!.trim());
+/** The page's sections by their `## ` heading; examples are checked with their section's codec. */
+function section(heading: string): string {
+  const start = doc.indexOf(`\n## ${heading}\n`);
+  assert.ok(start >= 0, `docs/topics.md has no section "${heading}"`);
+  const end = doc.indexOf('\n## ', start + 1);
+  return doc.slice(start, end < 0 ? undefined : end);
+}
+
+const REPORTS = section('`kseip.heartbeats.v1` and `kseip.node-status.v1`');
+
+function exampleRecords(text = doc.replace(REPORTS, '')): string[] {
+  const blocks = [...text.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => m[1]!.trim());
   return blocks.flatMap((block) => {
     try {
       JSON.parse(block);
@@ -45,4 +56,22 @@ void test('every event type and every topic is documented', () => {
       assert.ok(examples.has(codec.name), `${codec.name} has no example record`);
     }
   }
+});
+
+void test('the heartbeat and node-status examples decode with their codecs, and the schema versions are documented', () => {
+  const records = exampleRecords(REPORTS);
+  assert.ok(records.length >= 3, `found ${records.length} report examples`);
+  for (const r of records) {
+    const decoded = 'seq' in (JSON.parse(r) as object) ? decodeHeartbeat(r) : decodeNodeApplyStatus(r);
+    assert.equal(
+      decoded._tag,
+      'Right',
+      `${r.slice(0, 80)}…: ${decoded._tag === 'Left' ? decoded.left.reason : ''}`,
+    );
+    assert.equal((JSON.parse(r) as { schema?: unknown }).schema, 1, `${r.slice(0, 80)}… shows no schema`);
+  }
+  const versions = section('Schema versions');
+  for (const topic of [TOPICS.heartbeats, TOPICS.nodeStatus])
+    assert.ok(versions.includes(`\`${topic}\``), topic);
+  assert.match(versions, /without the\s+field as schema `1`/);
 });

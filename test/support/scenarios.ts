@@ -125,6 +125,7 @@ export function runScenario(file: string, scenario: Txtar): Txtar {
       evolveStatus(status, {
         kind: 'ack',
         ack: {
+          schema: 1,
           node: r.node,
           generation: r.generation,
           ok: computed._tag === 'Right',
