@@ -1,21 +1,29 @@
-// docs/topics.md stays true to the contract: every example record decodes with the cluster-events
-// codecs, every event type is documented, and every topic of src/contracts/topics.ts is listed.
+// docs/topics.md stays true to the contract: every example record decodes with its topic's codec
+// (cluster events, decisions, heartbeats and node-status), every event and decision type is
+// documented, and every topic of src/contracts/topics.ts is listed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ClusterEvent, decodeClusterEvent } from '../src/contracts/cluster-events.ts';
 import { Decision, decodeDecision } from '../src/contracts/decisions.ts';
+import { decodeHeartbeat, decodeNodeApplyStatus } from '../src/contracts/node-reports.ts';
 import { TOPICS } from '../src/contracts/topics.ts';
 
 const whole = readFileSync(path.resolve(import.meta.dirname, '../docs/topics.md'), 'utf8');
-// The decisions topic has a section of its own; every other example is a cluster event.
-const DECISIONS_HEADING = '## `kseip.decisions.v1`';
-const decisionsStart = whole.indexOf(DECISIONS_HEADING);
-const decisionsEnd = whole.indexOf('\n## ', decisionsStart + 1);
-const decisionsDoc =
-  decisionsStart < 0 ? '' : whole.slice(decisionsStart, decisionsEnd < 0 ? undefined : decisionsEnd);
-const doc = decisionsStart < 0 ? whole : whole.replace(decisionsDoc, '');
+
+/** The page's sections by their `## ` heading; examples are checked with their section's codec. */
+function section(heading: string): string {
+  const start = whole.indexOf(`\n## ${heading}\n`);
+  assert.ok(start >= 0, `docs/topics.md has no section "${heading}"`);
+  const end = whole.indexOf('\n## ', start + 1);
+  return whole.slice(start, end < 0 ? undefined : end);
+}
+
+const DECISIONS = section('`kseip.decisions.v1`');
+const REPORTS = section('`kseip.heartbeats.v1` and `kseip.node-status.v1`');
+/** Everything else: its examples are cluster events. */
+const doc = whole.replace(DECISIONS, '').replace(REPORTS, '');
 
 function exampleRecords(text: string = doc): string[] {
   const blocks = [...text.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => m[1]!.trim());
@@ -29,24 +37,28 @@ function exampleRecords(text: string = doc): string[] {
   });
 }
 
+function assertDecoded(
+  r: string,
+  decoded: { _tag: 'Left'; left: { reason: string } } | { _tag: 'Right' },
+): void {
+  assert.equal(
+    decoded._tag,
+    'Right',
+    `${r.slice(0, 80)}…: ${decoded._tag === 'Left' ? decoded.left.reason : ''}`,
+  );
+}
+
 void test('every example record in docs/topics.md decodes as a cluster event', () => {
   const records = exampleRecords();
   assert.ok(records.length >= 14, `found ${records.length} examples`);
-  for (const r of records) {
-    const decoded = decodeClusterEvent(r);
-    assert.equal(
-      decoded._tag,
-      'Right',
-      `${r.slice(0, 80)}…: ${decoded._tag === 'Left' ? decoded.left.reason : ''}`,
-    );
-  }
+  for (const r of records) assertDecoded(r, decodeClusterEvent(r));
 });
 
 void test('every event type and every topic is documented', () => {
   for (const codec of ClusterEvent.types)
     assert.ok(doc.includes(`\`${codec.name}\``), `${codec.name} is not documented`);
   for (const topic of Object.values(TOPICS))
-    assert.ok(doc.includes(`\`${topic}\``), `${topic} is not documented`);
+    assert.ok(whole.includes(`\`${topic}\``), `${topic} is not documented`);
   const examples = new Set(exampleRecords().map((r) => (JSON.parse(r) as { type: string }).type));
   for (const codec of ClusterEvent.types) {
     if (!codec.name.endsWith('Deleted') || codec.name === 'PodDeleted') {
@@ -56,19 +68,27 @@ void test('every event type and every topic is documented', () => {
 });
 
 void test('every decision type is documented in the decisions section, and its examples decode', () => {
-  assert.ok(decisionsStart >= 0, `docs/topics.md has no "${DECISIONS_HEADING}" section`);
   for (const codec of Decision.types)
-    assert.ok(decisionsDoc.includes(`\`${codec.name}\``), `${codec.name} is not documented`);
-  const records = exampleRecords(decisionsDoc);
+    assert.ok(DECISIONS.includes(`\`${codec.name}\``), `${codec.name} is not documented`);
   const types = new Set<string>();
-  for (const r of records) {
+  for (const r of exampleRecords(DECISIONS)) {
     const decoded = decodeDecision(r);
-    assert.equal(
-      decoded._tag,
-      'Right',
-      `${r.slice(0, 80)}…: ${decoded._tag === 'Left' ? decoded.left.reason : ''}`,
-    );
+    assertDecoded(r, decoded);
     if (decoded._tag === 'Right') types.add(decoded.right.type);
   }
   assert.ok(types.has('PoolStatusComputed'), 'PoolStatusComputed has no example record');
+});
+
+void test('the heartbeat and node-status examples decode with their codecs, and the schema versions are documented', () => {
+  const records = exampleRecords(REPORTS);
+  assert.ok(records.length >= 3, `found ${records.length} report examples`);
+  for (const r of records) {
+    const decoded = 'seq' in (JSON.parse(r) as object) ? decodeHeartbeat(r) : decodeNodeApplyStatus(r);
+    assertDecoded(r, decoded);
+    assert.equal((JSON.parse(r) as { schema?: unknown }).schema, 1, `${r.slice(0, 80)}… shows no schema`);
+  }
+  const versions = section('Schema versions');
+  for (const topic of [TOPICS.heartbeats, TOPICS.nodeStatus])
+    assert.ok(versions.includes(`\`${topic}\``), topic);
+  assert.match(versions, /without the\s+field as schema `1`/);
 });

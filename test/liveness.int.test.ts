@@ -87,7 +87,7 @@ function heartbeating(node: string): { stop(): void } {
   let seq = 0;
   const bootId = randomUUID();
   const timer = setInterval(() => {
-    const hb: Heartbeat = { node, sentAt: new Date().toISOString(), seq: seq++, bootId };
+    const hb: Heartbeat = { schema: 1, node, sentAt: new Date().toISOString(), seq: seq++, bootId };
     producer
       .send({ topic: TOPICS.heartbeats, messages: [{ key: node, value: JSON.stringify(hb) }] })
       .catch((err: unknown) => log.warn({ err }, 'test heartbeat failed'));

@@ -184,7 +184,7 @@ before(async () => {
   heartbeatTimer = setInterval(() => {
     seq++;
     const messages = NODES.map((n) => {
-      const hb: Heartbeat = { node: n.name, sentAt: new Date().toISOString(), seq, bootId };
+      const hb: Heartbeat = { schema: 1, node: n.name, sentAt: new Date().toISOString(), seq, bootId };
       return { key: n.name, value: JSON.stringify(hb) };
     });
     producer.send({ topic: TOPICS.heartbeats, messages }).catch(() => undefined);
@@ -198,6 +198,7 @@ before(async () => {
       if (rules._tag === 'Left')
         throw new Error(`projector wrote undecodable node rules: ${rules.left.reason}`);
       const ack: NodeApplyStatus = {
+        schema: 1,
         node: rules.right.node,
         generation: rules.right.generation,
         ok: true,

@@ -17,7 +17,8 @@
 // - Stopping keeps the dataplane as it is (a restarted agent finds its flows intact; the held
 //   addresses are made permanent until it is back) unless uninstalling, which removes
 //   everything of ours.
-import type { Heartbeat, NodeApplyStatus } from '../contracts/node-reports.ts';
+import { NODE_REPORTS_SCHEMA, type Heartbeat, type NodeApplyStatus } from '../contracts/node-reports.ts';
+import { truncateText } from '../contracts/primitives.ts';
 import type { NodeRules } from '../contracts/node-rules.ts';
 import { createBackoff, sleepFor } from '../lib/backoff.ts';
 import { every, type Clock, type TimerHandle } from '../lib/clock.ts';
@@ -132,6 +133,7 @@ export function createAgent(opts: AgentOptions): Agent {
     if (outcome.ok) metrics.appliedGeneration.set(outcome.applied.generation);
     else metrics.applyErrors.inc({ reason: outcome.reason });
     const status: NodeApplyStatus = {
+      schema: NODE_REPORTS_SCHEMA,
       node,
       generation: outcome.applied.generation,
       ok: outcome.ok,
@@ -139,7 +141,7 @@ export function createAgent(opts: AgentOptions): Agent {
       durationMs: Math.round(outcome.durationMs * 1000) / 1000,
       unchanged: outcome.ok && !outcome.changed,
       reason: outcome.reason,
-      ...(outcome.ok ? {} : { error: errorText(outcome.error) }),
+      ...(outcome.ok ? {} : { error: truncateText(errorText(outcome.error)) }),
       // Only when there is something to say: acks of a node whose every rule applied stay as
       // they were, and older status writers ignore the field.
       ...(outcome.unprogrammable.length > 0 ? { unprogrammable: [...outcome.unprogrammable] } : {}),
@@ -206,7 +208,13 @@ export function createAgent(opts: AgentOptions): Agent {
     if (stopped || heartbeatsInFlight >= maxHeartbeatsInFlight) return;
     heartbeatsInFlight++;
     const sentAt = clock.now();
-    const heartbeat: Heartbeat = { node, sentAt: clock.wallTime(), seq: seq++, bootId: opts.bootId };
+    const heartbeat: Heartbeat = {
+      schema: NODE_REPORTS_SCHEMA,
+      node,
+      sentAt: clock.wallTime(),
+      seq: seq++,
+      bootId: opts.bootId,
+    };
     opts.heartbeats.send(heartbeat).then(
       () => {
         heartbeatsInFlight--;

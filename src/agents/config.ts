@@ -7,6 +7,7 @@ import {
   BooleanFromString,
   CidrListFromString,
   NonEmptyString,
+  checkedString,
   PortFromString,
   durationMsFromString,
   intFromString,
@@ -14,6 +15,7 @@ import {
   type ConfigOf,
 } from '../lib/config.ts';
 import * as shared from '../lib/options.ts';
+import { InterfaceName, NodeName } from '../contracts/primitives.ts';
 import { DEFAULT_DATAPLANE_CONFIG, DEFAULT_EGRESS_ADDRESS_LIFETIME_S } from '../dataplane/kernel-state.ts';
 import { parseOwnerRef } from './owner-watch.ts';
 
@@ -21,7 +23,7 @@ export const agentConfigSpec = {
   nodeName: option({
     flag: '--node-name',
     env: 'NODE_NAME',
-    codec: NonEmptyString,
+    codec: checkedString('a Kubernetes node name', NodeName),
     required: true,
     doc: "this node's Kubernetes name (downward API: spec.nodeName); the key the agent reads from node-rules",
   }),
@@ -35,7 +37,7 @@ export const agentConfigSpec = {
   uplink: option({
     flag: '--uplink',
     env: 'KSEIP_UPLINK',
-    codec: NonEmptyString,
+    codec: checkedString('an interface name such as eth0', InterfaceName),
     default: 'eth0',
     doc: 'interface that holds egress IPs on a gateway and carries the tunnels',
   }),

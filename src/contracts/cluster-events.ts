@@ -4,8 +4,21 @@
 // until it handles it (exhaustive switches).
 import * as t from 'io-ts';
 import type { Either } from 'fp-ts/lib/Either.js';
-import { CIDR, IPAddress, LabelSelector, Labels, ObjectKind, ObjectRef } from './primitives.ts';
-import { decodeJson, type DecodeFailure } from './decode.ts';
+import {
+  CIDR,
+  IPAddress,
+  KubeName,
+  LabelSelector,
+  Labels,
+  NodeName,
+  NonNegativeInt,
+  Timestamp,
+  ObjectKind,
+  ObjectRef,
+  PoolAddress,
+  PositiveInt,
+} from './primitives.ts';
+import { decodeJson, decodeParsed, type DecodeFailure } from './decode.ts';
 
 export const CLUSTER_EVENTS_SCHEMA = 1;
 
@@ -47,13 +60,13 @@ const Empty = t.type({});
 export const EgressRule = t.intersection([
   t.type({
     egressIP: IPAddress,
-    destinations: t.array(t.string),
-    exceptions: t.array(t.string),
+    destinations: t.array(CIDR),
+    exceptions: t.array(CIDR),
     /** Active gateway plus standbys: 1 means one holder and no standby. */
-    gateways: t.number,
+    gateways: PositiveInt,
   }),
   t.partial({
-    serviceName: t.string,
+    serviceName: KubeName,
     podSelector: LabelSelector,
     gatewaySelector: LabelSelector,
   }),
@@ -62,13 +75,13 @@ export type EgressRule = t.TypeOf<typeof EgressRule>;
 
 export const StaticEgressIPObserved = event(
   'StaticEgressIPObserved',
-  t.type({ generation: t.number, rules: t.array(EgressRule) }),
+  t.type({ generation: NonNegativeInt, rules: t.array(EgressRule) }),
 );
 export const StaticEgressIPDeleted = event('StaticEgressIPDeleted', Empty);
 
 export const ClusterStaticEgressIPObserved = event(
   'ClusterStaticEgressIPObserved',
-  t.type({ generation: t.number, namespaceSelector: LabelSelector, rules: t.array(EgressRule) }),
+  t.type({ generation: NonNegativeInt, namespaceSelector: LabelSelector, rules: t.array(EgressRule) }),
 );
 export const ClusterStaticEgressIPDeleted = event('ClusterStaticEgressIPDeleted', Empty);
 
@@ -76,12 +89,12 @@ export const StaticEgressIPPoolObserved = event(
   'StaticEgressIPPoolObserved',
   t.intersection([
     /** Each entry is a CIDR ("198.51.100.0/28") or an inclusive range ("198.51.100.20-198.51.100.30"). */
-    t.type({ generation: t.number, addresses: t.array(t.string) }),
+    t.type({ generation: NonNegativeInt, addresses: t.array(PoolAddress) }),
     t.partial({
       namespaceSelector: LabelSelector,
       nodeSelector: LabelSelector,
       /** metadata.creationTimestamp (RFC 3339): the precedence of overlapping pools, the older wins. */
-      creationTimestamp: t.string,
+      creationTimestamp: Timestamp,
     }),
   ]),
 );
@@ -98,11 +111,11 @@ export const ServiceDeleted = event('ServiceDeleted', Empty);
 
 export const SliceEndpoint = t.intersection([
   t.type({ addresses: t.array(IPAddress) }),
-  t.partial({ podName: t.string, nodeName: t.string }),
+  t.partial({ podName: KubeName, nodeName: NodeName }),
 ]);
 export const EndpointSliceObserved = event(
   'EndpointSliceObserved',
-  t.type({ serviceName: t.string, endpoints: t.array(SliceEndpoint) }),
+  t.type({ serviceName: KubeName, endpoints: t.array(SliceEndpoint) }),
 );
 export const EndpointSliceDeleted = event('EndpointSliceDeleted', Empty);
 
@@ -116,7 +129,7 @@ export const PodObserved = event(
       /** Succeeded/Failed pods hold no IP any more and are never selected. */
       terminal: t.boolean,
     }),
-    t.partial({ nodeName: t.string }),
+    t.partial({ nodeName: NodeName }),
   ]),
 );
 export const PodDeleted = event('PodDeleted', Empty);
@@ -205,8 +218,18 @@ const clusterEventCodecsByType: ReadonlyMap<string, t.Mixed> = new Map(
   ClusterEvent.types.map((codec) => [codec.name, codec]),
 );
 
+const clusterEventOptions = {
+  byType: clusterEventCodecsByType,
+  schema: { current: CLUSTER_EVENTS_SCHEMA },
+};
+
 export function decodeClusterEvent(value: Buffer | string | null): Either<DecodeFailure, ClusterEvent> {
-  return decodeJson(ClusterEvent, value, clusterEventCodecsByType);
+  return decodeJson(ClusterEvent, value, clusterEventOptions);
+}
+
+/** decodeClusterEvent for a value already parsed from JSON. */
+export function decodeClusterEventValue(value: unknown): Either<DecodeFailure, ClusterEvent> {
+  return decodeParsed(ClusterEvent, value, clusterEventOptions);
 }
 
 export { ObjectKind };

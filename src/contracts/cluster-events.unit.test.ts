@@ -62,3 +62,46 @@ void test('given IPv4 and IPv6 addresses, then they decode', () => {
   ])
     assert.equal(decodeClusterEvent(record)._tag, 'Right', record);
 });
+
+void test('given a destination, a pool entry, a name or a count that is not what the field means, then the record does not decode, and the reason names the field', () => {
+  const rule = { egressIP: '198.51.100.10', destinations: ['203.0.113.0/24'], exceptions: [], gateways: 1 };
+  const cases: [string, string][] = [
+    [
+      envelope('StaticEgressIPObserved', 'StaticEgressIP', {
+        generation: 1,
+        rules: [{ ...rule, destinations: ['203.0.113.0/24; flush ruleset'] }],
+      }),
+      'destinations',
+    ],
+    [
+      envelope('StaticEgressIPObserved', 'StaticEgressIP', {
+        generation: 1,
+        rules: [{ ...rule, exceptions: ['203.0.113.0/024'] }],
+      }),
+      'exceptions',
+    ],
+    [
+      envelope('StaticEgressIPObserved', 'StaticEgressIP', {
+        generation: 1,
+        rules: [{ ...rule, gateways: 0 }],
+      }),
+      'gateways',
+    ],
+    [
+      envelope('StaticEgressIPPoolObserved', 'StaticEgressIPPool', {
+        generation: 1,
+        addresses: ['198.51.100.1-fd00::1'],
+      }),
+      'addresses',
+    ],
+    [pod(['10.1.0.5']).replace('"name":"x"', '"name":"x\\ny"'), 'name'],
+    [pod(['10.1.0.5']).replace('"nodeName":"node1"', '"nodeName":"node1 }"'), 'nodeName'],
+    [pod(['fe80::1%eth0']), 'podIPs'],
+  ];
+  for (const [record, field] of cases) {
+    const decoded = decodeClusterEvent(record);
+    assert.equal(decoded._tag, 'Left', `${field}: ${record.slice(0, 200)} was accepted`);
+    if (decoded._tag === 'Left')
+      assert.match(decoded.left.reason, new RegExp(`${field}(\\.\\d+)?: expected`));
+  }
+});

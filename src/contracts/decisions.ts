@@ -9,6 +9,7 @@
 import * as t from 'io-ts';
 import type { Either } from 'fp-ts/lib/Either.js';
 import { decodeJson, type DecodeFailure } from './decode.ts';
+import { IPAddress, KubeName, NamespaceName, NodeName, NodeNameOrNone, RuleRef } from './primitives.ts';
 
 export const DECISIONS_SCHEMA = 1 as const;
 
@@ -33,20 +34,20 @@ function decision<T extends string, P extends t.Props>(type: T, props: P) {
  * is another object, and the status writer keeps what it wrote per uid.
  */
 export const PolicyRef = t.intersection([
-  t.type({ kind: t.keyof({ StaticEgressIP: null, ClusterStaticEgressIP: null }), name: t.string }),
-  t.partial({ namespace: t.string, uid: t.string }),
+  t.type({ kind: t.keyof({ StaticEgressIP: null, ClusterStaticEgressIP: null }), name: KubeName }),
+  t.partial({ namespace: NamespaceName, uid: t.string }),
 ]);
 export type PolicyRef = t.TypeOf<typeof PolicyRef>;
 
 /** Fields shared by the gateway decisions about one egress IP. */
 const gatewayProps = {
-  egressIP: t.string,
+  egressIP: IPAddress,
   /** The egress IP's slot (see node-rules.ts); 0 once the IP is no longer in use. */
   slot: t.number,
   /** The rule that owns the egress IP ("ns/name#0", "cluster/name#1"); "" once released. */
-  owner: t.string,
+  owner: t.union([RuleRef, t.literal('')]),
   /** Standbys in takeover order (after the change). */
-  standbys: t.array(t.string),
+  standbys: t.array(NodeName),
 };
 
 /**
@@ -55,10 +56,10 @@ const gatewayProps = {
  */
 export const GatewayAssigned = decision('GatewayAssigned', {
   ...gatewayProps,
-  active: t.string,
+  active: NodeName,
   /** The active holder before this decision; "" when there was none. */
-  previous: t.string,
-  previousStandbys: t.array(t.string),
+  previous: NodeNameOrNone,
+  previousStandbys: t.array(NodeName),
 });
 
 /** Why an active holder stopped holding an egress IP. */
@@ -82,8 +83,8 @@ export type FailoverReason = t.TypeOf<typeof FailoverReason>;
 
 export const GatewayFailedOver = decision('GatewayFailedOver', {
   ...gatewayProps,
-  from: t.string,
-  to: t.string,
+  from: NodeName,
+  to: NodeName,
   reason: FailoverReason,
 });
 
@@ -97,7 +98,7 @@ export const ReleaseReason = t.keyof({
 export const GatewayReleased = decision('GatewayReleased', {
   ...gatewayProps,
   /** The node that held the egress IP until now. */
-  from: t.string,
+  from: NodeName,
   reason: ReleaseReason,
   /** Why `from` stopped holding it, when it is still a known node (see FailoverReason). */
   fromReason: t.union([FailoverReason, t.literal('')]),
@@ -115,13 +116,13 @@ export type ConflictKind = t.TypeOf<typeof ConflictKind>;
 const conflictProps = {
   conflict: ConflictKind,
   /** The losing rule ("ns/name#i") and its policy; its status shows Conflict=True. */
-  loser: t.string,
+  loser: RuleRef,
   loserPolicy: PolicyRef,
   /** The rule that won (precedence: docs/api.md, "Conflicts"). */
-  winner: t.string,
+  winner: RuleRef,
   winnerPolicy: PolicyRef,
   /** EgressIPClaimed: the contested IP. SelectionOverlap: the loser's egress IP. */
-  egressIP: t.string,
+  egressIP: IPAddress,
 };
 export const ConflictDetected = decision('ConflictDetected', {
   ...conflictProps,
@@ -143,10 +144,10 @@ export type Condition = t.TypeOf<typeof Condition>;
 
 export const RuleStatus = t.type({
   index: t.number,
-  egressIP: t.string,
+  egressIP: IPAddress,
   /** "" while no node holds the egress IP for this rule. */
-  active: t.string,
-  standbys: t.array(t.string),
+  active: NodeNameOrNone,
+  standbys: t.array(NodeName),
   /** Pods the rule selects (with or without IP or node). */
   selectedPods: t.number,
   /** Selected pods that cannot be programmed yet: no IP of the egress IP's family, or no node. */
@@ -219,7 +220,10 @@ export type DecisionDraft = Decision extends infer D
 const decisionCodecsByType: ReadonlyMap<string, t.Mixed> = new Map(Decision.types.map((c) => [c.name, c]));
 
 export function decodeDecision(value: Buffer | string | null): Either<DecodeFailure, Decision> {
-  return decodeJson(Decision, value, decisionCodecsByType);
+  return decodeJson(Decision, value, {
+    byType: decisionCodecsByType,
+    schema: { current: DECISIONS_SCHEMA },
+  });
 }
 
 /** The Kafka key of a decision: its subject, so one subject's decisions are easy to filter. */

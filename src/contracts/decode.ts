@@ -39,19 +39,70 @@ export function parseJson(value: Buffer | string | null): Either<DecodeFailure, 
 }
 
 /**
- * Decode a JSON message. For a union tagged by `type`, pass `byType` so that the error names the
- * fields of the intended event instead of every member of the union.
+ * The schema versions a reader understands, by the record's top-level `schema` field. Every topic
+ * carries one; a change that old readers would misread gets a new number, and a reader refuses a
+ * number it does not know rather than read it as the one it knows.
  */
+export interface SchemaVersion {
+  readonly current: number;
+  /** A record without `schema` is read as this version: records written before the topic had
+   *  the field. Absent: such a record is refused. */
+  readonly absentMeans?: number;
+}
+
+/** `input` with its schema checked (and filled in for an old record), or why it is refused. */
+export function checkSchema(input: unknown, version: SchemaVersion): Either<DecodeFailure, unknown> {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    return left(failure(`<root>: expected an object, got ${JSON.stringify(input)?.slice(0, 80)}`));
+  }
+  const schema = (input as { schema?: unknown }).schema;
+  if (schema === undefined && version.absentMeans !== undefined) {
+    return right({ ...input, schema: version.absentMeans });
+  }
+  if (schema === version.current) return right(input);
+  if (typeof schema === 'number' && Number.isInteger(schema) && schema > version.current) {
+    return left(
+      failure(
+        `schema ${schema} is newer than this reader, which knows schema ${version.current}: ` +
+          'the record was written by a newer version; upgrade this component to read it',
+      ),
+    );
+  }
+  return left(
+    failure(`schema: expected ${version.current}, got ${JSON.stringify(schema)?.slice(0, 80) ?? 'nothing'}`),
+  );
+}
+
+export interface DecodeOptions {
+  /** For a union tagged by `type`: the member codec of each type, so that the error names the
+   *  fields of the intended event instead of every member of the union. */
+  readonly byType?: ReadonlyMap<string, t.Mixed>;
+  readonly schema: SchemaVersion;
+}
+
+/** Decode a JSON message: its schema version first, then its fields. */
 export function decodeJson<C extends t.Mixed>(
   codec: C,
   value: Buffer | string | null,
-  byType?: ReadonlyMap<string, t.Mixed>,
+  options: DecodeOptions,
 ): Either<DecodeFailure, t.TypeOf<C>> {
   const parsed = parseJson(value);
   if (parsed._tag === 'Left') return parsed;
-  const input = parsed.right;
+  return decodeParsed(codec, parsed.right, options);
+}
+
+/** decodeJson for a value already parsed from JSON (the CLI's log readers). */
+export function decodeParsed<C extends t.Mixed>(
+  codec: C,
+  value: unknown,
+  options: DecodeOptions,
+): Either<DecodeFailure, t.TypeOf<C>> {
+  const checked = checkSchema(value, options.schema);
+  if (checked._tag === 'Left') return checked;
+  const input = checked.right;
+  const { byType } = options;
   if (byType !== undefined) {
-    const type = typeof input === 'object' && input !== null ? (input as { type?: unknown }).type : undefined;
+    const type = (input as { type?: unknown }).type;
     const member = typeof type === 'string' ? byType.get(type) : undefined;
     if (member === undefined) return left(failure(`unknown event type ${JSON.stringify(type)}`));
     return decodeWith(member, input);

@@ -605,7 +605,9 @@ export function computeKernelState(
   for (const p of plans) if (p.route.kind === 'tunnel') tunnels.set(p.slot, p.route.gatewayIP);
   const mtu = tunnelMtu(uplinkMtu);
   const mss = mtu - TCP_IP_HEADERS;
-  const local = rules.nodeIP === '' ? undefined : rules.nodeIP;
+  // The tunnels are IPv4 (their remotes are IPv4 gateway IPs): an IPv6 node IP (an IPv6-first
+  // InternalIP) cannot be their source, so the kernel chooses one, as while the node IP is unknown.
+  const local = parseIpv4(rules.nodeIP) === undefined ? undefined : rules.nodeIP;
 
   const sets: NftSet[] = [];
   const prerouting: string[] = [];

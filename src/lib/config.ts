@@ -254,6 +254,14 @@ export function fromString<A>(
 
 export const NonEmptyString = fromString('a non-empty string', (s) => (s === '' ? undefined : s));
 
+/** A value that `codec` (a refinement of string) admits, e.g. a node or an interface name. */
+export function checkedString(
+  expected: string,
+  codec: t.Type<string, string, unknown>,
+): t.Type<string, unknown, unknown> {
+  return fromString(expected, (s) => (codec.is(s) ? s : undefined));
+}
+
 export const BooleanFromString = fromString('true or false', (s) =>
   ['true', '1', 'yes'].includes(s.toLowerCase())
     ? true

@@ -78,6 +78,7 @@ const nodeRules = (node: string, generation: number, steers: Steer[], held = fal
   egressIPs: held ? [{ slot: 1, egressIP: '198.51.100.10' }] : [],
 });
 const ack = (node: string, generation: number, ok = true): NodeApplyStatus => ({
+  schema: 1,
   node,
   generation,
   ok,

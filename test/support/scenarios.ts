@@ -130,6 +130,7 @@ export function runScenario(file: string, scenario: Txtar): Txtar {
       evolveStatus(status, {
         kind: 'ack',
         ack: {
+          schema: 1,
           node: r.node,
           generation: r.generation,
           ok: computed._tag === 'Right',

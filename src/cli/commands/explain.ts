@@ -2,8 +2,7 @@
 // IP (core/explain.ts), at the end of the log or at --until. Effectful: reads cluster-events and
 // node-status (the agents' apply acks), writes stdout.
 import type { Command } from 'commander';
-import { decodeWith } from '../../contracts/decode.ts';
-import { NodeApplyStatus } from '../../contracts/node-reports.ts';
+import { decodeNodeApplyStatusValue, type NodeApplyStatus } from '../../contracts/node-reports.ts';
 import { TOPICS } from '../../contracts/topics.ts';
 import type { CliContext } from '../context.ts';
 import { isDocument, renderDocument } from '../core/output.ts';
@@ -36,7 +35,7 @@ export function registerExplainCommand(program: Command, ctx: CliContext): void 
     });
     const acks = new Map<string, NodeApplyStatus>();
     await source.read(TOPICS.nodeStatus, (r) => {
-      const s = decodeWith(NodeApplyStatus, r.value);
+      const s = decodeNodeApplyStatusValue(r.value);
       if (s._tag === 'Right' && s.right.ok) {
         const prev = acks.get(s.right.node);
         if (prev === undefined || prev.generation <= s.right.generation) acks.set(s.right.node, s.right);

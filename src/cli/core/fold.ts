@@ -3,14 +3,10 @@
 // the projection does not index: the latest node rules per node and which pod holds which IP on
 // which node. Pure: a linear fold like the projection's own (`stepFold` updates the value it is
 // given); no clock, no I/O. Undecodable records are skipped, as the projector dead-letters them.
-import type * as t from 'io-ts';
-import { ClusterEvent } from '../../contracts/cluster-events.ts';
-import { decodeWith } from '../../contracts/decode.ts';
+import { decodeClusterEventValue, type ClusterEvent } from '../../contracts/cluster-events.ts';
 import type { NodeRules } from '../../contracts/node-rules.ts';
 import { evolve, initialState, type Outputs, type State } from '../../projection/projection.ts';
 import type { LogRecord } from './log-file.ts';
-
-const byType: ReadonlyMap<string, t.Mixed> = new Map(ClusterEvent.types.map((c) => [c.name, c]));
 
 export type DecodedEvent =
   { readonly ok: true; readonly event: ClusterEvent } | { readonly ok: false; readonly reason: string };
@@ -19,13 +15,8 @@ export type DecodedEvent =
 export function decodeEventRecord(r: LogRecord): DecodedEvent {
   if (r.value === undefined || r.value === null)
     return { ok: false, reason: r.raw === undefined ? 'tombstone' : 'not JSON' };
-  const type = (r.value as { type?: unknown }).type;
-  const codec = typeof type === 'string' ? byType.get(type) : undefined;
-  if (codec === undefined) return { ok: false, reason: `unknown event type ${JSON.stringify(type)}` };
-  const d = decodeWith(codec, r.value);
-  return d._tag === 'Right'
-    ? { ok: true, event: d.right as ClusterEvent }
-    : { ok: false, reason: d.left.reason };
+  const d = decodeClusterEventValue(r.value);
+  return d._tag === 'Right' ? { ok: true, event: d.right } : { ok: false, reason: d.left.reason };
 }
 
 export interface PodPlace {
