@@ -31,7 +31,10 @@
 // - Programmed=True when every rule has all it expects programmed (vacuously for a policy with
 //   nothing to program). Otherwise False with the first of: ApplyFailed (a node's last apply
 //   failed), NotProgrammable (every such rule, its egress IP, nodes and reason), Pending.
-//   Ready = Accepted && Assigned && Programmed && !Conflict.
+//   Ready = Accepted && PodsSelected && Assigned && Programmed && !Conflict.
+// - PodsSelected comes from the decision. A decision written by a projector from before issue 12
+//   has none: the status then leaves the condition out and Ready does not wait for it, so an
+//   upgrade does not turn every policy not-Ready until the projector emits its statuses again.
 import type {
   Condition as DecisionCondition,
   Decision,
@@ -49,7 +52,14 @@ export type StatusInput =
   | { readonly kind: 'nodeRules'; readonly rules: NodeRules; readonly at: string }
   | { readonly kind: 'ack'; readonly ack: NodeApplyStatus; readonly at: string };
 
-export const conditionOrder = ['Accepted', 'Assigned', 'Programmed', 'Conflict', 'Ready'] as const;
+export const conditionOrder = [
+  'Accepted',
+  'PodsSelected',
+  'Assigned',
+  'Programmed',
+  'Conflict',
+  'Ready',
+] as const;
 export type ConditionType = (typeof conditionOrder)[number];
 
 /** metav1.Condition as the CRD stores it. */
@@ -273,15 +283,20 @@ function programmedCondition(rules: readonly RuleStatus[], progress: readonly Ru
   };
 }
 
+/** Conditions a decision of an older projector may lack: then absent, and not waited for. */
+const addedSinceV1: ReadonlySet<ConditionType> = new Set(['PodsSelected']);
+
 function readyCondition(byType: ReadonlyMap<ConditionType, Draft>): Draft {
   const blockers: [ConditionType, 'True' | 'False', string][] = [
     ['Accepted', 'True', 'NotAccepted'],
+    ['PodsSelected', 'True', 'NoPodsSelected'],
     ['Assigned', 'True', 'NotAssigned'],
     ['Programmed', 'True', 'NotProgrammed'],
     ['Conflict', 'False', 'Conflict'],
   ];
   for (const [type, want, reason] of blockers) {
     const c = byType.get(type);
+    if (c === undefined && addedSinceV1.has(type)) continue;
     if (c?.status !== want) return { type: 'Ready', status: 'False', reason, message: c?.message ?? '' };
   }
   return { type: 'Ready', status: 'True', reason: 'Ready', message: 'traffic leaves with the egress IPs' };
@@ -296,22 +311,19 @@ export function computePolicyStatusView(
 ): PolicyStatusView {
   const progress = computed.rules.map((r) => selectRuleProgress(state, computed.policy, r));
   const byType = new Map<ConditionType, Draft>();
-  for (const type of ['Accepted', 'Assigned', 'Conflict'] as const)
-    byType.set(
-      type,
-      fromDecision(
-        computed.conditions.find((c) => c.type === type),
-        type,
-      ),
-    );
+  for (const type of ['Accepted', 'PodsSelected', 'Assigned', 'Conflict'] as const) {
+    const c = computed.conditions.find((x) => x.type === type);
+    if (c !== undefined || !addedSinceV1.has(type)) byType.set(type, fromDecision(c, type));
+  }
   byType.set('Programmed', programmedCondition(computed.rules, progress));
   byType.set('Ready', readyCondition(byType));
-  const conditions = conditionOrder.map((type): StatusCondition => {
-    const c = byType.get(type)!;
+  const conditions = conditionOrder.flatMap((type): StatusCondition[] => {
+    const c = byType.get(type);
+    if (c === undefined) return [];
     const before = previous?.conditions.find((p) => p.type === type);
     const lastTransitionTime =
       before !== undefined && before.status === c.status ? before.lastTransitionTime : at;
-    return { ...c, lastTransitionTime, observedGeneration: computed.observedGeneration };
+    return [{ ...c, lastTransitionTime, observedGeneration: computed.observedGeneration }];
   });
   return {
     observedGeneration: computed.observedGeneration,
