@@ -11,8 +11,8 @@
 //
 // PodsSelected (issue 12, finding 6: a policy that selects nothing must not look Ready) reads
 // only the rule's own counters and one Service lookup, so it adds no per-event work that grows
-// with the cluster. selection.ts names the policy as touched whenever its count crosses zero or
-// the Service its rule names appears or goes.
+// with the cluster. selection.ts names the policy as touched whenever its count crosses zero and,
+// while it selects nothing, whenever the Service it names or its namespace scope changes.
 //
 // Stage 6, the last of a step (emitStatuses): the policies every earlier stage touched, and the
 // nodes whose liveness changed (a rule's selectedNodes counts only live nodes), in; out go the

@@ -34,7 +34,9 @@
 //   Ready = Accepted && PodsSelected && Assigned && Programmed && !Conflict.
 // - PodsSelected comes from the decision. A decision written by a projector from before issue 12
 //   has none: the status then leaves the condition out and Ready does not wait for it, so an
-//   upgrade does not turn every policy not-Ready until the projector emits its statuses again.
+//   upgrade does not turn every policy not-Ready. (A restarted projector replays to its committed
+//   offset without re-emitting, so such a decision stays the latest until the policy's status
+//   changes for another reason.)
 import type {
   Condition as DecisionCondition,
   Decision,
@@ -284,7 +286,7 @@ function programmedCondition(rules: readonly RuleStatus[], progress: readonly Ru
 }
 
 /** Conditions a decision of an older projector may lack: then absent, and not waited for. */
-const addedSinceV1: ReadonlySet<ConditionType> = new Set(['PodsSelected']);
+const absentFromOlderDecisions: ReadonlySet<ConditionType> = new Set(['PodsSelected']);
 
 function readyCondition(byType: ReadonlyMap<ConditionType, Draft>): Draft {
   const blockers: [ConditionType, 'True' | 'False', string][] = [
@@ -296,7 +298,7 @@ function readyCondition(byType: ReadonlyMap<ConditionType, Draft>): Draft {
   ];
   for (const [type, want, reason] of blockers) {
     const c = byType.get(type);
-    if (c === undefined && addedSinceV1.has(type)) continue;
+    if (c === undefined && absentFromOlderDecisions.has(type)) continue;
     if (c?.status !== want) return { type: 'Ready', status: 'False', reason, message: c?.message ?? '' };
   }
   return { type: 'Ready', status: 'True', reason: 'Ready', message: 'traffic leaves with the egress IPs' };
@@ -313,7 +315,7 @@ export function computePolicyStatusView(
   const byType = new Map<ConditionType, Draft>();
   for (const type of ['Accepted', 'PodsSelected', 'Assigned', 'Conflict'] as const) {
     const c = computed.conditions.find((x) => x.type === type);
-    if (c !== undefined || !addedSinceV1.has(type)) byType.set(type, fromDecision(c, type));
+    if (c !== undefined || !absentFromOlderDecisions.has(type)) byType.set(type, fromDecision(c, type));
   }
   byType.set('Programmed', programmedCondition(computed.rules, progress));
   byType.set('Ready', readyCondition(byType));
