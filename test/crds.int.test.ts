@@ -163,7 +163,7 @@ spec:
     );
     assert.match(
       fold(await kubectl(['explain', 'staticegressip.status.conditions'])),
-      /Accepted .* Assigned .* Programmed .* Conflict .* Ready/,
+      /Accepted .* PodsSelected .* Assigned .* Programmed .* Conflict .* Ready/,
     );
     assert.match(
       fold(await kubectl(['explain', 'clusterstaticegressip.spec'])),

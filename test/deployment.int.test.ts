@@ -12,9 +12,9 @@
 // - each component, started with the environment its Deployment or DaemonSet gives it and, where
 //   its pod mounts a token, a kubeconfig holding nothing but its ServiceAccount's bound token
 //   (TokenRequest), does its job with only those permissions: the watcher publishes a new policy,
-//   liveness holds its Lease, and all five together turn a policy into Ready status, a Kubernetes
-//   Event and the egress IP on the node (the projector with no credentials at all, the agent with
-//   a token that can only watch its DaemonSet);
+//   liveness holds its Lease, and all five together turn a policy (a Service with one pod) into
+//   Ready status, a Kubernetes Event and the egress IP on the node (the projector with no
+//   credentials at all, the agent with a token that can only watch its DaemonSet);
 // - the Strimzi overlay renders, its KafkaTopics match src/contracts/topics.ts, its only listener
 //   is TLS + SCRAM with authorization on, and each workload connects as its own KafkaUser.
 import { after, before, describe, test } from 'node:test';
@@ -751,8 +751,20 @@ void describe('k8s/ applied to a real API server', () => {
     const EGRESS_IP = '198.51.100.30';
     cluster = await createNetCluster({ nodes: 1, podNetwork: 'host-gw' });
     const node = cluster.nodes()[0]!;
-    // The Node object a kubelet would keep (InternalIP = the netns node's uplink address).
-    await createClusterSim(cluster, api.kubeConfig).syncNode(node);
+    // The Node object a kubelet would keep (InternalIP = the netns node's uplink address), and
+    // the pod and Service the policy selects: a policy that selects no pod is not Ready.
+    const sim = createClusterSim(cluster, api.kubeConfig);
+    await sim.syncNode(node);
+    await sim.addPod(node.name, 'frontend-1', { labels: { app: 'frontend' } });
+    await kubectl(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: 'frontend', namespace: 'default' },
+        spec: { selector: { app: 'frontend' }, ports: [{ port: 80 }] },
+      }),
+    );
     await kubectl(
       ['apply', '-f', '-'],
       JSON.stringify({

@@ -5,7 +5,9 @@
 // the seed manifest (documentation IPs), then `kubectl get seip` shows the egress IP, the gateway
 // and Ready=True, and `kubectl describe` shows the conditions and a GatewayAssigned Event. A
 // second policy claiming the same egress IP gets Conflict=True and a ConflictDetected Event,
-// while the first stays Ready. Pools get status (issue 12, finding 5): which policy uses which of
+// while the first stays Ready. Policies that would do nothing (a missing Service, a selector that
+// matches no pod, exceptions that cover every destination) show why in their conditions and are
+// not Ready (issue 12, finding 6) until the Service appears. Pools get status (issue 12, finding 5): which policy uses which of
 // their addresses, Accepted=False for a newer pool that overlaps an older one, and Conflict=True
 // when a policy asks for an address from a namespace the pool does not admit. A policy deleted and re-created with the same name and spec while
 // the watcher is down gets its status again (issue 12, finding 4: decisions name the uid, and the
@@ -279,6 +281,7 @@ spec:
     assert.equal(ready.status?.rules?.[0]?.programmedNodes, 3, 'two directors and the gateway');
     for (const [type, status] of [
       ['Accepted', 'True'],
+      ['PodsSelected', 'True'],
       ['Assigned', 'True'],
       ['Programmed', 'True'],
       ['Conflict', 'False'],
@@ -305,7 +308,7 @@ spec:
       60_000,
       diagnostics,
     );
-    for (const type of ['Accepted', 'Assigned', 'Programmed', 'Conflict', 'Ready'])
+    for (const type of ['Accepted', 'PodsSelected', 'Assigned', 'Programmed', 'Conflict', 'Ready'])
       assert.match(described, new RegExp(`Type:\\s+${type}`), described);
     assert.ok(
       (await plane!.component('status-writer').metric('kseip_status_writes_total', '{result="written"}'))! >=
@@ -357,6 +360,95 @@ spec:
       60_000,
       diagnostics,
     );
+  });
+
+  void test('policies that would do nothing are not Ready: a missing Service, a selector that matches nothing, exceptions that cover every destination', async () => {
+    // Issue 12, finding 6: each of these was Ready=True with 0 selected pods.
+    await kubectl(
+      ['apply', '-f', '-'],
+      `apiVersion: staticegressips.nirmata.io/v1alpha1
+kind: StaticEgressIPPool
+metadata: {name: idle}
+spec:
+  addresses: [198.51.100.30-198.51.100.32]
+`,
+    );
+    const policy = (name: string, ip: string, pods: string, destination: string): string =>
+      `apiVersion: staticegressips.nirmata.io/v1alpha1
+kind: StaticEgressIP
+metadata: {name: ${name}, namespace: default}
+spec:
+  rules:
+  - egressip: ${ip}
+    ${pods}
+    ${destination}
+`;
+    await kubectl(
+      ['apply', '-f', '-'],
+      [
+        policy('idle-service', '198.51.100.30', 'service-name: checkout', 'cidr: 203.0.113.30/32'),
+        policy(
+          'idle-selector',
+          '198.51.100.31',
+          'podSelector: {matchLabels: {app: nobody}}',
+          'cidr: 203.0.113.31/32',
+        ),
+        policy(
+          'idle-excepted',
+          '198.51.100.32',
+          'podSelector: {matchLabels: {app: frontend}}',
+          'cidr: 203.0.113.0/24\n    exceptions: [203.0.113.0/25, 203.0.113.128/25]',
+        ),
+      ].join('---\n'),
+    );
+    const settled = (name: string, type: string, reason: string) =>
+      waitFor(
+        `${name} to show ${type} reason ${reason}`,
+        async () => {
+          const p = await getPolicy(name);
+          return conditionOf(p, type)?.reason === reason ? p : undefined;
+        },
+        90_000,
+        diagnostics,
+      );
+    const service = await settled('idle-service', 'PodsSelected', 'ServiceNotFound');
+    assert.equal(conditionOf(service, 'PodsSelected')?.status, 'False');
+    assert.match(
+      conditionOf(service, 'PodsSelected')?.message ?? '',
+      /Service default\/checkout does not exist/,
+    );
+    assert.equal(conditionOf(service, 'Ready')?.status, 'False');
+    assert.equal(conditionOf(service, 'Ready')?.reason, 'NoPodsSelected');
+    assert.equal(service.status?.rules?.[0]?.selectedNodes, 0);
+
+    const selector = await settled('idle-selector', 'PodsSelected', 'NoPodsSelected');
+    assert.match(
+      conditionOf(selector, 'PodsSelected')?.message ?? '',
+      /podSelector matches no running pod in namespace default/,
+    );
+    assert.equal(conditionOf(selector, 'Ready')?.status, 'False');
+
+    const excepted = await settled('idle-excepted', 'Accepted', 'NoDestinations');
+    assert.equal(conditionOf(excepted, 'Accepted')?.status, 'False');
+    assert.equal(conditionOf(excepted, 'Ready')?.reason, 'NotAccepted');
+
+    const table = await kubectl(['get', 'seip', '-n', 'default']);
+    for (const name of ['idle-service', 'idle-selector', 'idle-excepted'])
+      assert.match(table, new RegExp(`^${name}\\s.*\\sFalse\\s`, 'm'), table);
+
+    // The Service appears and selects the frontend pods: the policy becomes Ready.
+    await kubectl(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: 'checkout', namespace: 'default' },
+        spec: { selector: { app: 'frontend' }, ports: [{ port: 80 }] },
+      }),
+    );
+    const ready = await settled('idle-service', 'Ready', 'Ready');
+    assert.equal(conditionOf(ready, 'PodsSelected')?.status, 'True');
+    assert.equal(conditionOf(ready, 'PodsSelected')?.message, '2 pod(s) selected');
   });
 
   void test('pools get status: allocations, Accepted=False for an overlap, Conflict=True for a namespace not admitted', async () => {

@@ -78,6 +78,18 @@ function cidrValidations(label: string): Validation[] {
   ];
 }
 
+/** Every exception of a rule (`self`) lies inside its cidr or one of its destinations. */
+const exceptionsInsideDestinations =
+  'self.exceptions.all(e, !isCIDR(e) || ' +
+  '(has(self.cidr) && isCIDR(self.cidr) && cidr(self.cidr).containsCIDR(e)) || ' +
+  '(has(self.destinations) && self.destinations.exists(d, isCIDR(d) && cidr(d).containsCIDR(e))))';
+
+/** The refusals about exceptions, word for word the watcher's (src/watcher/parse.ts). */
+export const exceptionOutsideMessage =
+  'every exception must lie inside one of the destinations (an exception carves a hole out of a destination): fix or remove the exceptions outside them';
+export const exceptionCoversDestinationMessage =
+  'an exception covers a whole destination, so no traffic to that destination would leave with the egress IP: remove the destination, or narrow the exception to the part that must keep leaving the usual way';
+
 // Pool ranges "a-b". `first`/`last` are the two ends, valid only when `isRange` holds.
 const first = "self.split('-')[0]";
 const last = "self.split('-')[1]";
@@ -284,13 +296,21 @@ function ruleSchema(scope: 'Namespaced' | 'Cluster'): Schema {
         "'egressip ' + self.egressip + ' and every destination must be of one IP family: an IPv4 egressip serves only IPv4 destinations and an IPv6 egressip only IPv6 ones; split the rule per family'",
     },
     {
-      rule:
-        '!has(self.exceptions) || self.exceptions.all(e, !isCIDR(e) || ' +
-        '(has(self.cidr) && isCIDR(self.cidr) && cidr(self.cidr).containsCIDR(e)) || ' +
-        '(has(self.destinations) && self.destinations.exists(d, isCIDR(d) && cidr(d).containsCIDR(e))))',
+      rule: `!has(self.exceptions) || ${exceptionsInsideDestinations}`,
       fieldPath: '.exceptions',
-      message:
-        'every exception must lie inside one of the destinations (an exception carves a hole out of a destination): fix or remove the exceptions outside them',
+      message: exceptionOutsideMessage,
+    },
+    {
+      // Only once every exception lies inside a destination (else the rule above speaks): an
+      // exception that then contains a destination empties it. Several exceptions that together
+      // cover a destination are the projection's to report (Accepted=False, NoDestinations):
+      // CEL cannot subtract address sets at a cost the API server accepts.
+      rule:
+        `!has(self.exceptions) || !${exceptionsInsideDestinations} || !self.exceptions.exists(e, isCIDR(e) && (` +
+        '(has(self.cidr) && isCIDR(self.cidr) && cidr(e).containsCIDR(self.cidr)) || ' +
+        '(has(self.destinations) && self.destinations.exists(d, isCIDR(d) && cidr(e).containsCIDR(d)))))',
+      fieldPath: '.exceptions',
+      message: exceptionCoversDestinationMessage,
     },
   ];
   return {
@@ -368,7 +388,14 @@ function rulesList(scope: 'Namespaced' | 'Cluster'): Schema {
 // ------------------------------------------------------------------------------------------------
 // Status
 
-export const conditionTypes = ['Accepted', 'Assigned', 'Programmed', 'Conflict', 'Ready'] as const;
+export const conditionTypes = [
+  'Accepted',
+  'PodsSelected',
+  'Assigned',
+  'Programmed',
+  'Conflict',
+  'Ready',
+] as const;
 
 function conditions(what: string, types: string): Schema {
   return {
@@ -412,9 +439,10 @@ function conditions(what: string, types: string): Schema {
 
 const policyConditionTypes =
   'Accepted (the spec is usable: every egress IP is covered by a pool that admits the namespace; False with the reason otherwise), ' +
+  'PodsSelected (every rule selects at least one pod; False names a missing Service or a selector that matches no running pod), ' +
   'Assigned (every egress IP has an active gateway), Programmed (every node involved applied its rules), ' +
   'Conflict (True when an egress IP or destination collides with another policy; the reason names it), ' +
-  'Ready (Accepted, Assigned and Programmed, and no Conflict: traffic leaves with the egress IPs).';
+  'Ready (Accepted, PodsSelected, Assigned and Programmed, and no Conflict: traffic leaves with the egress IPs).';
 
 function policyStatus(): Schema {
   return {

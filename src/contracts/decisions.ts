@@ -134,7 +134,9 @@ export const ConflictResolved = decision('ConflictResolved', conflictProps);
 
 export const ConditionStatus = t.keyof({ True: null, False: null, Unknown: null });
 export const Condition = t.type({
-  type: t.keyof({ Accepted: null, Assigned: null, Conflict: null }),
+  /** PodsSelected: whether the rule selects any pod (a projector before issue 12 did not emit it,
+   *  so a decision already in the log may lack it; the status writer then does not wait for it). */
+  type: t.keyof({ Accepted: null, PodsSelected: null, Assigned: null, Conflict: null }),
   status: ConditionStatus,
   /** CamelCase, stable for tools: see docs/api.md for the list. */
   reason: t.string,

@@ -175,7 +175,8 @@ export type AcceptReason =
   | 'NamespaceNotPermitted'
   | 'EgressIPInUse'
   | 'InvalidEgressIP'
-  | 'InvalidDestination';
+  | 'InvalidDestination'
+  | 'NoDestinations';
 
 export interface RuleRec {
   /** "ns/name#i" or "cluster/name#i" (a steer's `sources`). */

@@ -21,6 +21,7 @@ import {
   parseAddress,
   parseCidr,
   rangesCover,
+  type DestinationSet,
   type Family,
   type ParsedAddress,
   type ParsedCidr,
@@ -44,12 +45,15 @@ export function ruleId(policy: PolicyRec, index: number): string {
 /** Why a rule's spec cannot be used at all (the API server should have refused it). */
 export type RuleSpecError =
   | { readonly _tag: 'InvalidEgressIP'; readonly message: string }
-  | { readonly _tag: 'InvalidDestination'; readonly message: string };
+  | { readonly _tag: 'InvalidDestination'; readonly message: string }
+  | { readonly _tag: 'NoDestinations'; readonly message: string };
 
 export interface ParsedRuleSpec {
   readonly egress: ParsedAddress;
   readonly destinations: readonly ParsedCidr[];
   readonly exceptions: readonly ParsedCidr[];
+  /** The destinations minus the exceptions: never empty. */
+  readonly destSet: DestinationSet;
 }
 
 const invalidDestination = (message: string): RuleSpecError => ({ _tag: 'InvalidDestination', message });
@@ -64,7 +68,12 @@ function parseCidrs(texts: readonly string[]): Either<RuleSpecError, ParsedCidr[
   return right(out);
 }
 
-/** The addresses of a rule, checked: one family throughout, at least one destination. */
+/**
+ * The addresses of a rule, checked: one family throughout, at least one destination, and at
+ * least one address left once the exceptions are taken out. The API server and the watcher
+ * refuse an exception that covers a whole destination; several exceptions that together cover
+ * every destination are caught only here (NoDestinations), as CEL cannot cheaply subtract sets.
+ */
 export function parseRuleSpec(spec: EgressRule): Either<RuleSpecError, ParsedRuleSpec> {
   const egress = parseAddress(spec.egressIP);
   return pipe(
@@ -80,22 +89,26 @@ export function parseRuleSpec(spec: EgressRule): Either<RuleSpecError, ParsedRul
         chain((destinations) =>
           pipe(
             parseCidrs(spec.exceptions),
-            map((exceptions): ParsedRuleSpec => ({ egress: e, destinations, exceptions })),
+            map((exceptions) => ({ egress: e, destinations, exceptions })),
           ),
         ),
       ),
     ),
-    chain((parsed) =>
-      parsed.destinations.length === 0
-        ? left(invalidDestination('the rule has no destination'))
-        : [...parsed.destinations, ...parsed.exceptions].some((c) => c.family !== parsed.egress.family)
-          ? left(
-              invalidDestination(
-                `destinations and exceptions must be of the egress IP's family (IPv${parsed.egress.family})`,
-              ),
-            )
-          : right(parsed),
-    ),
+    chain((parsed): Either<RuleSpecError, ParsedRuleSpec> => {
+      if (parsed.destinations.length === 0) return left(invalidDestination('the rule has no destination'));
+      const family = parsed.egress.family;
+      if ([...parsed.destinations, ...parsed.exceptions].some((c) => c.family !== family))
+        return left(
+          invalidDestination(`destinations and exceptions must be of the egress IP's family (IPv${family})`),
+        );
+      const destSet = computeDestinationSet(family, parsed.destinations, parsed.exceptions);
+      if (destSet.intervals.length === 0)
+        return left({
+          _tag: 'NoDestinations',
+          message: `the exceptions cover every destination, so no traffic would leave with ${parsed.egress.text}: remove the exceptions that cover whole destinations, or add a destination they leave open`,
+        });
+      return right({ ...parsed, destSet });
+    }),
   );
 }
 
@@ -132,7 +145,7 @@ export function buildRule(policy: PolicyRec, index: number, spec: EgressRule): R
     destinations,
     exceptions,
     destKey: `${destinations.join(',')}!${exceptions.join(',')}`,
-    destSet: computeDestinationSet(family, dests, excs),
+    destSet: ok?.destSet ?? { family, intervals: [] },
     gateways: Math.min(MAX_GATEWAYS, Math.max(1, Math.floor(spec.gateways))) || 1,
     serviceName: spec.serviceName,
     podSelector: spec.podSelector,

@@ -215,8 +215,12 @@ function applyServiceChange(
   change: Extract<ViewChange, { kind: 'Service' }>,
 ): void {
   const { namespace, name } = change.rec;
-  for (const rule of rulesForService(state, namespace, name))
+  for (const rule of rulesForService(state, namespace, name)) {
     reevaluateNamespace(state, out, rule, namespace);
+    // A rule that selects nothing says whether its Service exists (status.ts, PodsSelected):
+    // that can change with no pod joining or leaving.
+    if (rule.selected.size === 0) out.policies.add(rule.policy);
+  }
 }
 
 function sliceRef(state: State, svcKey: string, podName: string, delta: number): boolean {
@@ -292,6 +296,8 @@ function rescopeNamespace(state: State, out: SelectionBuffer, rule: RuleRec, nam
     removeFrom(state.rulesByNamespace, namespace, rule);
   }
   reevaluateNamespace(state, out, rule, namespace);
+  // An empty selection's PodsSelected message says whether any namespace is in scope.
+  if (rule.selected.size === 0) out.policies.add(rule.policy);
 }
 
 function rescopeAll(state: State, out: SelectionBuffer, rule: RuleRec): void {

@@ -1,14 +1,20 @@
 // Policy status: per rule the egress IP, its gateways, how many pods and nodes it selects, and
-// the Accepted / Assigned / Conflict conditions; per policy the same conditions aggregated.
-// Pool status: the egress IPs of the pool that policies use, Accepted (pools.ts) and Conflict
-// (a StaticEgressIP asks for an address of the pool from a namespace the pool does not admit).
-// Pure (mutates only the linear state, see model.ts). A PolicyStatusComputed / PoolStatusComputed
-// is emitted only when the computed status differs from the last one emitted for the object;
-// Programmed and Ready need agent acks (Ready for a pool: its conditions) and are the status
-// writer's to add.
+// the Accepted / PodsSelected / Assigned / Conflict conditions; per policy the same conditions
+// aggregated. Pool status: the egress IPs of the pool that policies use, Accepted (pools.ts) and
+// Conflict (a StaticEgressIP asks for an address of the pool from a namespace the pool does not
+// admit). Pure (mutates only the linear state, see model.ts). A PolicyStatusComputed /
+// PoolStatusComputed is emitted only when the computed status differs from the last one emitted
+// for the object; Programmed and Ready need agent acks (Ready for a pool: its conditions) and are
+// the status writer's to add.
 //
-// Aggregation: Accepted and Assigned are True when every rule's is (else False with the first
-// failing rule's reason); Conflict is True when any rule's is (with the first such reason).
+// Aggregation: Accepted, PodsSelected and Assigned are True when every rule's is (else False
+// with the first failing rule's reason); Conflict is True when any rule's is (with the first such
+// reason).
+//
+// PodsSelected (issue 12, finding 6: a policy that selects nothing must not look Ready) reads
+// only the rule's own counters and one Service lookup, so it adds no per-event work that grows
+// with the cluster. selection.ts names the policy as touched whenever its count crosses zero and,
+// while it selects nothing, whenever the Service it names or its namespace scope changes.
 //
 // Stage 7, the last of a step (emitStatuses, emitPoolStatuses): the policies every earlier stage
 // touched, and the nodes whose liveness changed (a rule's selectedNodes counts only live nodes),
@@ -45,6 +51,49 @@ function acceptedMessage(rule: RuleRec): string {
   const shown = names.slice(0, EXCLUDED_NAMED).join(', ');
   const more = names.length > EXCLUDED_NAMED ? ` and ${names.length - EXCLUDED_NAMED} more` : '';
   return `${rule.acceptMessage}; namespaces selected but not admitted by pool ${rule.pool?.name ?? ''}, left out: ${shown}${more}`;
+}
+
+/** Why a selection comes out empty, as the rule's PodsSelected message says it. */
+function noPodsMessage(state: State, rule: RuleRec): { reason: string; message: string } {
+  const ns = rule.policy.namespace;
+  if (rule.serviceName !== undefined && ns !== undefined) {
+    const service = `${ns}/${rule.serviceName}`;
+    if (!state.services.has(service))
+      return {
+        reason: 'ServiceNotFound',
+        message: `Service ${service} does not exist: the rule selects no pod until it is created (or service-name is corrected)`,
+      };
+    return {
+      reason: 'NoPodsSelected',
+      message: `Service ${service} selects no running pod (neither its selector nor its EndpointSlices name one): no traffic leaves with ${rule.egressIP}`,
+    };
+  }
+  if (ns !== undefined)
+    return {
+      reason: 'NoPodsSelected',
+      message: `podSelector matches no running pod in namespace ${ns}: no traffic leaves with ${rule.egressIP}`,
+    };
+  return {
+    reason: 'NoPodsSelected',
+    message:
+      rule.scope.size === 0
+        ? `no namespace is in scope (namespaceSelector selects none${rule.excluded.size > 0 ? ' that the pool admits' : ''}): no traffic leaves with ${rule.egressIP}`
+        : `podSelector matches no running pod in the namespaces in scope: no traffic leaves with ${rule.egressIP}`,
+  };
+}
+
+function podsSelectedCondition(state: State, rule: RuleRec): Condition {
+  if (!rule.accepted) return cond('PodsSelected', false, 'NotAccepted', 'the rule is not accepted');
+  const n = rule.selected.size;
+  if (n === 0) {
+    const { reason, message } = noPodsMessage(state, rule);
+    return cond('PodsSelected', false, reason, message);
+  }
+  const pending =
+    rule.unprogrammable > 0
+      ? `, ${rule.unprogrammable} of them without a node or an IP of the egress IP's family yet`
+      : '';
+  return cond('PodsSelected', true, 'PodsSelected', `${n} pod(s) selected${pending}`);
 }
 
 function ruleConditions(state: State, rule: RuleRec): Condition[] {
@@ -86,7 +135,7 @@ function ruleConditions(state: State, rule: RuleRec): Condition[] {
       `${pods} selected pod(s) are also selected by ${winners.map(([w]) => w.id).join(', ')} with a different egress IP for overlapping destinations, which take precedence for them`,
     );
   } else conflict = cond('Conflict', false, 'NoConflict', 'no other rule competes with this one');
-  return [accepted, assigned, conflict];
+  return [accepted, podsSelectedCondition(state, rule), assigned, conflict];
 }
 
 export function computeRuleStatus(state: State, rule: RuleRec): RuleStatus {
@@ -122,7 +171,7 @@ function aggregate(type: Condition['type'], rules: readonly RuleStatus[], anyTru
   if (hit !== undefined) return { ...hit.c, message: `rule ${hit.index}: ${hit.c.message}` };
   if (anyTrue) return cond(type, false, 'NoConflict', 'no rule competes with another rule');
   // All rules agree: say what each says (pools, gateways), which is what kubectl describe shows.
-  const first = ofType[0]?.c ?? cond(type, true, type === 'Accepted' ? 'Accepted' : 'GatewayAssigned', '');
+  const first = ofType[0]?.c ?? cond(type, true, type === 'Assigned' ? 'GatewayAssigned' : type, '');
   const message =
     ofType.length === 1
       ? first.message
@@ -138,6 +187,7 @@ export function computePolicyStatus(state: State, policy: PolicyRec): PolicyStat
     rules,
     conditions: [
       aggregate('Accepted', rules, false),
+      aggregate('PodsSelected', rules, false),
       aggregate('Assigned', rules, false),
       aggregate('Conflict', rules, true),
     ],

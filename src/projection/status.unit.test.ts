@@ -37,6 +37,7 @@ void describe('policy status', () => {
       st?.conditions.map((c) => [c.type, c.status, c.reason]),
       [
         ['Accepted', 'True', 'Accepted'],
+        ['PodsSelected', 'True', 'PodsSelected'],
         ['Assigned', 'True', 'GatewayAssigned'],
         ['Conflict', 'False', 'NoConflict'],
       ],

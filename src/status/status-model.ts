@@ -32,7 +32,12 @@
 // - Programmed=True when every rule has all it expects programmed (vacuously for a policy with
 //   nothing to program). Otherwise False with the first of: ApplyFailed (a node's last apply
 //   failed), NotProgrammable (every such rule, its egress IP, nodes and reason), Pending.
-//   Ready = Accepted && Assigned && Programmed && !Conflict.
+//   Ready = Accepted && PodsSelected && Assigned && Programmed && !Conflict.
+// - PodsSelected comes from the decision. A decision written by a projector from before issue 12
+//   has none: the status then leaves the condition out and Ready does not wait for it, so an
+//   upgrade does not turn every policy not-Ready. (A restarted projector replays to its committed
+//   offset without re-emitting, so such a decision stays the latest until the policy's status
+//   changes for another reason.)
 import type {
   Condition as DecisionCondition,
   Decision,
@@ -51,7 +56,14 @@ export type StatusInput =
   | { readonly kind: 'nodeRules'; readonly rules: NodeRules; readonly at: string }
   | { readonly kind: 'ack'; readonly ack: NodeApplyStatus; readonly at: string };
 
-export const conditionOrder = ['Accepted', 'Assigned', 'Programmed', 'Conflict', 'Ready'] as const;
+export const conditionOrder = [
+  'Accepted',
+  'PodsSelected',
+  'Assigned',
+  'Programmed',
+  'Conflict',
+  'Ready',
+] as const;
 export type ConditionType = (typeof conditionOrder)[number];
 
 /** metav1.Condition as the CRD stores it. */
@@ -290,15 +302,20 @@ function programmedCondition(rules: readonly RuleStatus[], progress: readonly Ru
   };
 }
 
+/** Conditions a decision of an older projector may lack: then absent, and not waited for. */
+const absentFromOlderDecisions: ReadonlySet<ConditionType> = new Set(['PodsSelected']);
+
 function readyCondition(byType: ReadonlyMap<ConditionType, Draft>): Draft {
   const blockers: [ConditionType, 'True' | 'False', string][] = [
     ['Accepted', 'True', 'NotAccepted'],
+    ['PodsSelected', 'True', 'NoPodsSelected'],
     ['Assigned', 'True', 'NotAssigned'],
     ['Programmed', 'True', 'NotProgrammed'],
     ['Conflict', 'False', 'Conflict'],
   ];
   for (const [type, want, reason] of blockers) {
     const c = byType.get(type);
+    if (c === undefined && absentFromOlderDecisions.has(type)) continue;
     if (c?.status !== want) return { type: 'Ready', status: 'False', reason, message: c?.message ?? '' };
   }
   return { type: 'Ready', status: 'True', reason: 'Ready', message: 'traffic leaves with the egress IPs' };
@@ -313,19 +330,16 @@ export function computePolicyStatusView(
 ): PolicyStatusView {
   const progress = computed.rules.map((r) => selectRuleProgress(state, computed.policy, r));
   const byType = new Map<ConditionType, Draft>();
-  for (const type of ['Accepted', 'Assigned', 'Conflict'] as const)
-    byType.set(
-      type,
-      fromDecision(
-        computed.conditions.find((c) => c.type === type),
-        type,
-      ),
-    );
+  for (const type of ['Accepted', 'PodsSelected', 'Assigned', 'Conflict'] as const) {
+    const c = computed.conditions.find((x) => x.type === type);
+    if (c !== undefined || !absentFromOlderDecisions.has(type)) byType.set(type, fromDecision(c, type));
+  }
   byType.set('Programmed', programmedCondition(computed.rules, progress));
   byType.set('Ready', readyCondition(byType));
-  const conditions = conditionOrder.map((type): StatusCondition =>
-    withTransition(byType.get(type)!, previous?.conditions, at, computed.observedGeneration),
-  );
+  const conditions = conditionOrder.flatMap((type): StatusCondition[] => {
+    const c = byType.get(type);
+    return c === undefined ? [] : [withTransition(c, previous?.conditions, at, computed.observedGeneration)];
+  });
   return {
     observedGeneration: computed.observedGeneration,
     egressIPs: computed.rules.map((r) => r.egressIP).join(','),

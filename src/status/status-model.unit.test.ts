@@ -139,6 +139,48 @@ void describe('status model', () => {
     assert.equal(condOf(s, 'Ready').lastTransitionTime, T(9));
   });
 
+  void test('given a decision whose PodsSelected is False, when every node acked, then the status carries it and Ready is False (NoPodsSelected)', () => {
+    const noPods = cond('PodsSelected', false, 'ServiceNotFound');
+    const d = computed(5, [rule({ active: 'node-a' })]);
+    if (d.type !== 'PolicyStatusComputed') throw new Error('not a status');
+    const withPods = { ...d, conditions: [d.conditions[0]!, noPods, ...d.conditions.slice(1)] };
+    const s = fold([
+      { kind: 'decision', decision: withPods, at: T(1) },
+      ...seeded().slice(1),
+      { kind: 'ack', ack: ack('node-a', 5), at: T(2) },
+      { kind: 'ack', ack: ack('node-b', 5), at: T(2) },
+    ]);
+    assert.deepEqual(
+      status(s).conditions.map((c) => c.type),
+      ['Accepted', 'PodsSelected', 'Assigned', 'Programmed', 'Conflict', 'Ready'],
+    );
+    assert.equal(condOf(s, 'PodsSelected').reason, 'ServiceNotFound');
+    assert.equal(condOf(s, 'Programmed').status, 'True');
+    assert.deepEqual(
+      [condOf(s, 'Ready').status, condOf(s, 'Ready').reason, condOf(s, 'Ready').message],
+      ['False', 'NoPodsSelected', 'ServiceNotFound'],
+    );
+    const selected = withPods.conditions.map((c) =>
+      c === noPods ? cond('PodsSelected', true, 'PodsSelected') : c,
+    );
+    evolveStatus(s, { kind: 'decision', decision: { ...withPods, conditions: selected }, at: T(4) });
+    assert.equal(condOf(s, 'Ready').status, 'True');
+    assert.equal(condOf(s, 'Ready').lastTransitionTime, T(4));
+  });
+
+  void test('given a decision of a projector from before PodsSelected (none in it), then the status leaves it out and Ready does not wait for it', () => {
+    const s = fold([
+      ...seeded(),
+      { kind: 'ack', ack: ack('node-a', 5), at: T(2) },
+      { kind: 'ack', ack: ack('node-b', 5), at: T(2) },
+    ]);
+    assert.deepEqual(
+      status(s).conditions.map((c) => c.type),
+      ['Accepted', 'Assigned', 'Programmed', 'Conflict', 'Ready'],
+    );
+    assert.equal(condOf(s, 'Ready').status, 'True');
+  });
+
   void test('an ack of an older generation than the one that carries the rule does not count', () => {
     const s = fold([
       ...seeded(),

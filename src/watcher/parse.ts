@@ -26,6 +26,7 @@ import type {
   V1Service,
 } from '@kubernetes/client-node';
 import { limits } from '../api/group.ts';
+import { exceptionCoversDestinationMessage, exceptionOutsideMessage } from '../api/crds.ts';
 import type { EgressRule, PayloadOf } from '../contracts/cluster-events.ts';
 import {
   LabelSelectorRequirement,
@@ -402,10 +403,10 @@ function parseRule(
       `${path}: egressip ${rule.egressip} and every destination must be of one IP family: an IPv4 egressip serves only IPv4 destinations and an IPv6 egressip only IPv6 ones; split the rule per family`,
     );
   if (exceptions.some((e) => !destinations.some((d) => cidrContainsCIDR(d, e))))
-    at(
-      'exceptions',
-      'every exception must lie inside one of the destinations (an exception carves a hole out of a destination): fix or remove the exceptions outside them',
-    );
+    at('exceptions', exceptionOutsideMessage);
+  // As the CRD: only once every exception lies inside a destination.
+  else if (exceptions.some((e) => destinations.some((d) => cidrContainsCIDR(e, d))))
+    at('exceptions', exceptionCoversDestinationMessage);
 
   const gateways = rule.gateways ?? 1;
   if (!Number.isInteger(gateways) || gateways < 1 || gateways > limits.maxGateways)
