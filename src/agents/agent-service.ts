@@ -148,6 +148,11 @@ export async function startAgentService(opts: AgentServiceOptions): Promise<Agen
         onDesired,
         deadLetter,
         log,
+        counters: {
+          recordsRead: metrics.nodeRulesRecords,
+          restarts: metrics.consumerRestarts,
+          rejoins: metrics.consumerRejoins,
+        },
       });
       return consumer;
     },
