@@ -11,6 +11,7 @@
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import type { Kafka, Producer } from 'kafkajs';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
@@ -26,7 +27,26 @@ import { readTopic, type TopicRecord } from '../src/lib/read-topic.ts';
 import { FakeDataplane } from './support/agent-fakes.ts';
 import { waitFor } from './support/watcher-harness.ts';
 
-const log = pino({ level: process.env.LOG_LEVEL ?? 'warn' });
+/**
+ * The agents' log, kafkajs' lines included: kept for the retry delays kafkajs schedules
+ * (`retryTime`), and mirrored to stderr when LOG_LEVEL asks for it.
+ */
+const kafkajsRetryTimes: { namespace: string; retryTime: number }[] = [];
+const log = pino(
+  { level: process.env.LOG_LEVEL ?? 'warn' },
+  new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (line === '') continue;
+        const entry = JSON.parse(line) as { component?: string; namespace?: string; retryTime?: number };
+        if (entry.component === 'kafkajs' && typeof entry.retryTime === 'number')
+          kafkajsRetryTimes.push({ namespace: entry.namespace ?? '', retryTime: entry.retryTime });
+        if (process.env.LOG_LEVEL !== undefined) process.stderr.write(`${line}\n`);
+      }
+      done();
+    },
+  }),
+);
 const EGRESS_IP = '198.51.100.10';
 const DESTINATION_BEFORE = '203.0.113.10/32';
 const DESTINATION_AFTER = '203.0.113.20/32';
@@ -269,6 +289,7 @@ spec:
       diagnostics,
     );
 
+    const retriesBefore = kafkajsRetryTimes.length;
     await broker.restart();
     const backAt = performance.now();
     // The change is written as soon as the broker is back: the watcher has to ride out the
@@ -288,6 +309,16 @@ spec:
         `-> status Ready at generation 2: ${Math.round(statusAt - backAt)} ms`,
     );
     assert.ok(Number.isFinite(kernelAt), 'both agents applied the destination changed after the restart');
+
+    // While the broker was away, no client of the agents put its next attempt more than a second
+    // off (kafkajs' own backoff grew to 14 s, so a client came back that long after the broker).
+    const retries = kafkajsRetryTimes.slice(retriesBefore);
+    assert.ok(retries.length > 0, 'the agents retried while the broker was away');
+    assert.deepEqual(
+      retries.filter((r) => r.retryTime > 1_000),
+      [],
+      'every retry the agents scheduled was at most 1 s away',
+    );
 
     // No process exited.
     for (const p of plane!.components.values()) assert.ok(p.running, `${p.name} is still running`);
