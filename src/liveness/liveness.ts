@@ -133,7 +133,6 @@ export function createLiveness(opts: LivenessOptions): Liveness {
   const seedWindowMs = opts.seedWindowMs ?? 30_000;
   const heartbeatsTopic = opts.heartbeatsTopic ?? TOPICS.heartbeats;
   const clusterEventsTopic = opts.clusterEventsTopic ?? TOPICS.clusterEvents;
-
   const detector = initialDetectorState();
   const metrics = createLivenessMetrics(opts.registry, () => {
     const counts: Record<string, number> = { alive: 0, lost: 0, seeded: 0 };
