@@ -108,6 +108,8 @@ export async function startAgentService(opts: AgentServiceOptions): Promise<Agen
   const bootId = new Date().toISOString();
 
   const seam = {
+    // kafkajs' own lines carry the node too (and go where the agent's log goes).
+    log: log.child({ component: 'kafkajs' }),
     ...(opts.socketFactory === undefined ? {} : { socketFactory: opts.socketFactory }),
     ...opts.kafkaSecurity,
   };
@@ -148,6 +150,11 @@ export async function startAgentService(opts: AgentServiceOptions): Promise<Agen
         onDesired,
         deadLetter,
         log,
+        counters: {
+          recordsRead: metrics.nodeRulesRecords,
+          restarts: metrics.consumerRestarts,
+          rejoins: metrics.consumerRejoins,
+        },
       });
       return consumer;
     },

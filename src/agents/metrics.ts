@@ -15,6 +15,9 @@ export interface AgentMetrics {
   readonly heartbeatFailures: Counter;
   readonly deadLetters: Counter;
   readonly markClashes: Gauge;
+  readonly nodeRulesRecords: Counter;
+  readonly consumerRestarts: Counter;
+  readonly consumerRejoins: Counter;
 }
 
 /** `generationLag` is read at scrape time: newest generation seen for this node minus applied. */
@@ -80,6 +83,21 @@ export function createAgentMetrics(registry: Registry, generationLag: () => numb
     markClashes: new Gauge({
       name: 'kseip_agent_mark_clashes',
       help: 'Rules of other nftables tables that use packet-mark bits inside --mark-mask, found at start (./mark-clash.ts)',
+      registers,
+    }),
+    nodeRulesRecords: new Counter({
+      name: 'kseip_agent_node_rules_records_total',
+      help: 'node-rules records of this node read (a re-read after a broker outage would count them again)',
+      registers,
+    }),
+    consumerRestarts: new Counter({
+      name: 'kseip_agent_kafka_consumer_restarts_total',
+      help: 'node-rules consumers made again after kafkajs gave up on one (a broker away for longer than its retries)',
+      registers,
+    }),
+    consumerRejoins: new Counter({
+      name: 'kseip_agent_kafka_consumer_rejoins_total',
+      help: 'Re-joins of the node-rules consumer group after the first (a membership lost, e.g. in a broker outage longer than the session timeout)',
       registers,
     }),
     deadLetters: new Counter({

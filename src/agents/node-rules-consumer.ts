@@ -9,8 +9,9 @@
 // a restarted agent then never waits for the coordinator to expire the killed process's
 // membership (up to a session timeout) before it gets its partition. Nothing is committed: the
 // topic is compacted and every start reads the partition from the beginning anyway. Within a
-// process, a consumer made again after kafkajs gave up (a long broker outage) seeks to just after
-// what was read, so nothing is read, or dead-lettered, twice.
+// process, a consumer made again after kafkajs gave up (a long broker outage) joins a group of its
+// own (nextGroupId: the crashed member's session would hold up a join of the old group) and seeks
+// to just after what was read, so nothing is read, or dead-lettered, twice.
 //
 // Records of other nodes' keys are skipped without decoding. Records of this node that do not
 // decode go to the dead-letter topic and are otherwise ignored; the consumer never stops on them.
@@ -19,7 +20,6 @@ import {
   AssignerProtocol,
   Partitioners,
   type Admin,
-  type Consumer,
   type EachBatchPayload,
   type Kafka,
   type PartitionAssigner,
@@ -30,7 +30,8 @@ import { TOPICS } from '../contracts/topics.ts';
 import { createBackoff, sleepFor } from '../lib/backoff.ts';
 import { systemClock } from '../lib/clock.ts';
 import { decodeNodeKeyed, type DeadLetterSink } from '../lib/dead-letter.ts';
-import { OWN_GROUP_CONSUMER } from '../lib/kafka.ts';
+import { OWN_GROUP_CONSUMER, type ConsumerCounters } from '../lib/kafka.ts';
+import { keepConsumer, type KeptConsumer } from '../lib/kept-consumer.ts';
 import type { Logger } from '../lib/log.ts';
 import {
   evolveFollower,
@@ -94,7 +95,9 @@ export interface NodeRulesConsumerOptions {
   onDesired: (rules: NodeRules) => void;
   deadLetter: DeadLetterSink;
   log: Logger;
-  /** Consumer group; default unique per process (see the header). */
+  /** Counts records of this node read (decoded or not), consumer restarts and re-joins. */
+  counters?: ConsumerCounters & { readonly recordsRead: { inc(): void } };
+  /** Consumer group (of the first consumer; see nextGroupId); default unique per process (see the header). */
   groupId?: string;
 }
 
@@ -124,18 +127,17 @@ export interface NodeRulesConsumer extends NodeRulesFeed {
 export function createNodeRulesConsumer(opts: NodeRulesConsumerOptions): NodeRulesConsumer {
   const { kafka, node, log } = opts;
   const topic = opts.topic ?? TOPICS.nodeRules;
-  const groupId = opts.groupId ?? `kseip-agent-${node}-${randomUUID().slice(0, 8)}`;
+  const groupIdBase = opts.groupId ?? `kseip-agent-${node}-${randomUUID().slice(0, 8)}`;
   const lifetime = new AbortController();
 
   let admin: Admin | undefined;
-  let consumer: Consumer | undefined;
+  let kept: KeptConsumer | undefined;
   let partition: number | undefined;
   let follower: FollowerState | undefined;
   let delivered: NodeRules | undefined;
   /** Highest offset known read (inclusive); -1 before anything. */
   let consumedThrough = -1n;
   let waiters: { target: bigint; resolve: () => void }[] = [];
-  let restarting = false;
 
   function deliver(rules: NodeRules): void {
     delivered = rules;
@@ -163,6 +165,7 @@ export function createNodeRulesConsumer(opts: NodeRulesConsumerOptions): NodeRul
   function eachBatch({ batch }: EachBatchPayload): Promise<void> {
     for (const message of batch.messages) {
       if (message.key === null || message.key.toString('utf8') !== node) continue;
+      opts.counters?.recordsRead.inc();
       const offset = BigInt(message.offset);
       if (message.value === null) {
         step({ type: 'RecordRead', record: { offset, rules: null } });
@@ -200,57 +203,41 @@ export function createNodeRulesConsumer(opts: NodeRulesConsumerOptions): NodeRul
     return { low: BigInt(mine.low), high: BigInt(mine.high) };
   }
 
-  async function runConsumer(p: number): Promise<void> {
-    const c = kafka.consumer({
-      ...OWN_GROUP_CONSUMER,
-      groupId,
-      partitionAssigners: [singlePartitionAssigner(topic, p)],
-      // Short long-polls so stop() and new records are prompt; the partition is small anyway.
-      maxWaitTimeInMs: 250,
+  /** The kept consumer of partition p (made once the partition is known). */
+  function keepConsumerOf(p: number): KeptConsumer {
+    return keepConsumer({
+      groupIdBase,
+      what: 'node-rules consumer',
+      log,
+      ...(opts.counters === undefined ? {} : { counters: opts.counters }),
+      make: (groupId) => {
+        const c = kafka.consumer({
+          ...OWN_GROUP_CONSUMER,
+          groupId,
+          partitionAssigners: [singlePartitionAssigner(topic, p)],
+          // Short long-polls so stop() and new records are prompt; the partition is small anyway.
+          maxWaitTimeInMs: 250,
+        });
+        // Batch events also fire for batches that held only transaction markers (which eachBatch
+        // never sees): the projector writes transactionally, so the end offset can be a marker.
+        c.on(c.events.END_BATCH_PROCESS, ({ payload }) => {
+          if (payload.topic === topic && payload.partition === p) positionReached(BigInt(payload.lastOffset));
+        });
+        // Every (re-)join after the first, of this consumer or of one made again after a crash,
+        // goes on after what was read rather than from the beginning (nothing is committed):
+        // nothing is read, or dead-lettered, twice. The event fires before the first fetch of the
+        // new generation, which applies the seek.
+        c.on(c.events.GROUP_JOIN, () => {
+          if (consumedThrough >= 0n) c.seek({ topic, partition: p, offset: String(consumedThrough + 1n) });
+        });
+        return c;
+      },
+      run: async (c) => {
+        await c.connect();
+        await c.subscribe({ topic, fromBeginning: true });
+        await c.run({ autoCommit: false, eachBatchAutoResolve: true, eachBatch });
+      },
     });
-    consumer = c;
-    // Batch events also fire for batches that held only transaction markers (which eachBatch
-    // never sees): the projector writes transactionally, so the end offset can be a marker.
-    c.on(c.events.END_BATCH_PROCESS, ({ payload }) => {
-      if (payload.topic === topic && payload.partition === p) positionReached(BigInt(payload.lastOffset));
-    });
-    // Every (re-)join after the first, whether kafkajs restarts itself after a crash or
-    // restartConsumer made a new consumer, goes on after what was read rather than from the
-    // beginning (nothing is committed): nothing is read, or dead-lettered, twice. The event fires
-    // before the first fetch of the new generation, which applies the seek.
-    c.on(c.events.GROUP_JOIN, () => {
-      if (consumedThrough >= 0n) c.seek({ topic, partition: p, offset: String(consumedThrough + 1n) });
-    });
-    c.on(c.events.CRASH, ({ payload }) => {
-      log.warn({ err: payload.error, restart: payload.restart, groupId }, 'node-rules consumer crashed');
-      if (!payload.restart) void restartConsumer(p);
-    });
-    await c.connect();
-    await c.subscribe({ topic, fromBeginning: true });
-    await c.run({ autoCommit: false, eachBatchAutoResolve: true, eachBatch });
-  }
-
-  /** kafkajs gives up on non-retriable errors; a fresh consumer is the way back. */
-  async function restartConsumer(p: number): Promise<void> {
-    if (restarting || lifetime.signal.aborted) return;
-    restarting = true;
-    try {
-      await consumer?.disconnect().catch(() => undefined);
-      const backoff = createBackoff({ initialMs: 200, maxMs: 5_000 });
-      while (!lifetime.signal.aborted) {
-        await sleepFor(systemClock, backoff.next(), lifetime.signal);
-        if (lifetime.signal.aborted) return;
-        try {
-          await runConsumer(p);
-          return;
-        } catch (err) {
-          log.warn({ err, attempt: backoff.attempts }, 'node-rules consumer restart failed; retrying');
-          await consumer?.disconnect().catch(() => undefined);
-        }
-      }
-    } finally {
-      restarting = false;
-    }
   }
 
   /** The first successful look fixes the partition and the catch-up target; retries keep them. */
@@ -259,7 +246,10 @@ export function createNodeRulesConsumer(opts: NodeRulesConsumerOptions): NodeRul
     const p = await resolvePartition(a);
     const { low, high } = await fetchEnd(a, p);
     partition = p;
-    log.info({ node, topic, partition: p, groupId, low: String(low), high: String(high) }, 'catching up');
+    log.info(
+      { node, topic, partition: p, groupId: groupIdBase, low: String(low), high: String(high) },
+      'catching up',
+    );
     const started = startFollower(node, low, high);
     follower = started.state;
     if (high <= low) consumedThrough = high - 1n;
@@ -283,14 +273,14 @@ export function createNodeRulesConsumer(opts: NodeRulesConsumerOptions): NodeRul
         try {
           admin ??= kafka.admin({ retry: { retries: 3, initialRetryTime: 100 } });
           await admin.connect();
-          await runConsumer(await initialize(admin));
+          const p = await initialize(admin);
+          kept ??= keepConsumerOf(p);
+          await kept.start();
           return;
         } catch (err) {
           if (lifetime.signal.aborted) throw err;
           const retryInMs = backoff.next();
           log.warn({ err, retryInMs }, 'node-rules consumer could not start; retrying');
-          await consumer?.disconnect().catch(() => undefined);
-          consumer = undefined;
           await sleepFor(systemClock, retryInMs, lifetime.signal);
         }
       }
@@ -318,7 +308,7 @@ export function createNodeRulesConsumer(opts: NodeRulesConsumerOptions): NodeRul
 
     async stop() {
       lifetime.abort();
-      await consumer?.disconnect().catch((err: unknown) => log.warn({ err }, 'consumer disconnect failed'));
+      await kept?.stop().catch((err: unknown) => log.warn({ err }, 'consumer disconnect failed'));
       await admin?.disconnect().catch((err: unknown) => log.warn({ err }, 'admin disconnect failed'));
     },
   };

@@ -56,6 +56,11 @@ export function renderDeadLetterMessage(component: string, letter: DeadLetter): 
 /**
  * A sink on a connected producer. `onLetter` runs for every letter (count it in a metric there),
  * whether or not the write succeeds.
+ *
+ * A record read again is not written again: the sink remembers, per source topic and partition,
+ * the highest offset it dead-lettered, and drops a letter at or below it (a consumer reads a
+ * partition in offset order, so a lower offset can only be a re-read, e.g. a consumer that joined
+ * again before it could seek). Across processes the compacted topic folds re-readings into one.
  */
 export function createDeadLetterSink(opts: {
   /** A connected producer, or anything that sends like one (e.g. one that connects lazily). */
@@ -64,8 +69,20 @@ export function createDeadLetterSink(opts: {
   log: Logger;
   onLetter?: (letter: DeadLetter) => void;
 }): DeadLetterSink {
+  const highest = new Map<string, bigint>();
   return {
     send(letter) {
+      const at = `${letter.sourceTopic}/${letter.partition}`;
+      const offset = BigInt(letter.offset);
+      const seen = highest.get(at);
+      if (seen !== undefined && offset <= seen) {
+        opts.log.debug(
+          { topic: letter.sourceTopic, partition: letter.partition, offset: letter.offset },
+          'record read again; already dead-lettered',
+        );
+        return;
+      }
+      highest.set(at, offset);
       opts.onLetter?.(letter);
       opts.log.warn(
         {

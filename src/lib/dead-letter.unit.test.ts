@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DEAD_LETTER_HEADERS, renderDeadLetterMessage } from './dead-letter.ts';
+import type { ProducerRecord } from 'kafkajs';
+import { pino } from 'pino';
+import { DEAD_LETTER_HEADERS, createDeadLetterSink, renderDeadLetterMessage } from './dead-letter.ts';
 
 const letter = {
   sourceTopic: 'kseip.node-rules.v1',
@@ -38,5 +40,29 @@ void test('the same record read twice gives the same key, so compaction keeps on
   assert.equal(
     renderDeadLetterMessage('agent', { ...letter, key: null }).headers?.[DEAD_LETTER_HEADERS.sourceKey],
     undefined,
+  );
+});
+
+void test('a record read again is not dead-lettered again: one letter per source record, counted once', async () => {
+  const sent: ProducerRecord[] = [];
+  const counted: string[] = [];
+  const sink = createDeadLetterSink({
+    producer: { send: (r) => (sent.push(r), Promise.resolve()) },
+    component: 'agent',
+    log: pino({ level: 'silent' }),
+    onLetter: (l) => counted.push(`${l.partition}/${l.offset}`),
+  });
+  sink.send(letter);
+  sink.send({ ...letter, offset: '45' });
+  // A consumer that joined again and read the partition from an earlier offset.
+  sink.send(letter);
+  sink.send({ ...letter, offset: '45' });
+  // Another partition keeps its own position.
+  sink.send({ ...letter, partition: 1, offset: '3' });
+  await Promise.resolve();
+  assert.deepEqual(counted, ['2/41', '2/45', '1/3']);
+  assert.deepEqual(
+    sent.map((r) => r.messages[0]?.key),
+    ['agent:kseip.node-rules.v1/2/41', 'agent:kseip.node-rules.v1/2/45', 'agent:kseip.node-rules.v1/1/3'],
   );
 });

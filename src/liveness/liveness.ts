@@ -13,7 +13,7 @@
 //   are given lostAfterMs to heartbeat before they are declared lost (see the detector).
 // - Records that do not decode go to the dead-letter topic; the consumer never stops on them.
 import { randomUUID } from 'node:crypto';
-import type { Admin, Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
+import type { Admin, EachBatchPayload, Kafka, Producer } from 'kafkajs';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { ClusterEvent, Producer as EventProducer } from '../contracts/cluster-events.ts';
 import { decodeHeartbeat } from '../contracts/node-reports.ts';
@@ -22,6 +22,7 @@ import { createBackoff, sleepFor } from '../lib/backoff.ts';
 import { every, systemClock, type Clock, type TimerHandle } from '../lib/clock.ts';
 import { decodeNodeKeyed, type DeadLetterSink } from '../lib/dead-letter.ts';
 import { OWN_GROUP_CONSUMER } from '../lib/kafka.ts';
+import { keepConsumer } from '../lib/kept-consumer.ts';
 import type { LeaderElector, Leadership } from '../lib/leader-election.ts';
 import type { Logger } from '../lib/log.ts';
 import { buildEvent, eventKey } from '../watcher/envelope.ts';
@@ -72,6 +73,8 @@ interface Metrics {
   publishFailures: Counter;
   leader: Gauge;
   blind: Gauge;
+  consumerRestarts: Counter;
+  consumerRejoins: Counter;
 }
 
 /** Exported for the naming rules test (test/metric-names.unit.test.ts). */
@@ -104,6 +107,16 @@ export function createLivenessMetrics(registry: Registry, nodes: () => Record<st
       help: 'Failed attempts to publish liveness events (retried)',
       registers,
     }),
+    consumerRestarts: new Counter({
+      name: 'kseip_liveness_kafka_consumer_restarts_total',
+      help: 'Heartbeat consumers made again after kafkajs gave up on one (a broker away for longer than its retries)',
+      registers,
+    }),
+    consumerRejoins: new Counter({
+      name: 'kseip_liveness_kafka_consumer_rejoins_total',
+      help: 'Re-joins of the heartbeat consumer group after the first (a membership lost in a broker outage)',
+      registers,
+    }),
     leader: new Gauge({ name: 'kseip_liveness_leader', help: '1 while this replica publishes', registers }),
     blind: new Gauge({
       name: 'kseip_liveness_blind',
@@ -120,7 +133,6 @@ export function createLiveness(opts: LivenessOptions): Liveness {
   const seedWindowMs = opts.seedWindowMs ?? 30_000;
   const heartbeatsTopic = opts.heartbeatsTopic ?? TOPICS.heartbeats;
   const clusterEventsTopic = opts.clusterEventsTopic ?? TOPICS.clusterEvents;
-  const groupId = `kseip-liveness-${randomUUID().slice(0, 8)}`;
   const detector = initialDetectorState();
   const metrics = createLivenessMetrics(opts.registry, () => {
     const counts: Record<string, number> = { alive: 0, lost: 0, seeded: 0 };
@@ -131,9 +143,7 @@ export function createLiveness(opts: LivenessOptions): Liveness {
   const timers: TimerHandle[] = [];
 
   let admin: Admin | undefined;
-  let consumer: Consumer | undefined;
   let producer: Producer | undefined;
-  let running = false;
 
   // ---- seeding: history = offsets below the end seen at start, per partition ----
   const historyEnd = new Map<number, bigint>();
@@ -315,6 +325,36 @@ export function createLiveness(opts: LivenessOptions): Liveness {
     if (historyEnd.size === 0) finishSeeding('history read');
   }
 
+  // A consumer made again after kafkajs gave up starts at the end of the topic: heartbeats missed
+  // in the outage are stale anyway, and blindness (no fetch) kept verdicts back meanwhile.
+  const kept = keepConsumer({
+    groupIdBase: `kseip-liveness-${randomUUID().slice(0, 8)}`,
+    what: 'heartbeat consumer',
+    log,
+    clock,
+    counters: { restarts: metrics.consumerRestarts, rejoins: metrics.consumerRejoins },
+    make: (groupId) => {
+      const c = kafka.consumer({
+        ...OWN_GROUP_CONSUMER,
+        groupId,
+        // Short long-polls: a completed fetch is how liveness knows it can see (blindness).
+        maxWaitTimeInMs: 50,
+      });
+      c.on(c.events.FETCH, () => step({ type: 'Sighted', at: clock.now() }));
+      c.on(c.events.END_BATCH_PROCESS, ({ payload }) => {
+        if (payload.topic === heartbeatsTopic)
+          historyProgress(payload.partition, payload.firstOffset, payload.lastOffset);
+      });
+      c.on(c.events.CRASH, () => finishSeeding('consumer restarted'));
+      return c;
+    },
+    run: async (c) => {
+      await c.connect();
+      await c.subscribe({ topic: heartbeatsTopic, fromBeginning: false });
+      await c.run({ autoCommit: false, eachBatchAutoResolve: true, eachBatch });
+    },
+  });
+
   async function startConsumer(): Promise<void> {
     admin ??= kafka.admin();
     await admin.connect();
@@ -330,46 +370,10 @@ export function createLiveness(opts: LivenessOptions): Liveness {
         }
       }
     }
-    const c = kafka.consumer({
-      ...OWN_GROUP_CONSUMER,
-      groupId,
-      // Short long-polls: a completed fetch is how liveness knows it can see (blindness).
-      maxWaitTimeInMs: 50,
-    });
-    consumer = c;
-    c.on(c.events.FETCH, () => step({ type: 'Sighted', at: clock.now() }));
-    c.on(c.events.END_BATCH_PROCESS, ({ payload }) => {
-      if (payload.topic === heartbeatsTopic)
-        historyProgress(payload.partition, payload.firstOffset, payload.lastOffset);
-    });
-    c.on(c.events.CRASH, ({ payload }) => {
-      log.warn({ err: payload.error, restart: payload.restart }, 'heartbeat consumer crashed');
-      if (!payload.restart && !lifetime.signal.aborted) void restartConsumer();
-    });
-    await c.connect();
-    await c.subscribe({ topic: heartbeatsTopic, fromBeginning: false });
-    await c.run({ autoCommit: false, eachBatchAutoResolve: true, eachBatch });
-    for (const [partition, offset] of seekTo) c.seek({ topic: heartbeatsTopic, partition, offset });
+    await kept.start();
+    for (const [partition, offset] of seekTo)
+      kept.current()?.seek({ topic: heartbeatsTopic, partition, offset });
     if (historyEnd.size === 0) finishSeeding('no recent history');
-    running = true;
-  }
-
-  async function restartConsumer(): Promise<void> {
-    running = false;
-    await consumer?.disconnect().catch(() => undefined);
-    const backoff = createBackoff({ initialMs: 200, maxMs: 5_000 });
-    while (!lifetime.signal.aborted) {
-      await sleepFor(clock, backoff.next(), lifetime.signal);
-      if (lifetime.signal.aborted) return;
-      try {
-        finishSeeding('consumer restarted');
-        await startConsumer();
-        return;
-      } catch (err) {
-        log.warn({ err, attempt: backoff.attempts }, 'heartbeat consumer restart failed; retrying');
-        await consumer?.disconnect().catch(() => undefined);
-      }
-    }
   }
 
   return {
@@ -390,7 +394,6 @@ export function createLiveness(opts: LivenessOptions): Liveness {
           if (lifetime.signal.aborted) throw err;
           const retryInMs = backoff.next();
           log.warn({ err, retryInMs }, 'heartbeat consumer could not start; retrying');
-          await consumer?.disconnect().catch(() => undefined);
           await sleepFor(clock, retryInMs, lifetime.signal);
         }
       }
@@ -404,12 +407,12 @@ export function createLiveness(opts: LivenessOptions): Liveness {
       for (const t of timers) t.cancel();
       follow('stopping');
       await opts.elector?.release();
-      await consumer?.disconnect().catch((err: unknown) => log.warn({ err }, 'consumer disconnect failed'));
+      await kept.stop().catch((err: unknown) => log.warn({ err }, 'consumer disconnect failed'));
       await producer?.disconnect().catch((err: unknown) => log.warn({ err }, 'producer disconnect failed'));
       await admin?.disconnect().catch((err: unknown) => log.warn({ err }, 'admin disconnect failed'));
     },
 
-    ready: () => running && seeded && !detector.blind,
+    ready: () => kept.current() !== undefined && !kept.restarting() && seeded && !detector.blind,
     leading: () => leadership !== undefined,
   };
 }

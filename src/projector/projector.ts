@@ -39,6 +39,7 @@ import { decisionKey } from '../contracts/decisions.ts';
 import { TOPICS, topicSpecs } from '../contracts/topics.ts';
 import { backoffDelay } from '../lib/backoff.ts';
 import { renderDeadLetterMessage } from '../lib/dead-letter.ts';
+import { CLIENT_RETRY, OWN_GROUP_CONSUMER } from '../lib/kafka.ts';
 import type { Logger } from '../lib/log.ts';
 import * as metrics from './metrics.ts';
 import { evolve, initialState, type State } from '../projection/projection.ts';
@@ -351,6 +352,12 @@ export function createProjector(opts: ProjectorOptions): Projector {
 
       consumer = kafka.consumer({
         groupId: `${groupId}-fetch-${randomUUID()}`,
+        // Retried every second through a broker restart, and a session short enough that a
+        // consumer kafkajs restarts itself (same group, new member) waits 10 s at most for the
+        // old member to expire (docs/kafka.md, "Broker restart").
+        retry: CLIENT_RETRY,
+        sessionTimeout: OWN_GROUP_CONSUMER.sessionTimeout,
+        heartbeatInterval: OWN_GROUP_CONSUMER.heartbeatInterval,
         readUncommitted: false,
         maxWaitTimeInMs: 100,
         maxBytesPerPartition: 4 * 1024 * 1024,

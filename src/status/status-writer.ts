@@ -18,7 +18,10 @@
 // - Events get a deterministic name (<policy>.kseip-<decision id>), so writing one twice after a
 //   restart is a 409 AlreadyExists, not a duplicate. Decisions older than --event-max-age (the API
 //   server's event TTL) are not turned into Events on replay: they would have expired already.
-import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+// - A broker restart is ridden out in this process (docs/kafka.md, "Broker restart"): the client
+//   retries every second, and a consumer kafkajs gives up on is replaced by a new one in a new
+//   group that seeks to where the fold is, so nothing is folded twice and the process never exits.
+import type { EachBatchPayload, Kafka } from 'kafkajs';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -36,6 +39,8 @@ import { decodeNodeApplyStatus } from '../contracts/node-reports.ts';
 import { decodeNodeRules } from '../contracts/node-rules.ts';
 import type { PolicyRef } from '../contracts/decisions.ts';
 import type { DeadLetterSink } from '../lib/dead-letter.ts';
+import { OWN_GROUP_CONSUMER } from '../lib/kafka.ts';
+import { keepConsumer } from '../lib/kept-consumer.ts';
 import type { Logger } from '../lib/log.ts';
 import {
   evolveStatus,
@@ -86,6 +91,14 @@ const recordsTotal = new Counter({
   help: 'Input records folded, per topic',
   labelNames: ['topic'] as const,
 });
+const consumerRestarts = new Counter({
+  name: 'kseip_status_kafka_consumer_restarts_total',
+  help: 'Consumers made again after kafkajs gave up on one (a broker away for longer than its retries)',
+});
+const consumerRejoins = new Counter({
+  name: 'kseip_status_kafka_consumer_rejoins_total',
+  help: 'Re-joins of the consumer group after the first (a membership lost, e.g. in a broker outage longer than the session timeout)',
+});
 const deadLetters = new Counter({
   name: 'kseip_status_dead_letters_total',
   help: 'Input records that did not decode (sent to the dead-letter topic)',
@@ -111,7 +124,7 @@ export interface StatusWriterOptions {
 }
 
 export interface StatusWriter {
-  /** Consumes and writes until stop(); rejects only on a fatal consumer error. */
+  /** Consumes and writes until stop(); rejects only if it cannot start (the first connect). */
   run(): Promise<void>;
   /** Caught up with the log as it was at start. */
   ready(): boolean;
@@ -143,10 +156,8 @@ export function createStatusWriter(opts: StatusWriterOptions): StatusWriter {
   /** Per topic/partition: the offset after the last batch folded, where a re-join seeks to. */
   const resumeAt = new Map<string, { topic: string; partition: number; offset: bigint }>();
   let caughtUp = false;
-  let crashed: Error | undefined;
   let newestRecordMs = 0;
   let stopping = false;
-  let consumer: Consumer | undefined;
 
   function fold(
     topic: string,
@@ -378,12 +389,39 @@ export function createStatusWriter(opts: StatusWriterOptions): StatusWriter {
 
   async function writeLoop(): Promise<void> {
     while (!stopping) {
-      if (crashed !== undefined) throw crashed;
       if (caughtUp && (dirty.size > 0 || dirtyPools.size > 0 || pendingEvents.length > 0)) await round();
       // The pause is the rate limit: everything that arrives meanwhile coalesces into one write.
       await sleep(opts.minIntervalMs);
     }
   }
+
+  const kept = keepConsumer({
+    groupIdBase: `kseip-status-writer-${randomUUID()}`,
+    what: 'consumer',
+    log,
+    counters: { restarts: consumerRestarts, rejoins: consumerRejoins },
+    make: (groupId) => {
+      const c = opts.kafka.consumer({ ...OWN_GROUP_CONSUMER, groupId });
+      // A re-join (a session lost in a long broker outage) or a new consumer after kafkajs gave
+      // up goes on after what was folded instead of from the beginning, as nothing is committed:
+      // no record is folded, or dead-lettered, twice. The event fires before the new
+      // generation's first fetch.
+      c.on(c.events.GROUP_JOIN, () => {
+        for (const p of resumeAt.values())
+          c.seek({ topic: p.topic, partition: p.partition, offset: String(p.offset) });
+      });
+      c.on(c.events.END_BATCH_PROCESS, ({ payload }) => batchEnded(payload));
+      return c;
+    },
+    run: async (c) => {
+      await c.connect();
+      await c.subscribe({
+        topics: [topics.decisions, topics.nodeRules, topics.nodeStatus],
+        fromBeginning: true,
+      });
+      await c.run({ autoCommit: false, eachBatch });
+    },
+  });
 
   return {
     async run() {
@@ -397,38 +435,15 @@ export function createStatusWriter(opts: StatusWriterOptions): StatusWriter {
       } finally {
         await admin.disconnect();
       }
-      consumer = opts.kafka.consumer({
-        groupId: `kseip-status-writer-${randomUUID()}`,
-        sessionTimeout: 10_000,
-        heartbeatInterval: 1_000,
-      });
-      await consumer.connect();
-      await consumer.subscribe({
-        topics: [topics.decisions, topics.nodeRules, topics.nodeStatus],
-        fromBeginning: true,
-      });
-      // A re-join (kafkajs restarts a crashed consumer, e.g. after a long broker outage) goes on
-      // after what was folded instead of from the beginning, as nothing is committed: no record
-      // is folded, or dead-lettered, twice. The event fires before the new generation's first fetch.
-      const c = consumer;
-      c.on(c.events.GROUP_JOIN, () => {
-        for (const p of resumeAt.values())
-          c.seek({ topic: p.topic, partition: p.partition, offset: String(p.offset) });
-      });
-      c.on(c.events.END_BATCH_PROCESS, ({ payload }) => batchEnded(payload));
-      // kafkajs restarts itself after retriable errors; after any other it stops for good, and
-      // a writer that no longer reads would go on serving stale status as if current.
-      c.on(c.events.CRASH, ({ payload }) => {
-        if (!payload.restart && !stopping) crashed = payload.error;
-      });
       checkCaughtUp();
-      await consumer.run({ autoCommit: false, eachBatch });
+      await kept.start();
       await writeLoop();
     },
-    ready: () => caughtUp && !stopping,
+    // Not while a crashed consumer is being replaced: the status would be going stale.
+    ready: () => caughtUp && !stopping && !kept.restarting(),
     async stop() {
       stopping = true;
-      await consumer?.disconnect().catch((err: unknown) => log.warn({ err }, 'consumer disconnect failed'));
+      await kept.stop().catch((err: unknown) => log.warn({ err }, 'consumer disconnect failed'));
     },
   };
 }
