@@ -102,13 +102,17 @@ export function computeReference(state: State): Reference {
   const pools = computePoolStanding(state.pools.values());
   const rules = liveRules(state);
   const refs = new Map<RuleRec, RefRule>();
+  // Derived from the objects once per call (from scratch, as everything here), not once per rule
+  // or node: per use, the naive baseline of bench/projection.bench.ts took minutes per event.
+  const reserved = referenceReserved(state);
+  const podHolders = podIPHolders(state);
   for (const r of rules) {
     const ns = r.policy.namespace;
     const acc = computeAcceptance(
       r,
       pools,
       ns === undefined ? undefined : state.namespaces.get(ns)?.p.labels,
-      (a) => referenceHolder(state, a),
+      (a) => referenceHolder(reserved, podHolders, a),
     );
     refs.set(r, {
       accepted: acc.accepted,
@@ -269,7 +273,7 @@ export function computeReference(state: State): Reference {
     const egressIPs = (held.get(node) ?? [])
       .map((ip) => ({ slot: slotOf(ip), egressIP: ip }))
       .sort((a, b) => a.slot - b.slot);
-    const neverSteer = referenceNeverSteer(state, steers);
+    const neverSteer = referenceNeverSteer(reserved, steers);
     nodeRules.set(node, {
       schema: NODE_RULES_SCHEMA,
       node,
@@ -315,9 +319,26 @@ export function computeReference(state: State): Reference {
   return { rules: refs, assignments, conflicts, effective, nodeRules, pools: poolRefs };
 }
 
+interface ReservedBlock {
+  cidr: ParsedCidr;
+  rank: number;
+  holder: string;
+}
+
+/** The running (not host-network) pods holding each IP, sorted. */
+function podIPHolders(state: State): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const p of state.pods.values()) {
+    if (p.p.hostNetwork || p.p.terminal) continue;
+    for (const ip of [...p.ipv4, ...p.ipv6]) out.set(ip, [...(out.get(ip) ?? []), p.key]);
+  }
+  for (const keys of out.values()) keys.sort(compare);
+  return out;
+}
+
 /** Every reserved block, from the objects, with reserved.ts' ranks and holder words. */
-function referenceReserved(state: State): { cidr: ParsedCidr; rank: number; holder: string }[] {
-  const out: { cidr: ParsedCidr; rank: number; holder: string }[] = [];
+function referenceReserved(state: State): ReservedBlock[] {
+  const out: ReservedBlock[] = [];
   for (const n of state.nodes.values()) {
     for (const text of new Set([
       ...(n.p.internalIP === undefined ? [] : [n.p.internalIP]),
@@ -341,25 +362,26 @@ function referenceReserved(state: State): { cidr: ParsedCidr; rank: number; hold
   return out;
 }
 
-function referenceHolder(state: State, addr: ParsedAddress): string | undefined {
-  const inside = referenceReserved(state)
+function referenceHolder(
+  reserved: readonly ReservedBlock[],
+  podHolders: ReadonlyMap<string, readonly string[]>,
+  addr: ParsedAddress,
+): string | undefined {
+  const inside = reserved
     .filter((r) => r.cidr.family === addr.family && r.cidr.lo <= addr.value && addr.value <= r.cidr.hi)
     .sort((a, b) => a.rank - b.rank || compareBig(a.cidr.lo, b.cidr.lo) || compare(a.holder, b.holder));
   if (inside[0]?.rank === 0) return inside[0].holder;
-  const pods = [...state.pods.values()]
-    .filter((p) => !p.p.hostNetwork && !p.p.terminal && [...p.ipv4, ...p.ipv6].includes(addr.text))
-    .map((p) => p.key)
-    .sort(compare);
+  const pods = podHolders.get(addr.text) ?? [];
   if (pods.length > 0) return `the IP of pod ${pods[0]}`;
   return inside[0]?.holder;
 }
 
-function referenceNeverSteer(state: State, steers: readonly Steer[]): string[] {
+function referenceNeverSteer(reserved: readonly ReservedBlock[], steers: readonly Steer[]): string[] {
   const out = new Set<string>();
   for (const st of steers) {
     const dests = st.destinations.map(parseCidr).filter((c) => c !== undefined);
     const excs = st.exceptions.map(parseCidr).filter((c) => c !== undefined);
-    for (const { cidr: c } of referenceReserved(state))
+    for (const { cidr: c } of reserved)
       if (
         dests.some((d) => d.family === c.family && d.lo <= c.hi && c.lo <= d.hi) &&
         !excs.some((e) => e.family === c.family && e.lo <= c.lo && c.hi <= e.hi)
