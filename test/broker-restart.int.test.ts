@@ -10,21 +10,21 @@
 // status. The time from "broker back" to "change applied" is printed, never asserted.
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { Kafka, Producer } from 'kafkajs';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { startAgentService, type AgentService } from '../src/agents/agent-service.ts';
 import type { NodeRules } from '../src/contracts/node-rules.ts';
-import { TOPICS, topicSpecs } from '../src/contracts/topics.ts';
+import { TOPICS } from '../src/contracts/topics.ts';
 import type { ApplyResult } from '../src/agents/dataplane.ts';
 import { startApiServer, type ApiServer } from '../src/devenv/apiserver.ts';
 import { startControlPlane, type ControlPlane } from '../src/devenv/control-plane.ts';
-import { createTopics, kafkaClient, startKafka, type KafkaBroker } from '../src/devenv/kafka.ts';
+import { kafkaClient, startKafka, type KafkaBroker } from '../src/devenv/kafka.ts';
 import { DEAD_LETTER_HEADERS } from '../src/lib/dead-letter.ts';
 import { readTopic, type TopicRecord } from '../src/lib/read-topic.ts';
 import { FakeDataplane } from './support/agent-fakes.ts';
+import { STATUS_TEST_NODES, createProjectTopics, seedStatusTestCluster } from './support/status-cluster.ts';
 import { waitFor } from './support/watcher-harness.ts';
 
 /**
@@ -50,10 +50,7 @@ const log = pino(
 const EGRESS_IP = '198.51.100.10';
 const DESTINATION_BEFORE = '203.0.113.10/32';
 const DESTINATION_AFTER = '203.0.113.20/32';
-const NODES = [
-  { name: 'node-a', ip: '192.0.2.11', pod: 'frontend-a', podIP: '192.0.2.101' },
-  { name: 'node-b', ip: '192.0.2.12', pod: 'frontend-b', podIP: '192.0.2.102' },
-];
+const NODES = STATUS_TEST_NODES;
 
 /** The fake dataplane, remembering when each destination was first applied. */
 class RecordingDataplane extends FakeDataplane {
@@ -125,82 +122,8 @@ async function agentMetric(node: string, name: string): Promise<number> {
 
 before(async () => {
   [api, broker] = await Promise.all([startApiServer(), startKafka()]);
-  await createTopics(
-    broker.brokers,
-    topicSpecs().map((s) => ({
-      topic: s.topic,
-      config: Object.fromEntries((s.configEntries ?? []).map((e) => [e.name, e.value])),
-    })),
-  );
-  await kubectl(['apply', '-k', path.resolve(import.meta.dirname, '../k8s/crds')]);
-  await kubectl(['wait', '--for=condition=Established', 'crd', '--all', '--timeout=60s']);
-  for (const n of NODES) {
-    await kubectl(
-      ['apply', '-f', '-'],
-      JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: n.name } }),
-    );
-    await kubectl([
-      'patch',
-      'node',
-      n.name,
-      '--subresource=status',
-      '--type=merge',
-      '-p',
-      JSON.stringify({
-        status: {
-          addresses: [{ type: 'InternalIP', address: n.ip }],
-          conditions: [
-            {
-              type: 'Ready',
-              status: 'True',
-              reason: 'KubeletReady',
-              message: 'test node',
-              lastHeartbeatTime: new Date().toISOString(),
-              lastTransitionTime: new Date().toISOString(),
-            },
-          ],
-        },
-      }),
-    ]);
-  }
-  await kubectl(
-    ['apply', '-f', '-'],
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: { name: 'frontend', namespace: 'default' },
-      spec: { selector: { app: 'frontend' }, ports: [{ port: 80 }] },
-    }),
-  );
-  for (const n of NODES) {
-    await kubectl(
-      ['apply', '-f', '-'],
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name: n.pod, namespace: 'default', labels: { app: 'frontend' } },
-        spec: { nodeName: n.name, containers: [{ name: 'web', image: 'registry.invalid/web:1' }] },
-      }),
-    );
-    await kubectl([
-      'patch',
-      'pod',
-      n.pod,
-      '-n',
-      'default',
-      '--subresource=status',
-      '--type=merge',
-      '-p',
-      JSON.stringify({
-        status: {
-          phase: 'Running',
-          podIP: n.podIP,
-          podIPs: [{ ip: n.podIP }],
-          conditions: [{ type: 'Ready', status: 'True' }],
-        },
-      }),
-    ]);
-  }
+  await createProjectTopics(broker.brokers);
+  await seedStatusTestCluster(kubectl);
 
   kafka = kafkaClient(broker.brokers, 'broker-restart-int');
   producer = kafka.producer({ allowAutoTopicCreation: false });

@@ -16,24 +16,21 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 import type { Consumer, Kafka, Producer } from 'kafkajs';
 import { startApiServer, type ApiServer } from '../src/devenv/apiserver.ts';
 import { createTopics, startKafka, type KafkaBroker, kafkaClient } from '../src/devenv/kafka.ts';
 import { decodeNodeRules } from '../src/contracts/node-rules.ts';
 import type { Heartbeat, NodeApplyStatus } from '../src/contracts/node-reports.ts';
-import { TOPICS, topicSpecs } from '../src/contracts/topics.ts';
+import { TOPICS } from '../src/contracts/topics.ts';
 import { startControlPlane, type ControlPlane } from '../src/devenv/control-plane.ts';
+import { STATUS_TEST_NODES, createProjectTopics, seedStatusTestCluster } from './support/status-cluster.ts';
 import { waitFor } from './support/watcher-harness.ts';
 import { createStatusWriter } from '../src/status/status-writer.ts';
 import { createDeadLetterSink } from '../src/lib/dead-letter.ts';
 import { createLogger } from '../src/lib/log.ts';
 
 const EGRESS_IP = '198.51.100.10';
-const NODES = [
-  { name: 'node-a', ip: '192.0.2.11', pod: 'frontend-a', podIP: '192.0.2.101' },
-  { name: 'node-b', ip: '192.0.2.12', pod: 'frontend-b', podIP: '192.0.2.102' },
-];
+const NODES = STATUS_TEST_NODES;
 
 let api: ApiServer;
 let broker: KafkaBroker;
@@ -87,84 +84,8 @@ const diagnostics = (): string => plane?.describe() ?? '(control plane not start
 
 before(async () => {
   [api, broker] = await Promise.all([startApiServer(), startKafka()]);
-  await createTopics(
-    broker.brokers,
-    topicSpecs().map((s) => ({
-      topic: s.topic,
-      config: Object.fromEntries((s.configEntries ?? []).map((e) => [e.name, e.value])),
-    })),
-  );
-  await kubectl(['apply', '-k', path.resolve(import.meta.dirname, '../k8s/crds')]);
-  await kubectl(['wait', '--for=condition=Established', 'crd', '--all', '--timeout=60s']);
-
-  // The cluster the policies talk about: two Ready nodes with InternalIPs, a Service, its pods.
-  for (const n of NODES) {
-    await kubectl(
-      ['apply', '-f', '-'],
-      JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: n.name } }),
-    );
-    await kubectl([
-      'patch',
-      'node',
-      n.name,
-      '--subresource=status',
-      '--type=merge',
-      '-p',
-      JSON.stringify({
-        status: {
-          addresses: [{ type: 'InternalIP', address: n.ip }],
-          conditions: [
-            {
-              type: 'Ready',
-              status: 'True',
-              reason: 'KubeletReady',
-              message: 'test node',
-              lastHeartbeatTime: new Date().toISOString(),
-              lastTransitionTime: new Date().toISOString(),
-            },
-          ],
-        },
-      }),
-    ]);
-  }
-  await kubectl(
-    ['apply', '-f', '-'],
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: { name: 'frontend', namespace: 'default' },
-      spec: { selector: { app: 'frontend' }, ports: [{ port: 80 }] },
-    }),
-  );
-  for (const n of NODES) {
-    await kubectl(
-      ['apply', '-f', '-'],
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name: n.pod, namespace: 'default', labels: { app: 'frontend' } },
-        spec: { nodeName: n.name, containers: [{ name: 'web', image: 'registry.invalid/web:1' }] },
-      }),
-    );
-    await kubectl([
-      'patch',
-      'pod',
-      n.pod,
-      '-n',
-      'default',
-      '--subresource=status',
-      '--type=merge',
-      '-p',
-      JSON.stringify({
-        status: {
-          phase: 'Running',
-          podIP: n.podIP,
-          podIPs: [{ ip: n.podIP }],
-          conditions: [{ type: 'Ready', status: 'True' }],
-        },
-      }),
-    ]);
-  }
+  await createProjectTopics(broker.brokers);
+  await seedStatusTestCluster(kubectl);
 
   kafka = kafkaClient(broker.brokers, 'status-writer-int');
   producer = kafka.producer();

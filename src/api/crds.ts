@@ -388,15 +388,6 @@ function rulesList(scope: 'Namespaced' | 'Cluster'): Schema {
 // ------------------------------------------------------------------------------------------------
 // Status
 
-export const conditionTypes = [
-  'Accepted',
-  'PodsSelected',
-  'Assigned',
-  'Programmed',
-  'Conflict',
-  'Ready',
-] as const;
-
 function conditions(what: string, types: string): Schema {
   return {
     type: 'array',
