@@ -19,6 +19,7 @@ import type { ViewChange } from './cluster-view.ts';
 import { jsonEqual } from './cluster-view.ts';
 import { parseAddress, parseCidr, type ParsedAddress, type ParsedCidr } from './addresses.ts';
 import type {
+  EgressIPRec,
   NeverSteerEntry,
   NodeRec,
   PodRec,
@@ -58,10 +59,17 @@ export function evolveReserved(state: State, changes: readonly ViewChange[]): Re
     if (state.ips.has(ip)) (egressIPs ??= []).push(ip);
   };
   const touchInside = (cidrs: readonly ParsedCidr[]): void => {
-    if (cidrs.length === 0) return;
-    for (const ip of state.ips.keys()) {
-      const addr = parseAddress(ip);
-      if (addr !== undefined && cidrs.some((c) => contains(c, addr))) (egressIPs ??= []).push(ip);
+    // A node address is a host prefix: one lookup. Only pod and service CIDRs scan the egress
+    // IPs (replaying a log meets every node once, so this runs nodes × egress IPs times).
+    const blocks = cidrs.filter((c) => {
+      if (c.lo !== c.hi) return true;
+      touch(c.text.slice(0, c.text.indexOf('/')));
+      return false;
+    });
+    if (blocks.length === 0) return;
+    for (const rec of state.ips.values()) {
+      const addr = addressOf(rec);
+      if (addr !== undefined && blocks.some((c) => contains(c, addr))) (egressIPs ??= []).push(rec.ip);
     }
   };
   for (const change of changes) {
@@ -116,6 +124,16 @@ function unindex(state: State, ip: string, pod: PodRec): void {
 }
 
 const textOf = (r: ReservedPrefix): string => `${r.rank}|${r.cidr.text}|${r.holder}`;
+
+const parsedEgressIPs = new WeakMap<EgressIPRec, ParsedAddress | undefined>();
+
+/** An egress IP's parsed address, parsed once per record (records live as long as the IP). */
+function addressOf(rec: EgressIPRec): ParsedAddress | undefined {
+  if (parsedEgressIPs.has(rec)) return parsedEgressIPs.get(rec);
+  const addr = parseAddress(rec.ip);
+  parsedEgressIPs.set(rec, addr);
+  return addr;
+}
 
 function contains(cidr: ParsedCidr, addr: ParsedAddress): boolean {
   return cidr.family === addr.family && cidr.lo <= addr.value && addr.value <= cidr.hi;
