@@ -184,6 +184,11 @@ async function committedOffset(groupId: string, topic: string): Promise<number> 
   try {
     const [entry] = await admin.fetchOffsets({ groupId, topics: [topic] });
     return Number(entry?.partitions[0]?.offset ?? -1);
+  } catch (err) {
+    // A group coordinator still loading (GROUP_LOAD_IN_PROGRESS on a fresh broker) is "nothing
+    // committed yet" to the callers, which poll.
+    if ((err as { retriable?: boolean }).retriable === true) return -1;
+    throw err;
   } finally {
     await admin.disconnect();
   }

@@ -459,7 +459,12 @@ void describe('watcher against a real API server and Kafka', { timeout: 900_000 
         expect: [
           [
             'StaticEgressIPPoolObserved',
-            (p) => assert.deepEqual(p, { generation: 1, addresses: ['100.137.146.100/32'] }),
+            (p) => {
+              // creationTimestamp orders overlapping pools (the older wins): the API server's, as RFC 3339.
+              const { creationTimestamp, ...rest } = p as { creationTimestamp?: string };
+              assert.match(creationTimestamp ?? '', /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+              assert.deepEqual(rest, { generation: 1, addresses: ['100.137.146.100/32'] });
+            },
           ],
           [
             'StaticEgressIPPoolObserved',
